@@ -1,0 +1,13 @@
+DROP TABLE signing_keys;
+DROP TABLE idempotency_keys;
+DROP TABLE service_credentials;
+DROP TABLE grants;
+DROP TABLE orders;
+DROP TABLE seat_assignments;
+DROP TABLE subscriptions;
+DROP TABLE plan_entitlements;
+DROP TABLE entitlement_definitions;
+DROP TABLE prices;
+DROP TABLE products;
+DROP TABLE creators;
+DROP TABLE users;

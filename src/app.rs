@@ -1,0 +1,134 @@
+//! Wiring: state shared by handlers, and an `Application` that binds (port 0 works, for tests).
+
+use crate::auth::service_keys::ServiceKeys;
+use crate::auth::user_tokens::UserTokens;
+use crate::config::Settings;
+use crate::db::{self, listen, Backend, DbPool};
+use crate::http;
+use crate::metrics::Metrics;
+use crate::services::entitlements::Entitlements;
+use crate::services::tokens::TokenSigner;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use secrecy::ExposeSecret;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub pool: DbPool,
+    pub backend: Backend,
+    pub user_tokens: UserTokens,
+    pub service_keys: ServiceKeys,
+    pub entitlements: Entitlements,
+    pub signer: TokenSigner,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// After a committed write: drop these users' cached answers here (other instances hear
+    /// it through the `NOTIFY` the write sent).
+    pub fn changed<S: AsRef<str>>(&self, users: &[S]) {
+        self.entitlements.invalidate(users);
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// Reads the identity service's public keys from config, if any.
+fn identity_jwks(settings: &Settings) -> anyhow::Result<Option<jsonwebtoken::jwk::JwkSet>> {
+    let text = match (&settings.auth.jwks_json, &settings.auth.jwks_file) {
+        (Some(json), _) => json.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read auth.jwks_file {path}: {e}"))?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(serde_json::from_str(&text)?))
+}
+
+/// Connects, migrates, seeds and builds the state every handler shares.
+pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
+    let url = settings.database.url.expose_secret().to_owned();
+    let backend = Backend::of(&url);
+    let pool = db::connect(&url, settings.database.pool_size)?;
+    let mut conn = pool.get()?;
+    let applied = db::migrate(&mut conn)?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "applied migrations");
+    }
+    if settings.seed_demo && crate::services::seed::demo_catalog(&mut conn)? {
+        tracing::info!("wrote the demo catalog");
+    }
+    let signer = TokenSigner::new(settings.tokens.ttl_seconds);
+    signer.init(&mut conn)?;
+    drop(conn);
+
+    let user_tokens = UserTokens::new(
+        &settings.auth.issuer,
+        &settings.auth.audience,
+        identity_jwks(&settings)?.as_ref(),
+        settings.hs256_secret().as_deref(),
+    )?;
+    let metrics = Arc::new(Metrics::new()?);
+    let state = web::Data::new(AppState {
+        entitlements: Entitlements::new(pool.clone(), settings.cache.enabled, metrics.clone()),
+        settings,
+        pool,
+        backend,
+        user_tokens,
+        service_keys: ServiceKeys::default(),
+        signer,
+        metrics,
+    });
+
+    if backend == Backend::Postgres {
+        let listening = state.clone();
+        listen::spawn(url, move |change| match change {
+            listen::Changed::Users(users) => listening.entitlements.invalidate(&users),
+            listen::Changed::Everyone => listening.entitlements.invalidate_all(),
+        });
+    }
+    Ok(state)
+}
+
+impl Application {
+    pub fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
+        let port = listener.local_addr()?.port();
+        let state = build_state(settings)?;
+        let reloading = state.clone();
+        // Another instance may rotate the signing key: pick it up within half a minute.
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let s = reloading.clone();
+                let _ = db::run(&reloading.pool, move |conn| {
+                    s.signer.reload(conn).map_err(crate::error::AppError::Internal)
+                })
+                .await;
+            }
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(|cfg| http::configure(cfg, &state))
+                .wrap(actix_web::middleware::from_fn(crate::metrics::track))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

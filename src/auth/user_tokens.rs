@@ -1,0 +1,173 @@
+//! Verification of user JWTs issued by the messenger's identity service.
+//!
+//! Asymmetric keys (EdDSA, ES256, RS256) come from a JWKS, each bound to its `kid` and
+//! algorithm; HS256 is accepted only in development. Verified tokens are remembered until they
+//! expire, so a client reusing its token pays for one signature check, not one per request.
+
+use super::{valid_user_id, Role};
+use crate::error::AppError;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, RwLock};
+
+/// Algorithms accepted from a JWKS; anything else in a token header is refused.
+const ASYMMETRIC: [Algorithm; 3] = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
+
+const SHARDS: usize = 32;
+/// Upper bound of remembered tokens per shard; a full shard is emptied (cheap, rare).
+const SHARD_CAPACITY: usize = 8192;
+
+#[derive(Debug, Deserialize)]
+struct RawClaims {
+    sub: String,
+    exp: i64,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// What the service keeps of a verified token.
+#[derive(Debug)]
+pub struct UserClaims {
+    pub sub: String,
+    pub roles: Arc<[Role]>,
+    pub exp: i64,
+}
+
+pub struct UserTokens {
+    keys: HashMap<String, (DecodingKey, Validation)>,
+    hs256: Option<(DecodingKey, Validation)>,
+    verified: Vec<RwLock<HashMap<String, Arc<UserClaims>>>>,
+    hasher: RandomState,
+}
+
+fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    v.leeway = 30;
+    v
+}
+
+impl UserTokens {
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        jwks: Option<&JwkSet>,
+        hs256_secret: Option<&str>,
+    ) -> anyhow::Result<UserTokens> {
+        let mut keys = HashMap::new();
+        for jwk in jwks.map(|s| s.keys.as_slice()).unwrap_or_default() {
+            let kid = jwk
+                .common
+                .key_id
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("every identity key needs a kid"))?;
+            let alg = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok())
+                .filter(|a| ASYMMETRIC.contains(a))
+                .ok_or_else(|| anyhow::anyhow!("identity key {kid}: alg must be EdDSA, ES256 or RS256"))?;
+            keys.insert(
+                kid,
+                (DecodingKey::from_jwk(jwk)?, validation(alg, issuer, audience)),
+            );
+        }
+        let hs256 = hs256_secret.map(|s| {
+            (
+                DecodingKey::from_secret(s.as_bytes()),
+                validation(Algorithm::HS256, issuer, audience),
+            )
+        });
+        Ok(UserTokens {
+            keys,
+            hs256,
+            verified: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            hasher: RandomState::new(),
+        })
+    }
+
+    fn shard(&self, token: &str) -> &RwLock<HashMap<String, Arc<UserClaims>>> {
+        let i = self.hasher.hash_one(token) as usize % SHARDS;
+        &self.verified[i]
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Arc<UserClaims>, AppError> {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let shard = self.shard(token);
+        if let Some(claims) = shard.read().ok().and_then(|m| m.get(token).cloned()) {
+            if claims.exp > now {
+                return Ok(claims);
+            }
+        }
+        let claims = Arc::new(self.verify_signature(token)?);
+        if let Ok(mut m) = shard.write() {
+            if m.len() >= SHARD_CAPACITY {
+                m.clear();
+            }
+            m.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<UserClaims, AppError> {
+        let bad = |why: String| AppError::unauthenticated(format!("invalid user token: {why}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|e| bad(e.to_string()))?;
+        let (key, validation) = if header.alg == Algorithm::HS256 {
+            let (key, validation) = self
+                .hs256
+                .as_ref()
+                .ok_or_else(|| bad("HS256 tokens are not accepted here".into()))?;
+            (key, validation)
+        } else {
+            let kid = header.kid.as_deref().ok_or_else(|| bad("missing kid".into()))?;
+            let (key, validation) = self
+                .keys
+                .get(kid)
+                .ok_or_else(|| bad(format!("unknown kid {kid}")))?;
+            if !validation.algorithms.contains(&header.alg) {
+                return Err(bad("algorithm does not match the key".into()));
+            }
+            (key, validation)
+        };
+        let data = jsonwebtoken::decode::<RawClaims>(token, key, validation)
+            .map_err(|e| bad(e.to_string()))?;
+        let claims = data.claims;
+        if !valid_user_id(&claims.sub) {
+            return Err(bad("sub must be 1-128 visible ASCII characters".into()));
+        }
+        let mut roles: Vec<Role> = vec![Role::User];
+        roles.extend(claims.roles.iter().filter_map(|r| Role::parse(r)));
+        roles.dedup();
+        Ok(UserClaims {
+            sub: claims.sub,
+            roles: roles.into(),
+            exp: claims.exp,
+        })
+    }
+}
+
+/// Signs a user token the way the identity service would; for `kopilka dev-token` and tests.
+pub fn sign_hs256(
+    secret: &str,
+    issuer: &str,
+    audience: &str,
+    sub: &str,
+    roles: &[String],
+    ttl_seconds: i64,
+) -> anyhow::Result<String> {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let claims = serde_json::json!({
+        "sub": sub, "roles": roles, "iss": issuer, "aud": audience,
+        "iat": now, "exp": now + ttl_seconds,
+    });
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}

@@ -1,0 +1,135 @@
+//! Storage: one diesel codebase over SQLite and PostgreSQL, the backend picked by the URL scheme.
+
+pub mod holdings;
+pub mod listen;
+pub mod models;
+pub mod schema;
+
+use crate::error::AppError;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{Connection, MultiConnection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend. Queries written with diesel's DSL run on both; the few
+/// places that need backend-specific SQL match on the variant.
+#[derive(MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = Pool<ConnectionManager<DbConn>>;
+pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
+
+/// Which backend a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            // WAL lets readers run beside the writer; busy_timeout makes writers queue instead
+            // of failing with SQLITE_BUSY.
+            c.batch_execute(
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a pool for `url`, creating the SQLite file's folder when needed.
+pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
+    let url = match Backend::of(url) {
+        Backend::Postgres => url.to_owned(),
+        Backend::Sqlite => {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+            path.to_owned()
+        }
+    };
+    let pool = Pool::builder()
+        .max_size(size.max(1))
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .connection_customizer(Box::new(SqlitePragmas))
+        .build(ConnectionManager::<DbConn>::new(url))?;
+    Ok(pool)
+}
+
+/// Applies pending migrations of the connection's backend; returns the versions applied.
+pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
+    let applied = match conn {
+        DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    Ok(applied.into_iter().map(|v| v.to_string()).collect())
+}
+
+/// Runs one unit of work — connection checkout and everything done with it — on the blocking
+/// thread pool, so the async workers never wait on the database.
+pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(|e| AppError::Unavailable(e.to_string()))?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+}
+
+/// Runs `work` in a transaction: everything or nothing is written.
+pub async fn transaction<T, F>(pool: &DbPool, work: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    run(pool, move |conn| conn.transaction(work)).await
+}
+
+/// Tells other instances (PostgreSQL `NOTIFY`, delivered at commit) that these users'
+/// entitlements changed; `*` means everyone's. On SQLite there is only one instance.
+pub fn notify_changed(conn: &mut DbConn, user_ids: &[&str]) -> Result<(), AppError> {
+    if let DbConn::Pg(c) = conn {
+        use diesel::RunQueryDsl;
+        for chunk in user_ids.chunks(50) {
+            // A payload is limited to 8000 bytes: batch ids, one notification per chunk.
+            let payload = chunk.join("\n");
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<diesel::sql_types::Text, _>(listen::CHANNEL)
+                .bind::<diesel::sql_types::Text, _>(payload)
+                .execute(c)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Grants: access given outside a purchase (grandfathering, support gestures).
+
+use super::catalog::{ser_opt_ts, ser_ts};
+use super::{new_id, to_db};
+use crate::db::schema::grants;
+use crate::db::DbConn;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = grants)]
+pub struct Grant {
+    pub id: String,
+    pub user_id: String,
+    pub entitlement_key: String,
+    pub value: Option<i64>,
+    pub reason: String,
+    pub granted_by: String,
+    #[serde(serialize_with = "ser_ts")]
+    pub starts_at: NaiveDateTime,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub expires_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_by: Option<String>,
+    #[serde(serialize_with = "ser_ts")]
+    pub created_at: NaiveDateTime,
+}
+
+pub struct NewGrant {
+    pub user_id: String,
+    pub entitlement_key: String,
+    pub value: Option<i64>,
+    pub reason: String,
+    pub granted_by: String,
+    pub starts_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+impl Grant {
+    pub fn create(conn: &mut DbConn, new: NewGrant) -> QueryResult<Grant> {
+        let grant = Grant {
+            id: new_id("grant"),
+            user_id: new.user_id,
+            entitlement_key: new.entitlement_key,
+            value: new.value,
+            reason: new.reason,
+            granted_by: new.granted_by,
+            starts_at: new.starts_at,
+            expires_at: new.expires_at,
+            revoked_at: None,
+            revoked_by: None,
+            created_at: to_db(Utc::now()),
+        };
+        diesel::insert_into(grants::table)
+            .values(&grant)
+            .execute(conn)?;
+        Ok(grant)
+    }
+
+    pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<Grant>> {
+        grants::table
+            .find(id)
+            .select(Grant::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn of_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<Grant>> {
+        grants::table
+            .filter(grants::user_id.eq(user_id))
+            .order(grants::created_at.desc())
+            .select(Grant::as_select())
+            .load(conn)
+    }
+
+    /// Revokes once; revoking again keeps the first revocation.
+    pub fn revoke(conn: &mut DbConn, id: &str, by: &str) -> QueryResult<Grant> {
+        diesel::update(grants::table.find(id).filter(grants::revoked_at.is_null()))
+            .set((
+                grants::revoked_at.eq(to_db(Utc::now())),
+                grants::revoked_by.eq(by),
+            ))
+            .execute(conn)?;
+        grants::table.find(id).select(Grant::as_select()).first(conn)
+    }
+}

@@ -1,0 +1,76 @@
+//! Stored responses of POSTs made with an `Idempotency-Key`.
+
+use super::to_db;
+use crate::db::schema::idempotency_keys;
+use crate::db::DbConn;
+use chrono::Utc;
+use diesel::prelude::*;
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = idempotency_keys)]
+pub struct StoredKey {
+    pub request_hash: String,
+    pub status_code: Option<i32>,
+    pub response_body: Option<String>,
+}
+
+/// Claims `(scope, key)` for this request. `Ok(None)` means the claim is ours and the request
+/// should run; `Ok(Some(stored))` means another request holds or held the key.
+pub fn claim(
+    conn: &mut DbConn,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+) -> QueryResult<Option<StoredKey>> {
+    let row = (
+        idempotency_keys::scope.eq(scope),
+        idempotency_keys::key.eq(key),
+        idempotency_keys::request_hash.eq(request_hash),
+        idempotency_keys::created_at.eq(to_db(Utc::now())),
+    );
+    // The primary key makes the claim atomic: of concurrent requests exactly one inserts.
+    let inserted = match conn {
+        DbConn::Pg(c) => diesel::insert_into(idempotency_keys::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c),
+        DbConn::Sqlite(c) => diesel::insert_into(idempotency_keys::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c),
+    }?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    find(conn, scope, key)
+}
+
+pub fn find(conn: &mut DbConn, scope: &str, key: &str) -> QueryResult<Option<StoredKey>> {
+    idempotency_keys::table
+        .find((scope, key))
+        .select(StoredKey::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn complete(
+    conn: &mut DbConn,
+    scope: &str,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> QueryResult<()> {
+    diesel::update(idempotency_keys::table.find((scope, key)))
+        .set((
+            idempotency_keys::status_code.eq(i32::from(status)),
+            idempotency_keys::response_body.eq(body),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Frees a claim whose request failed before producing a response worth replaying.
+pub fn release(conn: &mut DbConn, scope: &str, key: &str) -> QueryResult<()> {
+    diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn)?;
+    Ok(())
+}

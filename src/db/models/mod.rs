@@ -1,0 +1,26 @@
+//! Rows and the SQL that reads and writes them, next to each other (one file per concept).
+
+pub mod catalog;
+pub mod credentials;
+pub mod grants;
+pub mod idempotency;
+pub mod orders;
+pub mod signing_keys;
+pub mod subscriptions;
+pub mod users;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// Timestamps are stored as UTC without a zone (the one timestamp type both backends share).
+pub fn to_db(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc()
+}
+
+pub fn from_db(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+/// A new application-generated id with a readable prefix (`sub_…`, `ord_…`).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}

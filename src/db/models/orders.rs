@@ -1,0 +1,90 @@
+//! One-off purchases: packs for oneself, gifts to another user, donations.
+
+use super::catalog::{ser_opt_ts, ser_ts};
+use super::{new_id, to_db};
+use crate::db::schema::orders;
+use crate::db::DbConn;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = orders)]
+pub struct Order {
+    pub id: String,
+    pub buyer_id: String,
+    pub recipient_id: Option<String>,
+    pub product_id: String,
+    pub price_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: String,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub paid_at: Option<NaiveDateTime>,
+    #[serde(skip)]
+    pub stripe_payment_intent_id: Option<String>,
+    #[serde(serialize_with = "ser_ts")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "ser_ts")]
+    pub updated_at: NaiveDateTime,
+}
+
+pub struct NewOrder {
+    pub buyer_id: String,
+    pub recipient_id: Option<String>,
+    pub product_id: String,
+    pub price_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub status: String,
+}
+
+impl Order {
+    pub fn create(conn: &mut DbConn, new: NewOrder) -> QueryResult<Order> {
+        let now = to_db(Utc::now());
+        let order = Order {
+            id: new_id("ord"),
+            paid_at: (new.status == "paid").then_some(now),
+            buyer_id: new.buyer_id,
+            recipient_id: new.recipient_id,
+            product_id: new.product_id,
+            price_id: new.price_id,
+            amount_minor: new.amount_minor,
+            currency: new.currency,
+            status: new.status,
+            stripe_payment_intent_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(orders::table)
+            .values(&order)
+            .execute(conn)?;
+        Ok(order)
+    }
+
+    pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<Order>> {
+        orders::table
+            .find(id)
+            .select(Order::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn set_status(conn: &mut DbConn, id: &str, status: &str) -> QueryResult<Order> {
+        let now = to_db(Utc::now());
+        diesel::update(orders::table.find(id))
+            .set((orders::status.eq(status), orders::updated_at.eq(now)))
+            .execute(conn)?;
+        if status == "paid" {
+            diesel::update(orders::table.find(id).filter(orders::paid_at.is_null()))
+                .set(orders::paid_at.eq(now))
+                .execute(conn)?;
+        }
+        orders::table.find(id).select(Order::as_select()).first(conn)
+    }
+
+    /// The user who holds what the order bought: the gift's recipient, else the buyer.
+    pub fn holder(&self) -> &str {
+        self.recipient_id.as_deref().unwrap_or(&self.buyer_id)
+    }
+}

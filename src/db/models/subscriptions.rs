@@ -1,0 +1,148 @@
+//! Subscriptions and the seats of per-seat (team) subscriptions.
+
+use super::catalog::{ser_opt_ts, ser_ts};
+use super::{new_id, to_db};
+use crate::db::schema::{seat_assignments, subscriptions};
+use crate::db::DbConn;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[diesel(table_name = subscriptions)]
+pub struct Subscription {
+    pub id: String,
+    pub user_id: String,
+    pub product_id: String,
+    pub price_id: String,
+    pub status: String,
+    pub quantity: i32,
+    #[serde(serialize_with = "ser_ts")]
+    pub current_period_start: NaiveDateTime,
+    #[serde(serialize_with = "ser_ts")]
+    pub current_period_end: NaiveDateTime,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub trial_end: Option<NaiveDateTime>,
+    pub cancel_at_period_end: bool,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub grace_until: Option<NaiveDateTime>,
+    #[serde(serialize_with = "ser_opt_ts")]
+    pub canceled_at: Option<NaiveDateTime>,
+    #[serde(skip)]
+    pub stripe_subscription_id: Option<String>,
+    #[serde(serialize_with = "ser_ts")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "ser_ts")]
+    pub updated_at: NaiveDateTime,
+}
+
+/// The fields that describe where a subscription stands; set together.
+pub struct SubscriptionState {
+    pub status: String,
+    pub quantity: i32,
+    pub current_period_start: NaiveDateTime,
+    pub current_period_end: NaiveDateTime,
+    pub trial_end: Option<NaiveDateTime>,
+    pub cancel_at_period_end: bool,
+    pub grace_until: Option<NaiveDateTime>,
+}
+
+impl Subscription {
+    pub fn create(
+        conn: &mut DbConn,
+        user_id: &str,
+        product_id: &str,
+        price_id: &str,
+        state: SubscriptionState,
+    ) -> QueryResult<Subscription> {
+        let now = to_db(Utc::now());
+        let sub = Subscription {
+            id: new_id("sub"),
+            user_id: user_id.to_owned(),
+            product_id: product_id.to_owned(),
+            price_id: price_id.to_owned(),
+            status: state.status,
+            quantity: state.quantity,
+            current_period_start: state.current_period_start,
+            current_period_end: state.current_period_end,
+            trial_end: state.trial_end,
+            cancel_at_period_end: state.cancel_at_period_end,
+            grace_until: state.grace_until,
+            canceled_at: None,
+            stripe_subscription_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(subscriptions::table)
+            .values(&sub)
+            .execute(conn)?;
+        Ok(sub)
+    }
+
+    pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<Subscription>> {
+        subscriptions::table
+            .find(id)
+            .select(Subscription::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn of_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<Subscription>> {
+        subscriptions::table
+            .filter(subscriptions::user_id.eq(user_id))
+            .order(subscriptions::created_at.desc())
+            .select(Subscription::as_select())
+            .load(conn)
+    }
+
+    /// Writes the whole row back (status changes, period moves, cancellation).
+    pub fn save(&mut self, conn: &mut DbConn) -> QueryResult<()> {
+        self.updated_at = to_db(Utc::now());
+        if self.status == "canceled" && self.canceled_at.is_none() {
+            self.canceled_at = Some(self.updated_at);
+        }
+        diesel::update(subscriptions::table.find(&self.id))
+            .set(&*self)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn seat_holders(conn: &mut DbConn, id: &str) -> QueryResult<Vec<String>> {
+        seat_assignments::table
+            .filter(seat_assignments::subscription_id.eq(id))
+            .order(seat_assignments::assigned_at.asc())
+            .select(seat_assignments::user_id)
+            .load(conn)
+    }
+
+    pub fn assign_seat(conn: &mut DbConn, id: &str, user_id: &str) -> QueryResult<()> {
+        diesel::insert_into(seat_assignments::table)
+            .values((
+                seat_assignments::subscription_id.eq(id),
+                seat_assignments::user_id.eq(user_id),
+                seat_assignments::assigned_at.eq(to_db(Utc::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Returns whether the user held a seat.
+    pub fn remove_seat(conn: &mut DbConn, id: &str, user_id: &str) -> QueryResult<bool> {
+        let n = diesel::delete(
+            seat_assignments::table
+                .filter(seat_assignments::subscription_id.eq(id))
+                .filter(seat_assignments::user_id.eq(user_id)),
+        )
+        .execute(conn)?;
+        Ok(n > 0)
+    }
+
+    /// Everyone whose entitlements depend on this subscription: its owner and seat holders.
+    pub fn affected_users(conn: &mut DbConn, id: &str) -> QueryResult<Vec<String>> {
+        let mut users = Self::seat_holders(conn, id)?;
+        if let Some(sub) = Self::find(conn, id)? {
+            users.push(sub.user_id);
+        }
+        Ok(users)
+    }
+}

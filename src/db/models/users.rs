@@ -1,0 +1,33 @@
+use super::to_db;
+use crate::db::schema::users;
+use crate::db::DbConn;
+use diesel::prelude::*;
+
+/// Records a user the first time we see their `sub`; a no-op afterwards, also under races
+/// (`ON CONFLICT DO NOTHING` never aborts a surrounding PostgreSQL transaction).
+pub fn ensure(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    let row = (
+        users::id.eq(id),
+        users::created_at.eq(to_db(chrono::Utc::now())),
+    );
+    match conn {
+        DbConn::Pg(c) => diesel::insert_into(users::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c),
+        DbConn::Sqlite(c) => diesel::insert_into(users::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c),
+    }?;
+    Ok(())
+}
+
+pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+    Ok(users::table
+        .find(id)
+        .select(users::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
+}

@@ -1,0 +1,182 @@
+//! The one schema both backends share: only types that mean the same on SQLite and PostgreSQL
+//! (`Text`, `BigInt`, `Integer`, `Bool`, `Timestamp` holding UTC).
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        stripe_customer_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    creators (user_id) {
+        user_id -> Text,
+        display_name -> Text,
+        revenue_share_bps -> Integer,
+        stripe_account_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        description -> Text,
+        creator_id -> Nullable<Text>,
+        per_seat -> Bool,
+        active -> Bool,
+        stripe_product_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    prices (id) {
+        id -> Text,
+        product_id -> Text,
+        amount_minor -> BigInt,
+        currency -> Text,
+        interval -> Nullable<Text>,
+        trial_days -> Integer,
+        active -> Bool,
+        stripe_price_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    entitlement_definitions (key) {
+        key -> Text,
+        kind -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    plan_entitlements (product_id, entitlement_key) {
+        product_id -> Text,
+        entitlement_key -> Text,
+        value -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> Text,
+        user_id -> Text,
+        product_id -> Text,
+        price_id -> Text,
+        status -> Text,
+        quantity -> Integer,
+        current_period_start -> Timestamp,
+        current_period_end -> Timestamp,
+        trial_end -> Nullable<Timestamp>,
+        cancel_at_period_end -> Bool,
+        grace_until -> Nullable<Timestamp>,
+        canceled_at -> Nullable<Timestamp>,
+        stripe_subscription_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    seat_assignments (subscription_id, user_id) {
+        subscription_id -> Text,
+        user_id -> Text,
+        assigned_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        buyer_id -> Text,
+        recipient_id -> Nullable<Text>,
+        product_id -> Text,
+        price_id -> Text,
+        amount_minor -> BigInt,
+        currency -> Text,
+        status -> Text,
+        paid_at -> Nullable<Timestamp>,
+        stripe_payment_intent_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    grants (id) {
+        id -> Text,
+        user_id -> Text,
+        entitlement_key -> Text,
+        value -> Nullable<BigInt>,
+        reason -> Text,
+        granted_by -> Text,
+        starts_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    service_credentials (id) {
+        id -> Text,
+        name -> Text,
+        key_hash -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status_code -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        private_key -> Text,
+        public_key -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(creators -> users (user_id));
+diesel::joinable!(prices -> products (product_id));
+diesel::joinable!(plan_entitlements -> products (product_id));
+diesel::joinable!(plan_entitlements -> entitlement_definitions (entitlement_key));
+diesel::joinable!(subscriptions -> products (product_id));
+diesel::joinable!(seat_assignments -> subscriptions (subscription_id));
+diesel::joinable!(orders -> products (product_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    creators,
+    products,
+    prices,
+    entitlement_definitions,
+    plan_entitlements,
+    subscriptions,
+    seat_assignments,
+    orders,
+    grants,
+    service_credentials,
+    idempotency_keys,
+    signing_keys,
+);

@@ -1,0 +1,4 @@
+//! Pure types and rules: no I/O here.
+
+pub mod entitlements;
+pub mod money;

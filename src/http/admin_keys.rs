@@ -1,0 +1,92 @@
+//! Admin-only keys: service credentials for messenger servers, and rotation of the key that
+//! signs entitlement tokens.
+
+use super::parse_json;
+use crate::app::AppState;
+use crate::auth::{service_keys, Caller, Role};
+use crate::db::models::credentials::ServiceCredential;
+use crate::db;
+use crate::error::AppError;
+use crate::services::idempotency::{self, Reply};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/admin/service-credentials", web::get().to(list))
+        .route("/v1/admin/service-credentials", web::post().to(create))
+        .route("/v1/admin/service-credentials/{id}", web::delete().to(revoke))
+        .route("/v1/admin/signing-keys/rotate", web::post().to(rotate));
+}
+
+async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
+    caller.staff(Role::Admin)?;
+    let creds = db::run(&state.pool, |conn| Ok(ServiceCredential::all(conn)?)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "service_credentials": creds })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCredential {
+    name: String,
+}
+
+/// POST /v1/admin/service-credentials — the key is in this answer only; we keep its hash.
+async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let by = caller.staff(Role::Admin)?.to_owned();
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let new: CreateCredential = parse_json(&body)?;
+        if new.name.trim().is_empty() || new.name.len() > 200 {
+            return Err(AppError::unprocessable("invalid_name", "name must be 1-200 characters"));
+        }
+        let (key, hash) = service_keys::generate();
+        let cred = db::run(&state.pool, move |conn| {
+            Ok(ServiceCredential::create(conn, &new.name, hash, &by)?)
+        })
+        .await?;
+        let mut body = serde_json::to_value(&cred).unwrap_or_default();
+        body["api_key"] = serde_json::Value::String(key);
+        Ok(Reply::created(body))
+    })
+    .await
+}
+
+async fn revoke(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.staff(Role::Admin)?;
+    let id = path.into_inner();
+    let cred = db::run(&state.pool, move |conn| {
+        ServiceCredential::revoke(conn, &id)?
+            .ok_or_else(|| AppError::not_found(format!("service credential {id}")))
+    })
+    .await?;
+    state.service_keys.forget_all();
+    Ok(HttpResponse::Ok().json(cred))
+}
+
+/// POST /v1/admin/signing-keys/rotate — new tokens get a new key; the old key stays published
+/// until the tokens it signed have expired.
+async fn rotate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    caller.staff(Role::Admin)?;
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let s = state.clone();
+        let kid = db::run(&state.pool, move |conn| {
+            s.signer.rotate(conn).map_err(AppError::Internal)
+        })
+        .await?;
+        Ok(Reply::created(serde_json::json!({ "kid": kid })))
+    })
+    .await
+}

@@ -1,0 +1,34 @@
+//! Liveness, readiness and metrics: public, no credentials.
+
+use crate::app::AppState;
+use crate::db;
+use crate::error::AppError;
+use actix_web::{web, HttpResponse};
+use diesel::RunQueryDsl;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the database answers.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    db::run(&state.pool, |conn| {
+        diesel::sql_query("SELECT 1")
+            .execute(conn)
+            .map_err(|e| AppError::Unavailable(e.to_string()))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

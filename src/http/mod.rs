@@ -1,0 +1,73 @@
+//! HTTP: routes, request parsing and the problem safety net. Handlers are thin: check who may
+//! call, parse, call a model or service, answer.
+
+mod admin_catalog;
+mod admin_holdings;
+mod admin_keys;
+mod entitlements;
+mod health;
+mod seats;
+
+use crate::app::AppState;
+use crate::error::{problem_response, AppError};
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::web;
+use serde::de::DeserializeOwned;
+
+pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
+    cfg.app_data(web::PayloadConfig::new(state.settings.http.max_body_bytes))
+        .service(
+            web::scope("")
+                .wrap(from_fn(problems_only))
+                .configure(health::routes)
+                .configure(entitlements::routes)
+                .configure(seats::routes)
+                .configure(admin_catalog::routes)
+                .configure(admin_holdings::routes)
+                .configure(admin_keys::routes)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(AppError::not_found("route"))
+                })),
+        );
+}
+
+/// Parses a JSON body; any mistake is a 400 problem that says where.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request("invalid_body", format!("request body: {e}")))
+}
+
+/// Safety net: any error answer that is not already a problem document (actix's own 404, 405,
+/// 413 for oversize bodies, …) is rewritten as one, so clients see one error shape everywhere.
+async fn problems_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return Ok(res);
+    }
+    let detail = res
+        .response()
+        .error()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    Ok(res.into_response(problem_response(status, code, &detail).map_into_boxed_body()))
+}

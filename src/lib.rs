@@ -1,0 +1,14 @@
+//! Kopilka: the monetization backend of a messenger.
+//!
+//! `http` (routes) → `services` (use cases, caches) → `db` (storage, both backends);
+//! `domain` holds the pure rules (entitlements, money); `auth` says who is calling.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod services;

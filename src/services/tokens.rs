@@ -1,0 +1,161 @@
+//! Entitlement tokens: short-lived JWTs signed with Kopilka's Ed25519 key, verifiable offline
+//! by messenger servers with the keys published at `/.well-known/jwks.json`.
+//!
+//! Keys live in the database so every instance signs with the same one. Rotation retires the
+//! active key but keeps publishing it until every token it signed has expired.
+
+use crate::db::models::signing_keys::{self, SigningKeyRow};
+use crate::db::models::to_db;
+use crate::db::DbConn;
+use crate::domain::entitlements::{Answer, Instant};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{Duration, Utc};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::Serialize;
+use std::sync::{Arc, RwLock};
+
+pub const ISSUER: &str = "kopilka";
+/// The longest any entitlement token lives; also how long a retired key stays published
+/// (plus a minute for clocks and instances that have not yet reloaded).
+pub const MAX_TTL_SECONDS: i64 = 900;
+
+struct ActiveKey {
+    kid: String,
+    pair: Ed25519KeyPair,
+    header_b64: String,
+}
+
+#[derive(Default)]
+struct Keys {
+    active: Option<Arc<ActiveKey>>,
+    jwks: serde_json::Value,
+}
+
+pub struct TokenSigner {
+    keys: RwLock<Keys>,
+    ttl_seconds: i64,
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    iat: i64,
+    exp: i64,
+    entitlements: &'a [crate::domain::entitlements::Effective],
+}
+
+fn new_key() -> anyhow::Result<SigningKeyRow> {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| anyhow::anyhow!("cannot generate an Ed25519 key"))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
+        .map_err(|_| anyhow::anyhow!("generated key does not parse"))?;
+    let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    Ok(SigningKeyRow {
+        kid: format!("k{}", Utc::now().format("%Y%m%d%H%M%S%3f")),
+        private_key: STANDARD.encode(pkcs8.as_ref()),
+        public_key: public,
+        created_at: to_db(Utc::now()),
+        retired_at: None,
+    })
+}
+
+impl TokenSigner {
+    pub fn new(ttl_seconds: u32) -> TokenSigner {
+        TokenSigner {
+            keys: RwLock::default(),
+            ttl_seconds: i64::from(ttl_seconds).min(MAX_TTL_SECONDS),
+        }
+    }
+
+    /// Makes sure a key is active, then loads the keys to sign with and publish.
+    pub fn init(&self, conn: &mut DbConn) -> anyhow::Result<()> {
+        if signing_keys::active_count(conn)? == 0 {
+            signing_keys::rotate(conn, &new_key()?)?;
+        }
+        self.reload(conn)
+    }
+
+    /// Retires the active key and starts signing with a new one; returns the new kid.
+    pub fn rotate(&self, conn: &mut DbConn) -> anyhow::Result<String> {
+        let key = new_key()?;
+        signing_keys::rotate(conn, &key)?;
+        self.reload(conn)?;
+        Ok(key.kid)
+    }
+
+    /// Re-reads the keys (other instances may have rotated).
+    pub fn reload(&self, conn: &mut DbConn) -> anyhow::Result<()> {
+        let since = to_db(Utc::now() - Duration::seconds(MAX_TTL_SECONDS + 60));
+        let rows = signing_keys::published(conn, since)?;
+        let active = match rows.iter().find(|r| r.retired_at.is_none()) {
+            Some(row) => {
+                let der = STANDARD.decode(&row.private_key)?;
+                let pair = Ed25519KeyPair::from_pkcs8(&der)
+                    .map_err(|_| anyhow::anyhow!("signing key {} is not Ed25519 PKCS#8", row.kid))?;
+                let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": row.kid});
+                Some(Arc::new(ActiveKey {
+                    kid: row.kid.clone(),
+                    pair,
+                    header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
+                }))
+            }
+            None => None,
+        };
+        let jwks = serde_json::json!({
+            "keys": rows.iter().map(|r| serde_json::json!({
+                "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                "kid": r.kid, "x": r.public_key,
+            })).collect::<Vec<_>>()
+        });
+        if let Ok(mut keys) = self.keys.write() {
+            *keys = Keys { active, jwks };
+        }
+        Ok(())
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys
+            .read()
+            .map(|k| k.jwks.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn active_kid(&self) -> Option<String> {
+        self.keys
+            .read()
+            .ok()
+            .and_then(|k| k.active.as_ref().map(|a| a.kid.clone()))
+    }
+
+    /// Signs the user's answer. The token expires after the configured lifetime or at the
+    /// answer's next change, whichever is first. Returns the token and its expiry.
+    pub fn sign(&self, user: &str, answer: &Answer, now: Instant) -> anyhow::Result<(String, Instant)> {
+        let key = self
+            .keys
+            .read()
+            .ok()
+            .and_then(|k| k.active.clone())
+            .ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
+        let mut exp = now + Duration::seconds(self.ttl_seconds);
+        if let Some(change) = answer.next_change {
+            exp = exp.min(change);
+        }
+        let claims = Claims {
+            iss: ISSUER,
+            sub: user,
+            iat: now.timestamp(),
+            // JWT expiry has whole seconds: round down so it is never past the change.
+            exp: exp.timestamp(),
+            entitlements: &answer.entitlements,
+        };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?);
+        let signing_input = format!("{}.{}", key.header_b64, payload);
+        let signature = key.pair.sign(signing_input.as_bytes());
+        let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        let exp = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(exp);
+        Ok((token, exp))
+    }
+}
