@@ -108,7 +108,9 @@ impl Application {
                 tick.tick().await;
                 let s = reloading.clone();
                 let _ = db::run(&reloading.pool, move |conn| {
-                    s.signer.reload(conn).map_err(crate::error::AppError::Internal)
+                    s.signer
+                        .reload(conn)
+                        .map_err(crate::error::AppError::Internal)
                 })
                 .await;
             }

@@ -65,10 +65,8 @@ pub struct CacheSettings {
 impl Settings {
     /// Loads the layers; `file` is an optional extra TOML file.
     pub fn load(file: Option<&str>) -> anyhow::Result<Settings> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULTS,
-            config::FileFormat::Toml,
-        ));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         let file = file
             .map(str::to_owned)
             .or_else(|| std::env::var("KOPILKA_CONFIG").ok());

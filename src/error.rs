@@ -120,15 +120,19 @@ impl From<DieselError> for AppError {
         match &e {
             DieselError::NotFound => AppError::not_found("resource"),
             DieselError::DatabaseError(kind, info) => match kind {
-                DatabaseErrorKind::UniqueViolation => {
-                    AppError::conflict("already_exists", "a resource with that identity already exists")
-                }
+                DatabaseErrorKind::UniqueViolation => AppError::conflict(
+                    "already_exists",
+                    "a resource with that identity already exists",
+                ),
                 DatabaseErrorKind::ForeignKeyViolation => AppError::unprocessable(
                     "unknown_reference",
                     "the request refers to something that does not exist",
                 ),
                 DatabaseErrorKind::CheckViolation | DatabaseErrorKind::NotNullViolation => {
-                    AppError::unprocessable("invalid", format!("rejected by a constraint: {}", info.message()))
+                    AppError::unprocessable(
+                        "invalid",
+                        format!("rejected by a constraint: {}", info.message()),
+                    )
                 }
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure => {
                     AppError::Unavailable(info.message().to_owned())

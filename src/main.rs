@@ -6,7 +6,11 @@ use kopilka::config::Settings;
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
-#[command(name = "kopilka", version, about = "Monetization backend of a messenger")]
+#[command(
+    name = "kopilka",
+    version,
+    about = "Monetization backend of a messenger"
+)]
 struct Cli {
     /// Extra configuration file (TOML), layered over the defaults.
     #[arg(long, global = true)]

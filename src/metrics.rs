@@ -20,15 +20,21 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Metrics> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("kopilka_http_requests_total", "HTTP requests by route and status"),
+            Opts::new(
+                "kopilka_http_requests_total",
+                "HTTP requests by route and status",
+            ),
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("kopilka_http_request_duration_seconds", "HTTP latency by route")
-                .buckets(vec![
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                    0.5, 1.0,
-                ]),
+            HistogramOpts::new(
+                "kopilka_http_request_duration_seconds",
+                "HTTP latency by route",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0,
+            ]),
             &["method", "route"],
         )?;
         let cache_hits = IntCounter::new(
@@ -70,7 +76,9 @@ pub async fn track(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let metrics = req.app_data::<web::Data<crate::app::AppState>>().map(|s| s.metrics.clone());
+    let metrics = req
+        .app_data::<web::Data<crate::app::AppState>>()
+        .map(|s| s.metrics.clone());
     let res = next.call(req).await?;
     if let Some(m) = metrics {
         let status = res.status().as_u16().to_string();

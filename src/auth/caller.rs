@@ -44,9 +44,9 @@ impl Caller {
     pub fn service(&self) -> Result<&str, AppError> {
         match self {
             Caller::Service { credential_id } => Ok(credential_id),
-            Caller::User { .. } => Err(AppError::forbidden(
-                "this route needs a service credential",
-            )),
+            Caller::User { .. } => {
+                Err(AppError::forbidden("this route needs a service credential"))
+            }
         }
     }
 

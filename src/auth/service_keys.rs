@@ -63,7 +63,9 @@ impl ServiceKeys {
         })
         .await?;
         let Ok(mut trusted) = self.trusted.write() else {
-            return Err(AppError::Internal(anyhow::anyhow!("credential cache poisoned")));
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "credential cache poisoned"
+            )));
         };
         match found {
             Some(cred) => {

@@ -71,10 +71,15 @@ impl UserTokens {
                 .key_algorithm
                 .and_then(|a| a.to_string().parse::<Algorithm>().ok())
                 .filter(|a| ASYMMETRIC.contains(a))
-                .ok_or_else(|| anyhow::anyhow!("identity key {kid}: alg must be EdDSA, ES256 or RS256"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("identity key {kid}: alg must be EdDSA, ES256 or RS256")
+                })?;
             keys.insert(
                 kid,
-                (DecodingKey::from_jwk(jwk)?, validation(alg, issuer, audience)),
+                (
+                    DecodingKey::from_jwk(jwk)?,
+                    validation(alg, issuer, audience),
+                ),
             );
         }
         let hs256 = hs256_secret.map(|s| {
@@ -124,7 +129,10 @@ impl UserTokens {
                 .ok_or_else(|| bad("HS256 tokens are not accepted here".into()))?;
             (key, validation)
         } else {
-            let kid = header.kid.as_deref().ok_or_else(|| bad("missing kid".into()))?;
+            let kid = header
+                .kid
+                .as_deref()
+                .ok_or_else(|| bad("missing kid".into()))?;
             let (key, validation) = self
                 .keys
                 .get(kid)

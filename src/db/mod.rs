@@ -101,7 +101,9 @@ where
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get().map_err(|e| AppError::Unavailable(e.to_string()))?;
+        let mut conn = pool
+            .get()
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
         work(&mut conn)
     })
     .await

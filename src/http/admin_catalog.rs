@@ -15,23 +15,25 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/plans", web::get().to(plans))
-        .route("/v1/admin/products", web::get().to(list_products))
-        .route("/v1/admin/products", web::post().to(create_product))
-        .route("/v1/admin/products/{id}", web::patch().to(update_product))
-        .route(
-            "/v1/admin/products/{id}/entitlements",
-            web::put().to(set_entitlements),
+    cfg.service(web::resource("/v1/plans").route(web::get().to(plans)))
+        .service(
+            web::resource("/v1/admin/products")
+                .route(web::get().to(list_products))
+                .route(web::post().to(create_product)),
         )
-        .route("/v1/admin/products/{id}/prices", web::post().to(create_price))
-        .route("/v1/admin/prices/{id}", web::patch().to(update_price))
-        .route(
-            "/v1/admin/entitlement-definitions",
-            web::get().to(list_definitions),
+        .service(web::resource("/v1/admin/products/{id}").route(web::patch().to(update_product)))
+        .service(
+            web::resource("/v1/admin/products/{id}/entitlements")
+                .route(web::put().to(set_entitlements)),
         )
-        .route(
-            "/v1/admin/entitlement-definitions",
-            web::post().to(create_definition),
+        .service(
+            web::resource("/v1/admin/products/{id}/prices").route(web::post().to(create_price)),
+        )
+        .service(web::resource("/v1/admin/prices/{id}").route(web::patch().to(update_price)))
+        .service(
+            web::resource("/v1/admin/entitlement-definitions")
+                .route(web::get().to(list_definitions))
+                .route(web::post().to(create_definition)),
         );
 }
 
@@ -174,7 +176,10 @@ async fn create_product(
             ));
         }
         if new.name.trim().is_empty() || new.name.len() > 200 {
-            return Err(AppError::unprocessable("invalid_name", "name must be 1-200 characters"));
+            return Err(AppError::unprocessable(
+                "invalid_name",
+                "name must be 1-200 characters",
+            ));
         }
         if new.id.as_deref().is_some_and(|id| !valid_key(id)) {
             return Err(AppError::unprocessable(
@@ -284,14 +289,20 @@ async fn create_price(
         let currency = Currency::parse(&new.currency)
             .map_err(|e| AppError::unprocessable("invalid_currency", e))?;
         if new.amount_minor < 0 {
-            return Err(AppError::unprocessable("invalid_amount", "amount_minor must be >= 0"));
+            return Err(AppError::unprocessable(
+                "invalid_amount",
+                "amount_minor must be >= 0",
+            ));
         }
         if new
             .interval
             .as_deref()
             .is_some_and(|i| i != "month" && i != "year")
         {
-            return Err(AppError::unprocessable("invalid_interval", "interval must be month or year"));
+            return Err(AppError::unprocessable(
+                "invalid_interval",
+                "interval must be month or year",
+            ));
         }
         if !(0..=730).contains(&new.trial_days) || (new.trial_days > 0 && new.interval.is_none()) {
             return Err(AppError::unprocessable(
@@ -377,10 +388,18 @@ async fn create_definition(
             ));
         }
         if new.kind != "boolean" && new.kind != "quota" {
-            return Err(AppError::unprocessable("invalid_kind", "kind must be boolean or quota"));
+            return Err(AppError::unprocessable(
+                "invalid_kind",
+                "kind must be boolean or quota",
+            ));
         }
         let def = db::run(&state.pool, move |conn| {
-            Ok(EntitlementDefinition::create(conn, new.key, new.kind, new.description)?)
+            Ok(EntitlementDefinition::create(
+                conn,
+                new.key,
+                new.kind,
+                new.description,
+            )?)
         })
         .await?;
         Ok(Reply::created(def))

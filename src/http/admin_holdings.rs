@@ -19,13 +19,18 @@ use chrono::{DateTime, Months, Utc};
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/admin/users/{id}", web::get().to(user_overview))
-        .route("/v1/admin/grants", web::post().to(create_grant))
-        .route("/v1/admin/grants/{id}", web::delete().to(revoke_grant))
-        .route("/v1/admin/subscriptions", web::post().to(create_subscription))
-        .route("/v1/admin/subscriptions/{id}", web::patch().to(update_subscription))
-        .route("/v1/admin/orders", web::post().to(create_order))
-        .route("/v1/admin/orders/{id}", web::patch().to(update_order));
+    cfg.service(web::resource("/v1/admin/users/{id}").route(web::get().to(user_overview)))
+        .service(web::resource("/v1/admin/grants").route(web::post().to(create_grant)))
+        .service(web::resource("/v1/admin/grants/{id}").route(web::delete().to(revoke_grant)))
+        .service(
+            web::resource("/v1/admin/subscriptions").route(web::post().to(create_subscription)),
+        )
+        .service(
+            web::resource("/v1/admin/subscriptions/{id}")
+                .route(web::patch().to(update_subscription)),
+        )
+        .service(web::resource("/v1/admin/orders").route(web::post().to(create_order)))
+        .service(web::resource("/v1/admin/orders/{id}").route(web::patch().to(update_order)));
 }
 
 fn check_user_id(id: &str) -> Result<(), AppError> {
@@ -55,7 +60,10 @@ async fn user_overview(
         .remove(0)
         .answer();
     let (grants, subscriptions) = db::run(&state.pool, move |conn| {
-        Ok((Grant::of_user(conn, &id)?, Subscription::of_user(conn, &id)?))
+        Ok((
+            Grant::of_user(conn, &id)?,
+            Subscription::of_user(conn, &id)?,
+        ))
     })
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -91,12 +99,18 @@ fn check_grant_key(conn: &mut DbConn, key: &str, value: Option<i64>) -> Result<(
         };
     }
     let def = EntitlementDefinition::find(conn, key)?.ok_or_else(|| {
-        AppError::unprocessable("unknown_entitlement", format!("entitlement {key:?} is not defined"))
+        AppError::unprocessable(
+            "unknown_entitlement",
+            format!("entitlement {key:?} is not defined"),
+        )
     })?;
     if (def.kind == "quota") != value.is_some() {
         return Err(AppError::unprocessable(
             "invalid_entitlement",
-            format!("{key} is {}: quotas need a value, booleans take none", def.kind),
+            format!(
+                "{key} is {}: quotas need a value, booleans take none",
+                def.kind
+            ),
         ));
     }
     Ok(())
@@ -113,14 +127,23 @@ async fn create_grant(
         let new: CreateGrant = parse_json(&body)?;
         check_user_id(&new.user_id)?;
         if !valid_key(&new.entitlement_key) {
-            return Err(AppError::unprocessable("invalid_key", "entitlement_key is malformed"));
+            return Err(AppError::unprocessable(
+                "invalid_key",
+                "entitlement_key is malformed",
+            ));
         }
         if new.reason.trim().is_empty() || new.reason.len() > 500 {
-            return Err(AppError::unprocessable("invalid_reason", "reason must be 1-500 characters"));
+            return Err(AppError::unprocessable(
+                "invalid_reason",
+                "reason must be 1-500 characters",
+            ));
         }
         let starts_at = new.starts_at.unwrap_or_else(Utc::now);
         if new.expires_at.is_some_and(|e| e <= starts_at) {
-            return Err(AppError::unprocessable("invalid_period", "expires_at must be after starts_at"));
+            return Err(AppError::unprocessable(
+                "invalid_period",
+                "expires_at must be after starts_at",
+            ));
         }
         let user = new.user_id.clone();
         let grant = db::transaction(&state.pool, move |conn| {
@@ -200,25 +223,40 @@ async fn create_subscription(
         let new: CreateSubscription = parse_json(&body)?;
         check_user_id(&new.user_id)?;
         if !(1..=10_000).contains(&new.quantity) {
-            return Err(AppError::unprocessable("invalid_quantity", "quantity must be 1-10000"));
+            return Err(AppError::unprocessable(
+                "invalid_quantity",
+                "quantity must be 1-10000",
+            ));
         }
         let start = new.current_period_start.unwrap_or_else(Utc::now);
         let sub = db::transaction(&state.pool, move |conn| {
-            let price = Price::find(conn, &new.price_id)?
-                .ok_or_else(|| AppError::unprocessable("unknown_price", format!("no price {}", new.price_id)))?;
+            let price = Price::find(conn, &new.price_id)?.ok_or_else(|| {
+                AppError::unprocessable("unknown_price", format!("no price {}", new.price_id))
+            })?;
             let product = Product::find(conn, &price.product_id)?
                 .ok_or_else(|| AppError::not_found("product"))?;
-            let Some(interval) = price.interval.as_deref().filter(|_| product.kind == "plan") else {
-                return Err(AppError::unprocessable("not_recurring", "subscriptions need a recurring plan price"));
+            let Some(interval) = price.interval.as_deref().filter(|_| product.kind == "plan")
+            else {
+                return Err(AppError::unprocessable(
+                    "not_recurring",
+                    "subscriptions need a recurring plan price",
+                ));
             };
             if new.quantity > 1 && !product.per_seat {
-                return Err(AppError::unprocessable("invalid_quantity", "only per-seat plans take a quantity"));
+                return Err(AppError::unprocessable(
+                    "invalid_quantity",
+                    "only per-seat plans take a quantity",
+                ));
             }
             let (status, trial_end, end) = if price.trial_days > 0 {
                 let t = start + chrono::Duration::days(i64::from(price.trial_days));
                 (SubscriptionStatus::Trialing, Some(t), t)
             } else {
-                (SubscriptionStatus::Active, None, add_interval(start, interval))
+                (
+                    SubscriptionStatus::Active,
+                    None,
+                    add_interval(start, interval),
+                )
             };
             users::ensure(conn, &new.user_id)?;
             let sub = Subscription::create(
@@ -276,7 +314,10 @@ async fn update_subscription(
         })?;
     }
     if change.quantity.is_some_and(|q| !(1..=10_000).contains(&q)) {
-        return Err(AppError::unprocessable("invalid_quantity", "quantity must be 1-10000"));
+        return Err(AppError::unprocessable(
+            "invalid_quantity",
+            "quantity must be 1-10000",
+        ));
     }
     let id = path.into_inner();
     let (sub, affected) = db::transaction(&state.pool, move |conn| {
@@ -304,10 +345,16 @@ async fn update_subscription(
             sub.cancel_at_period_end = v;
         }
         if from_db(sub.current_period_end) <= from_db(sub.current_period_start) {
-            return Err(AppError::unprocessable("invalid_period", "the period must end after it starts"));
+            return Err(AppError::unprocessable(
+                "invalid_period",
+                "the period must end after it starts",
+            ));
         }
         if (Subscription::seat_holders(conn, &sub.id)?.len() as i32) > sub.quantity {
-            return Err(AppError::conflict("seats_in_use", "remove seat holders before lowering the quantity"));
+            return Err(AppError::conflict(
+                "seats_in_use",
+                "remove seat holders before lowering the quantity",
+            ));
         }
         sub.save(conn)?;
         let affected = Subscription::affected_users(conn, &sub.id)?;
@@ -350,15 +397,22 @@ async fn create_order(
             check_user_id(r)?;
         }
         OrderStatus::parse(&new.status).ok_or_else(|| {
-            AppError::unprocessable("invalid_status", "status must be pending, paid, refunded or disputed")
+            AppError::unprocessable(
+                "invalid_status",
+                "status must be pending, paid, refunded or disputed",
+            )
         })?;
         let order = db::transaction(&state.pool, move |conn| {
-            let price = Price::find(conn, &new.price_id)?
-                .ok_or_else(|| AppError::unprocessable("unknown_price", format!("no price {}", new.price_id)))?;
+            let price = Price::find(conn, &new.price_id)?.ok_or_else(|| {
+                AppError::unprocessable("unknown_price", format!("no price {}", new.price_id))
+            })?;
             let product = Product::find(conn, &price.product_id)?
                 .ok_or_else(|| AppError::not_found("product"))?;
             if product.kind == "plan" || price.interval.is_some() {
-                return Err(AppError::unprocessable("not_one_off", "orders need a one-off price of a pack or donation target"));
+                return Err(AppError::unprocessable(
+                    "not_one_off",
+                    "orders need a one-off price of a pack or donation target",
+                ));
             }
             users::ensure(conn, &new.buyer_id)?;
             if let Some(r) = &new.recipient_id {
@@ -402,7 +456,10 @@ async fn update_order(
     caller.staff(Role::Support)?;
     let change: UpdateOrder = parse_json(&body)?;
     OrderStatus::parse(&change.status).ok_or_else(|| {
-        AppError::unprocessable("invalid_status", "status must be pending, paid, refunded or disputed")
+        AppError::unprocessable(
+            "invalid_status",
+            "status must be pending, paid, refunded or disputed",
+        )
     })?;
     let id = path.into_inner();
     let order = db::transaction(&state.pool, move |conn| {

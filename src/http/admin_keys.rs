@@ -4,18 +4,21 @@
 use super::parse_json;
 use crate::app::AppState;
 use crate::auth::{service_keys, Caller, Role};
-use crate::db::models::credentials::ServiceCredential;
 use crate::db;
+use crate::db::models::credentials::ServiceCredential;
 use crate::error::AppError;
 use crate::services::idempotency::{self, Reply};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/admin/service-credentials", web::get().to(list))
-        .route("/v1/admin/service-credentials", web::post().to(create))
-        .route("/v1/admin/service-credentials/{id}", web::delete().to(revoke))
-        .route("/v1/admin/signing-keys/rotate", web::post().to(rotate));
+    cfg.service(
+        web::resource("/v1/admin/service-credentials")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource("/v1/admin/service-credentials/{id}").route(web::delete().to(revoke)))
+    .service(web::resource("/v1/admin/signing-keys/rotate").route(web::post().to(rotate)));
 }
 
 async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
@@ -41,7 +44,10 @@ async fn create(
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let new: CreateCredential = parse_json(&body)?;
         if new.name.trim().is_empty() || new.name.len() > 200 {
-            return Err(AppError::unprocessable("invalid_name", "name must be 1-200 characters"));
+            return Err(AppError::unprocessable(
+                "invalid_name",
+                "name must be 1-200 characters",
+            ));
         }
         let (key, hash) = service_keys::generate();
         let cred = db::run(&state.pool, move |conn| {

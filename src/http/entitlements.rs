@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 pub const MAX_BATCH: usize = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/me/entitlements", web::get().to(mine))
-        .route("/v1/me/entitlement-token", web::post().to(token))
-        .route("/v1/entitlements/check", web::post().to(check))
-        .route("/.well-known/jwks.json", web::get().to(jwks));
+    cfg.service(web::resource("/v1/me/entitlements").route(web::get().to(mine)))
+        .service(web::resource("/v1/me/entitlement-token").route(web::post().to(token)))
+        .service(web::resource("/v1/entitlements/check").route(web::post().to(check)))
+        .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)));
 }
 
 /// `{"user_id":…,` + the cached body without its opening brace: no re-serialisation.
@@ -106,7 +106,10 @@ async fn check(
         if ask.user_ids.len() > MAX_BATCH {
             return Err(AppError::unprocessable(
                 "batch_too_large",
-                format!("at most {MAX_BATCH} user_ids per request, got {}", ask.user_ids.len()),
+                format!(
+                    "at most {MAX_BATCH} user_ids per request, got {}",
+                    ask.user_ids.len()
+                ),
             ));
         }
         if let Some(bad) = ask.user_ids.iter().find(|u| !valid_user_id(u)) {
@@ -131,30 +134,30 @@ async fn check(
             });
         };
         let results: Vec<serde_json::Value> = ask
-                .user_ids
-                .iter()
-                .zip(&answers)
-                .map(|(u, a)| {
-                    let answer = a.answer();
-                    let states: BTreeMap<&str, FeatureState> = features
-                        .iter()
-                        .map(|f| {
-                            let held = answer.entitlements.iter().find(|e| &e.key == f);
-                            (
-                                f.as_str(),
-                                FeatureState {
-                                    granted: held.is_some(),
-                                    value: held.and_then(|e| e.value),
-                                    expires_at: held.and_then(|e| e.expires_at),
-                                },
-                            )
-                        })
-                        .collect();
-                    serde_json::json!({
-                        "user_id": u, "features": states, "next_change": answer.next_change,
+            .user_ids
+            .iter()
+            .zip(&answers)
+            .map(|(u, a)| {
+                let answer = a.answer();
+                let states: BTreeMap<&str, FeatureState> = features
+                    .iter()
+                    .map(|f| {
+                        let held = answer.entitlements.iter().find(|e| &e.key == f);
+                        (
+                            f.as_str(),
+                            FeatureState {
+                                granted: held.is_some(),
+                                value: held.and_then(|e| e.value),
+                                expires_at: held.and_then(|e| e.expires_at),
+                            },
+                        )
                     })
+                    .collect();
+                serde_json::json!({
+                    "user_id": u, "features": states, "next_change": answer.next_change,
                 })
-                .collect();
+            })
+            .collect();
         Ok(Reply::ok(serde_json::json!({ "results": results })))
     })
     .await

@@ -27,10 +27,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(seats::routes)
                 .configure(admin_catalog::routes)
                 .configure(admin_holdings::routes)
-                .configure(admin_keys::routes)
-                .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(AppError::not_found("route"))
-                })),
+                // No default service here: resources would inherit it and answer 404 where
+                // actix answers 405; `problems_only` turns both into problems.
+                .configure(admin_keys::routes),
         );
 }
 
@@ -56,11 +55,11 @@ async fn problems_only(
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return Ok(res);
     }
-    let detail = res
-        .response()
-        .error()
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let detail = match (res.response().error(), status) {
+        (Some(e), _) => e.to_string(),
+        (None, StatusCode::NOT_FOUND) => "route not found".to_owned(),
+        (None, _) => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
     let code = match status {
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",

@@ -13,18 +13,24 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/me/subscriptions", web::get().to(mine))
-        .route("/v1/me/subscriptions/{id}/seats", web::get().to(list_seats))
-        .route("/v1/me/subscriptions/{id}/seats", web::post().to(assign))
-        .route(
-            "/v1/me/subscriptions/{id}/seats/{user_id}",
-            web::delete().to(unassign),
+    cfg.service(web::resource("/v1/me/subscriptions").route(web::get().to(mine)))
+        .service(
+            web::resource("/v1/me/subscriptions/{id}/seats")
+                .route(web::get().to(list_seats))
+                .route(web::post().to(assign)),
+        )
+        .service(
+            web::resource("/v1/me/subscriptions/{id}/seats/{user_id}")
+                .route(web::delete().to(unassign)),
         );
 }
 
 async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
     let user = caller.user()?.to_owned();
-    let subs = db::run(&state.pool, move |conn| Ok(Subscription::of_user(conn, &user)?)).await?;
+    let subs = db::run(&state.pool, move |conn| {
+        Ok(Subscription::of_user(conn, &user)?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "subscriptions": subs })))
 }
 
@@ -81,19 +87,28 @@ async fn assign(
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let new: Assign = parse_json(&body)?;
         if !valid_user_id(&new.user_id) {
-            return Err(AppError::unprocessable("invalid_user_id", "user ids are 1-128 visible ASCII characters"));
+            return Err(AppError::unprocessable(
+                "invalid_user_id",
+                "user ids are 1-128 visible ASCII characters",
+            ));
         }
         let member = new.user_id.clone();
         let seats = db::transaction(&state.pool, move |conn| {
             let sub = owned_team(conn, &id, &owner)?;
             let seats = Subscription::seat_holders(conn, &id)?;
             if seats.contains(&new.user_id) {
-                return Err(AppError::conflict("seat_taken", "that member already has a seat"));
+                return Err(AppError::conflict(
+                    "seat_taken",
+                    "that member already has a seat",
+                ));
             }
             if seats.len() as i32 >= sub.quantity {
                 return Err(AppError::conflict(
                     "no_free_seat",
-                    format!("all {} seats are assigned; raise the quantity first", sub.quantity),
+                    format!(
+                        "all {} seats are assigned; raise the quantity first",
+                        sub.quantity
+                    ),
                 ));
             }
             users::ensure(conn, &new.user_id)?;

@@ -62,12 +62,16 @@ impl Entitlements {
                 None => missing.push((i, None)),
             }
         }
-        self.metrics.cache_hits.inc_by((ids.len() - missing.len()) as u64);
+        self.metrics
+            .cache_hits
+            .inc_by((ids.len() - missing.len()) as u64);
         self.metrics.cache_misses.inc_by(missing.len() as u64);
         if !missing.is_empty() {
             let wanted: Vec<String> = missing.iter().map(|(i, _)| ids[*i].clone()).collect();
-            let mut held =
-                db::run(&self.pool, move |conn| Ok(holdings::load(conn, &wanted, now)?)).await?;
+            let mut held = db::run(&self.pool, move |conn| {
+                Ok(holdings::load(conn, &wanted, now)?)
+            })
+            .await?;
             for (i, ticket) in missing {
                 let id = &ids[i];
                 let answer = effective(&held.remove(id).unwrap_or_default(), now);

@@ -107,7 +107,10 @@ where
             let text = reply.body;
             let (s, k, t) = (scope, key, text.clone());
             let status = reply.status.as_u16();
-            db::run(pool, move |conn| Ok(idempotency::complete(conn, &s, &k, status, &t)?)).await?;
+            db::run(pool, move |conn| {
+                Ok(idempotency::complete(conn, &s, &k, status, &t)?)
+            })
+            .await?;
             Ok(respond(status, &text, false))
         }
         Err(AppError::Client {

@@ -16,10 +16,26 @@ struct PlanSpec {
 }
 
 const DEFINITIONS: &[(&str, &str, &str)] = &[
-    ("premium", "boolean", "Premium features: larger uploads, custom themes, no limits on pins"),
-    ("max_upload_mb", "quota", "Largest file a user may send, in megabytes"),
-    ("search_history_messages", "quota", "How many past messages search reaches"),
-    ("integrations", "quota", "How many bots and integrations a workspace may connect"),
+    (
+        "premium",
+        "boolean",
+        "Premium features: larger uploads, custom themes, no limits on pins",
+    ),
+    (
+        "max_upload_mb",
+        "quota",
+        "Largest file a user may send, in megabytes",
+    ),
+    (
+        "search_history_messages",
+        "quota",
+        "How many past messages search reaches",
+    ),
+    (
+        "integrations",
+        "quota",
+        "How many bots and integrations a workspace may connect",
+    ),
 ];
 
 const PLANS: &[PlanSpec] = &[
@@ -38,7 +54,8 @@ const PLANS: &[PlanSpec] = &[
     PlanSpec {
         id: "prod_premium",
         name: "Premium",
-        description: "Premium for one person, monthly or yearly; the yearly plan starts with a free year",
+        description:
+            "Premium for one person, monthly or yearly; the yearly plan starts with a free year",
         per_seat: false,
         entitlements: &[("premium", None), ("max_upload_mb", Some(4_000))],
         prices: &[
@@ -70,7 +87,12 @@ pub fn demo_catalog(conn: &mut DbConn) -> anyhow::Result<bool> {
     }
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
         for (key, kind, description) in DEFINITIONS {
-            EntitlementDefinition::create(conn, (*key).into(), (*kind).into(), (*description).into())?;
+            EntitlementDefinition::create(
+                conn,
+                (*key).into(),
+                (*kind).into(),
+                (*description).into(),
+            )?;
         }
         for plan in PLANS {
             Product::create(

@@ -93,8 +93,9 @@ impl TokenSigner {
         let active = match rows.iter().find(|r| r.retired_at.is_none()) {
             Some(row) => {
                 let der = STANDARD.decode(&row.private_key)?;
-                let pair = Ed25519KeyPair::from_pkcs8(&der)
-                    .map_err(|_| anyhow::anyhow!("signing key {} is not Ed25519 PKCS#8", row.kid))?;
+                let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| {
+                    anyhow::anyhow!("signing key {} is not Ed25519 PKCS#8", row.kid)
+                })?;
                 let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": row.kid});
                 Some(Arc::new(ActiveKey {
                     kid: row.kid.clone(),
@@ -117,10 +118,7 @@ impl TokenSigner {
     }
 
     pub fn jwks(&self) -> serde_json::Value {
-        self.keys
-            .read()
-            .map(|k| k.jwks.clone())
-            .unwrap_or_default()
+        self.keys.read().map(|k| k.jwks.clone()).unwrap_or_default()
     }
 
     pub fn active_kid(&self) -> Option<String> {
@@ -132,7 +130,12 @@ impl TokenSigner {
 
     /// Signs the user's answer. The token expires after the configured lifetime or at the
     /// answer's next change, whichever is first. Returns the token and its expiry.
-    pub fn sign(&self, user: &str, answer: &Answer, now: Instant) -> anyhow::Result<(String, Instant)> {
+    pub fn sign(
+        &self,
+        user: &str,
+        answer: &Answer,
+        now: Instant,
+    ) -> anyhow::Result<(String, Instant)> {
         let key = self
             .keys
             .read()
@@ -154,7 +157,10 @@ impl TokenSigner {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?);
         let signing_input = format!("{}.{}", key.header_b64, payload);
         let signature = key.pair.sign(signing_input.as_bytes());
-        let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        let token = format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.as_ref())
+        );
         let exp = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(exp);
         Ok((token, exp))
     }

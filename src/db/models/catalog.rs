@@ -228,7 +228,10 @@ impl Price {
         diesel::update(prices::table.find(id))
             .set(prices::active.eq(active))
             .execute(conn)?;
-        prices::table.find(id).select(Price::as_select()).first(conn)
+        prices::table
+            .find(id)
+            .select(Price::as_select())
+            .first(conn)
     }
 
     pub fn of_products(conn: &mut DbConn, product_ids: &[String]) -> QueryResult<Vec<Price>> {

@@ -83,6 +83,9 @@ impl Grant {
                 grants::revoked_by.eq(by),
             ))
             .execute(conn)?;
-        grants::table.find(id).select(Grant::as_select()).first(conn)
+        grants::table
+            .find(id)
+            .select(Grant::as_select())
+            .first(conn)
     }
 }

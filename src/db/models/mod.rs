@@ -11,9 +11,11 @@ pub mod users;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-/// Timestamps are stored as UTC without a zone (the one timestamp type both backends share).
+/// Timestamps are stored as UTC without a zone (the one timestamp type both backends share),
+/// at microsecond precision (PostgreSQL's), so both backends give back what they were given.
 pub fn to_db(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc()
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6).naive_utc()
 }
 
 pub fn from_db(t: NaiveDateTime) -> DateTime<Utc> {

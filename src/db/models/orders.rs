@@ -80,7 +80,10 @@ impl Order {
                 .set(orders::paid_at.eq(now))
                 .execute(conn)?;
         }
-        orders::table.find(id).select(Order::as_select()).first(conn)
+        orders::table
+            .find(id)
+            .select(Order::as_select())
+            .first(conn)
     }
 
     /// The user who holds what the order bought: the gift's recipient, else the buyer.

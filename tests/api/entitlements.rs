@@ -1,0 +1,260 @@
+//! What a user may use, at every boundary: grants, trials, periods, grace, refunds, seats.
+
+use crate::both;
+use crate::helpers::{keys_of, spawn, Backend};
+use chrono::{Duration, Utc};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+both!(
+    new_user_holds_nothing_and_is_recorded,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let answer = app.entitlements("newcomer").await;
+        assert_eq!(answer["user_id"], "newcomer");
+        assert_eq!(answer["entitlements"], json!([]));
+        assert_eq!(answer["next_change"], Value::Null);
+        // Support can look the user up: they were recorded on first sight.
+        let res = app.get("/v1/admin/users/newcomer", &app.support()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+);
+
+both!(
+    lifetime_grant_gives_premium_until_revoked,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let grant = app.grant("early-adopter", "premium", None).await;
+        let answer = app.entitlements("early-adopter").await;
+        assert_eq!(keys_of(&answer), ["premium"]);
+        assert_eq!(answer["entitlements"][0]["expires_at"], Value::Null);
+        assert_eq!(answer["entitlements"][0]["source"]["kind"], "grant");
+
+        let res = app
+            .delete(
+                &format!("/v1/admin/grants/{}", grant["id"].as_str().unwrap()),
+                &app.support(),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(app.keys("early-adopter").await.is_empty());
+    }
+);
+
+both!(
+    expiring_grant_says_when_it_ends_and_cache_age_never_passes_it,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let ends = Utc::now() + Duration::seconds(90);
+        app.grant("gifted", "premium", Some(ends)).await;
+        let res = app
+            .get("/v1/me/entitlements", &app.token("gifted", &[]))
+            .await;
+        let cache_control = res.headers()["cache-control"].to_str().unwrap().to_owned();
+        let max_age: i64 = cache_control.rsplit('=').next().unwrap().parse().unwrap();
+        assert!(max_age <= 90, "max-age {max_age} passes the grant's end");
+        let answer: Value = res.json().await.unwrap();
+        let expires = answer["entitlements"][0]["expires_at"].as_str().unwrap();
+        let expires: chrono::DateTime<Utc> = expires.parse().unwrap();
+        assert!((expires - ends).num_milliseconds().abs() < 1000);
+        assert_eq!(
+            answer["next_change"],
+            answer["entitlements"][0]["expires_at"]
+        );
+    }
+);
+
+both!(
+    grant_that_just_ended_is_not_served_from_cache,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        app.grant(
+            "brief",
+            "premium",
+            Some(Utc::now() + Duration::milliseconds(1500)),
+        )
+        .await;
+        assert_eq!(app.keys("brief").await, ["premium"]);
+        // The cache holds the answer, but never past its next change.
+        let gone = crate::helpers::eventually(std::time::Duration::from_secs(5), || async {
+            app.keys("brief").await.is_empty()
+        })
+        .await;
+        assert!(gone, "premium still served after the grant expired");
+    }
+);
+
+both!(
+    etag_is_strong_and_304_when_unchanged,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        app.grant("etag-user", "premium", None).await;
+        let token = app.token("etag-user", &[]);
+        let first = app.get("/v1/me/entitlements", &token).await;
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && !etag.starts_with("W/"));
+        let again = app
+            .client
+            .get(app.url("/v1/me/entitlements"))
+            .bearer_auth(&token)
+            .header("If-None-Match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+
+        let (pack, _) = app.sticker_pack("etag-pack", 99).await;
+        app.grant("etag-user", &format!("sticker_pack:{pack}"), None)
+            .await;
+        let changed = app
+            .client
+            .get(app.url("/v1/me/entitlements"))
+            .bearer_auth(&token)
+            .header("If-None-Match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(changed.status(), StatusCode::OK);
+        assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
+    }
+);
+
+both!(trial_grants_plan_until_trial_end, |b: Backend| async move {
+    let app = spawn(b).await;
+    let sub = app.subscribe("trier", "price_premium_yearly_usd", 1).await;
+    assert_eq!(sub["status"], "trialing");
+    let answer = app.entitlements("trier").await;
+    assert_eq!(keys_of(&answer), ["max_upload_mb", "premium"]);
+    assert_eq!(answer["entitlements"][0]["value"], 4000);
+    assert_eq!(answer["entitlements"][1]["expires_at"], sub["trial_end"]);
+    assert_eq!(answer["next_change"], sub["trial_end"]);
+});
+
+both!(
+    past_due_keeps_access_until_grace_ends_then_expired_removes_it,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let sub = app.subscribe("payer", "price_premium_monthly_usd", 1).await;
+        let id = sub["id"].as_str().unwrap();
+        let grace = Utc::now() + Duration::days(7);
+        let period_end = Utc::now() - Duration::minutes(1);
+        let res = app
+        .patch(
+            &format!("/v1/admin/subscriptions/{id}"),
+            &app.support(),
+            &json!({"status": "past_due", "current_period_start": Utc::now() - Duration::days(30),
+                    "current_period_end": period_end, "grace_until": grace}),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let answer = app.entitlements("payer").await;
+        assert_eq!(keys_of(&answer), ["max_upload_mb", "premium"]);
+
+        let res = app
+            .patch(
+                &format!("/v1/admin/subscriptions/{id}"),
+                &app.support(),
+                &json!({"status": "expired"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(app.keys("payer").await.is_empty());
+    }
+);
+
+both!(
+    canceled_subscription_lasts_to_period_end,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let sub = app
+            .subscribe("leaver", "price_premium_monthly_usd", 1)
+            .await;
+        let id = sub["id"].as_str().unwrap();
+        let res = app
+            .patch(
+                &format!("/v1/admin/subscriptions/{id}"),
+                &app.support(),
+                &json!({"status": "canceled"}),
+            )
+            .await;
+        let canceled: Value = res.json().await.unwrap();
+        assert!(canceled["canceled_at"].is_string());
+        let answer = app.entitlements("leaver").await;
+        assert_eq!(keys_of(&answer), ["max_upload_mb", "premium"]);
+        assert_eq!(
+            answer["entitlements"][1]["expires_at"],
+            sub["current_period_end"]
+        );
+    }
+);
+
+both!(quotas_merge_by_maximum, |b: Backend| async move {
+    let app = spawn(b).await;
+    app.subscribe("mixer", "price_free_usd", 1).await; // max_upload_mb 100
+    app.subscribe("mixer", "price_premium_monthly_usd", 1).await; // max_upload_mb 4000
+    let answer = app.entitlements("mixer").await;
+    let upload = answer["entitlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "max_upload_mb")
+        .unwrap()
+        .clone();
+    assert_eq!(upload["value"], 4000);
+});
+
+both!(
+    refunded_pack_is_no_longer_held_and_gift_goes_to_recipient,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let (pack, price) = app.sticker_pack("cats", 199).await;
+        let key = format!("sticker_pack:{pack}");
+
+        let res = app
+            .post(
+                "/v1/admin/orders",
+                &app.support(),
+                &json!({"buyer_id": "giver", "recipient_id": "friend", "price_id": price}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let gift: Value = res.json().await.unwrap();
+        assert_eq!(gift["amount_minor"], 199);
+        assert_eq!(app.keys("friend").await, [key.clone()]);
+        assert!(
+            app.keys("giver").await.is_empty(),
+            "the giver does not get the gift"
+        );
+
+        let res = app
+            .patch(
+                &format!("/v1/admin/orders/{}", gift["id"].as_str().unwrap()),
+                &app.support(),
+                &json!({"status": "refunded"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            app.keys("friend").await.is_empty(),
+            "a refund of a gift revokes the recipient's pack"
+        );
+    }
+);
+
+both!(
+    support_sees_what_produced_a_users_answer,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        app.grant("looked-up", "premium", None).await;
+        let res = app.get("/v1/admin/users/looked-up", &app.support()).await;
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(keys_of(&body), ["premium"]);
+        assert_eq!(body["grants"].as_array().unwrap().len(), 1);
+        // A plain user cannot look at others.
+        let res = app
+            .get("/v1/admin/users/looked-up", &app.token("nosy", &[]))
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+);

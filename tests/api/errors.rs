@@ -1,0 +1,158 @@
+//! Bad input always gets a 4xx problem document; nothing half-written.
+
+use crate::both;
+use crate::helpers::{assert_problem, spawn, Backend};
+use reqwest::StatusCode;
+use serde_json::json;
+
+both!(
+    malformed_and_mistyped_bodies_are_400,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let res = app
+            .client
+            .post(app.url("/v1/admin/grants"))
+            .bearer_auth(app.support())
+            .header("content-type", "application/json")
+            .body("{\"user_id\": ")
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, StatusCode::BAD_REQUEST, "invalid_body").await;
+        let res = app
+            .post(
+                "/v1/admin/grants",
+                &app.support(),
+                &json!({"user_id": 7, "entitlement_key": "premium", "reason": "x"}),
+            )
+            .await;
+        assert_problem(res, StatusCode::BAD_REQUEST, "invalid_body").await;
+        let res = app
+            .post(
+                "/v1/admin/grants",
+                &app.support(),
+                &json!({"user_id": "u", "entitlement_key": "premium", "reason": "x", "extra": 1}),
+            )
+            .await;
+        assert_problem(res, StatusCode::BAD_REQUEST, "invalid_body").await;
+    }
+);
+
+both!(oversize_bodies_are_413, |b: Backend| async move {
+    let app = spawn(b).await;
+    let key = app.service_key().await;
+    let big = "x".repeat(app.settings.http.max_body_bytes + 1);
+    let res = app
+        .client
+        .post(app.url("/v1/entitlements/check"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+});
+
+both!(unknown_ids_and_routes_are_404, |b: Backend| async move {
+    let app = spawn(b).await;
+    assert_problem(
+        app.delete("/v1/admin/grants/grant_nope", &app.support())
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.patch(
+            "/v1/admin/orders/ord_nope",
+            &app.support(),
+            &json!({"status": "paid"}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        app.get("/v1/nothing-here", &app.support()).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let res = app.client.put(app.url("/v1/plans")).send().await.unwrap();
+    assert_problem(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+});
+
+both!(too_many_users_in_a_batch_is_422, |b: Backend| async move {
+    let app = spawn(b).await;
+    let key = app.service_key().await;
+    let ids: Vec<String> = (0..1001).map(|i| format!("u{i}")).collect();
+    let res = app
+        .post("/v1/entitlements/check", &key, &json!({"user_ids": ids}))
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "batch_too_large").await;
+    let res = app
+        .post(
+            "/v1/entitlements/check",
+            &key,
+            &json!({"user_ids": ["has space"]}),
+        )
+        .await;
+    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_user_id").await;
+});
+
+both!(
+    rejected_writes_leave_nothing_behind,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        // A product whose entitlements are not all defined is refused whole: no product remains.
+        let res = app
+            .post(
+                "/v1/admin/products",
+                &app.admin(),
+                &json!({
+        "id": "half", "kind": "plan", "name": "Half",
+        "entitlements": [{"key": "premium"}, {"key": "no_such_thing"}]}),
+            )
+            .await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "unknown_entitlement").await;
+        let list: serde_json::Value = app
+            .get("/v1/admin/products", &app.admin())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(list["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["id"] != "half"));
+        // Quotas need a value.
+        let res = app
+            .post(
+                "/v1/admin/grants",
+                &app.support(),
+                &json!({"user_id": "u", "entitlement_key": "max_upload_mb", "reason": "x"}),
+            )
+            .await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_entitlement").await;
+        // Orders need one-off prices.
+        let res = app
+            .post(
+                "/v1/admin/orders",
+                &app.support(),
+                &json!({"buyer_id": "u", "price_id": "price_premium_monthly_usd"}),
+            )
+            .await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "not_one_off").await;
+        let res = app
+            .post(
+                "/v1/admin/products/prod_premium/prices",
+                &app.admin(),
+                &json!({"amount_minor": 100, "currency": "usd"}),
+            )
+            .await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_currency").await;
+    }
+);

@@ -1,0 +1,15 @@
+//! One integration-test binary: every test spawns the service on its own port with a database
+//! of its own — SQLite always, PostgreSQL too when `TEST_POSTGRES_URL` is set.
+
+mod helpers;
+
+mod auth;
+mod catalog;
+mod entitlements;
+mod errors;
+mod idempotency;
+mod migrations;
+mod multi_instance;
+mod openapi;
+mod seats;
+mod tokens;
