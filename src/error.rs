@@ -137,6 +137,10 @@ impl From<DieselError> for AppError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure => {
                     AppError::Unavailable(info.message().to_owned())
                 }
+                // PostgreSQL refuses NUL in text (e.g. a %00 in a path id): the input's fault.
+                _ if info.message().contains("invalid byte sequence") => {
+                    AppError::bad_request("invalid_text", "text must not contain NUL characters")
+                }
                 _ if info.message().contains("database is locked") => {
                     AppError::Unavailable(info.message().to_owned())
                 }

@@ -88,8 +88,7 @@ struct CreateGrant {
 
 /// A grant names a defined entitlement (with a value for quotas) or a sticker pack.
 fn check_grant_key(conn: &mut DbConn, key: &str, value: Option<i64>) -> Result<(), AppError> {
-    if key.starts_with("sticker_pack:") {
-        let pack = &key["sticker_pack:".len()..];
+    if let Some(pack) = key.strip_prefix("sticker_pack:") {
         return match Product::find(conn, pack)? {
             Some(p) if p.kind == "sticker_pack" && value.is_none() => Ok(()),
             _ => Err(AppError::unprocessable(

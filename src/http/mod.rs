@@ -35,6 +35,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
 
 /// Parses a JSON body; any mistake is a 400 problem that says where.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    // PostgreSQL text cannot hold NUL; refuse it here rather than fail at the database.
+    if body.windows(6).any(|w| w == b"\\u0000") {
+        return Err(AppError::bad_request(
+            "invalid_body",
+            "request body: NUL characters are not allowed in strings",
+        ));
+    }
     serde_json::from_slice(body)
         .map_err(|e| AppError::bad_request("invalid_body", format!("request body: {e}")))
 }

@@ -221,7 +221,7 @@ both!(
         assert_eq!(res.status(), StatusCode::CREATED);
         let gift: Value = res.json().await.unwrap();
         assert_eq!(gift["amount_minor"], 199);
-        assert_eq!(app.keys("friend").await, [key.clone()]);
+        assert_eq!(app.keys("friend").await, vec![key]);
         assert!(
             app.keys("giver").await.is_empty(),
             "the giver does not get the gift"

@@ -18,7 +18,10 @@ fn sqlite_and_postgres_migrations_have_identical_versions() {
     for v in &sqlite {
         for backend in ["sqlite", "postgres"] {
             for file in ["up.sql", "down.sql"] {
-                let path = format!("{}/migrations/{backend}/{v}/{file}", env!("CARGO_MANIFEST_DIR"));
+                let path = format!(
+                    "{}/migrations/{backend}/{v}/{file}",
+                    env!("CARGO_MANIFEST_DIR")
+                );
                 assert!(std::path::Path::new(&path).exists(), "missing {path}");
             }
         }
