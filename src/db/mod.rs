@@ -116,7 +116,32 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
-    run(pool, move |conn| conn.transaction(work)).await
+    run(pool, move |conn| match conn {
+        DbConn::Pg(_) => conn.transaction(work),
+        DbConn::Sqlite(_) => sqlite_immediate(conn, work),
+    })
+    .await
+}
+
+/// SQLite allows one writer; a deferred transaction that reads, then finds another writer has
+/// committed meanwhile, fails at once (`database is locked`, no busy wait). `BEGIN IMMEDIATE`
+/// takes the write lock up front, waiting up to `busy_timeout` for it.
+fn sqlite_immediate<T, F>(conn: &mut DbConn, work: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, AppError>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if let DbConn::Sqlite(inner) = conn {
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    }
+    let result = work(conn);
+    if let DbConn::Sqlite(inner) = conn {
+        match &result {
+            Ok(_) => AnsiTransactionManager::commit_transaction(inner)?,
+            Err(_) => AnsiTransactionManager::rollback_transaction(inner)?,
+        }
+    }
+    result
 }
 
 /// Tells other instances (PostgreSQL `NOTIFY`, delivered at commit) that these users'

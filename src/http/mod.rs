@@ -75,5 +75,10 @@ async fn problems_only(
         s if s.is_server_error() => "internal",
         _ => "bad_request",
     };
-    Ok(res.into_response(problem_response(status, code, &detail).map_into_boxed_body()))
+    let mut problem = problem_response(status, code, &detail);
+    // A 405 must still say which methods the resource allows.
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        problem.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    Ok(res.into_response(problem.map_into_boxed_body()))
 }
