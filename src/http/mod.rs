@@ -2,6 +2,7 @@
 //! call, parse, call a model or service, answer.
 
 mod admin_catalog;
+mod admin_creators;
 mod admin_holdings;
 mod admin_keys;
 mod entitlements;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(entitlements::routes)
                 .configure(seats::routes)
                 .configure(admin_catalog::routes)
+                .configure(admin_creators::routes)
                 .configure(admin_holdings::routes)
                 // No default service here: resources would inherit it and answer 404 where
                 // actix answers 405; `problems_only` turns both into problems.

@@ -36,8 +36,12 @@ impl Entitlements {
         self.metrics.cache_misses.inc();
         let id = user.to_owned();
         let mut held = db::run(&self.pool, move |conn| {
-            users::ensure(conn, &id)?;
-            Ok(holdings::load(conn, std::slice::from_ref(&id), now)?)
+            let held = holdings::load(conn, std::slice::from_ref(&id), now)?;
+            // Someone holding anything is known already; only record users seen holding nothing.
+            if held.is_empty() {
+                users::ensure(conn, &id)?;
+            }
+            Ok(held)
         })
         .await?;
         let answer = effective(&held.remove(user).unwrap_or_default(), now);

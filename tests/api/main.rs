@@ -11,5 +11,6 @@ mod idempotency;
 mod migrations;
 mod multi_instance;
 mod openapi;
+mod operations;
 mod seats;
 mod tokens;

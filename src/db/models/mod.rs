@@ -1,6 +1,7 @@
 //! Rows and the SQL that reads and writes them, next to each other (one file per concept).
 
 pub mod catalog;
+pub mod creators;
 pub mod credentials;
 pub mod grants;
 pub mod idempotency;

@@ -1,0 +1,63 @@
+//! Creators: users who sell sticker packs, each with their own revenue-share rule.
+
+use super::catalog::ser_ts;
+use super::to_db;
+use crate::db::schema::creators;
+use crate::db::DbConn;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = creators)]
+pub struct Creator {
+    pub user_id: String,
+    pub display_name: String,
+    /// The creator's share of each sale in basis points (7000 = 70 %); the platform keeps the rest.
+    pub revenue_share_bps: i32,
+    #[serde(skip)]
+    pub stripe_account_id: Option<String>,
+    #[serde(serialize_with = "ser_ts")]
+    pub created_at: NaiveDateTime,
+}
+
+impl Creator {
+    pub fn find(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<Creator>> {
+        creators::table
+            .find(user_id)
+            .select(Creator::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Registers the user as a creator, or changes their name and revenue share.
+    pub fn upsert(
+        conn: &mut DbConn,
+        user_id: &str,
+        display_name: &str,
+        revenue_share_bps: i32,
+    ) -> QueryResult<Creator> {
+        if Self::find(conn, user_id)?.is_some() {
+            diesel::update(creators::table.find(user_id))
+                .set((
+                    creators::display_name.eq(display_name),
+                    creators::revenue_share_bps.eq(revenue_share_bps),
+                ))
+                .execute(conn)?;
+        } else {
+            diesel::insert_into(creators::table)
+                .values(&Creator {
+                    user_id: user_id.to_owned(),
+                    display_name: display_name.to_owned(),
+                    revenue_share_bps,
+                    stripe_account_id: None,
+                    created_at: to_db(Utc::now()),
+                })
+                .execute(conn)?;
+        }
+        creators::table
+            .find(user_id)
+            .select(Creator::as_select())
+            .first(conn)
+    }
+}
