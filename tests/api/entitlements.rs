@@ -258,3 +258,47 @@ both!(
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
 );
+
+both!(
+    batch_check_answers_each_user_in_order_and_filters_features,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        app.grant("batch-a", "premium", None).await;
+        app.subscribe("batch-b", "price_free_usd", 1).await;
+        let key = app.service_key().await;
+        let res = app
+            .post(
+                "/v1/entitlements/check",
+                &key,
+                &json!({"user_ids": ["batch-b", "never-seen", "batch-a"]}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.unwrap();
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[0]["user_id"], "batch-b");
+        assert_eq!(
+            keys_of(&results[0]),
+            ["integrations", "max_upload_mb", "search_history_messages"]
+        );
+        assert_eq!(results[1]["entitlements"], json!([]));
+        assert_eq!(keys_of(&results[2]), ["premium"]);
+
+        let res = app
+        .post("/v1/entitlements/check", &key,
+              &json!({"user_ids": ["batch-a", "batch-b"], "features": ["premium", "max_upload_mb"]}))
+        .await;
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["results"][0]["features"]["premium"]["granted"], true);
+        assert_eq!(
+            body["results"][0]["features"]["max_upload_mb"]["granted"],
+            false
+        );
+        assert_eq!(
+            body["results"][1]["features"]["max_upload_mb"],
+            json!({"granted": true, "value": 100, "expires_at": body["results"][1]["features"]["max_upload_mb"]["expires_at"]})
+        );
+        assert_eq!(body["results"][1]["features"]["premium"]["granted"], false);
+    }
+);
