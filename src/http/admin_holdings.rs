@@ -53,12 +53,7 @@ async fn user_overview(
     caller.staff(Role::Support)?;
     let id = path.into_inner();
     check_user_id(&id)?;
-    let answer = state
-        .entitlements
-        .of_users(std::slice::from_ref(&id), Utc::now())
-        .await?
-        .remove(0)
-        .answer();
+    let answer = state.entitlements.explain(&id, Utc::now()).await?;
     let (grants, subscriptions) = db::run(&state.pool, move |conn| {
         Ok((
             Grant::of_user(conn, &id)?,

@@ -22,16 +22,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)));
 }
 
-/// `{"user_id":…,` + the cached body without its opening brace: no re-serialisation.
 fn with_user(user: &str, answer: &CachedAnswer) -> String {
-    let id = serde_json::to_string(user).unwrap_or_default();
-    format!("{{\"user_id\":{id},{}", &answer.body[1..])
+    answer.render(Some(user))
 }
 
 /// Seconds a client may reuse the answer: the configured bound, and never past its next change.
 fn max_age(state: &AppState, answer: &CachedAnswer, now: DateTime<Utc>) -> i64 {
     let bound = i64::from(state.settings.cache.max_age_seconds);
-    match answer.valid_until {
+    match answer.valid_until() {
         Some(until) => (until - now).num_seconds().clamp(0, bound),
         None => bound,
     }
@@ -121,7 +119,6 @@ async fn check(
         let now = Utc::now();
         let answers = state.entitlements.of_users(&ask.user_ids, now).await?;
         let Some(features) = &ask.features else {
-            // Splice the cached bodies: batch checks never re-serialise answers.
             let parts: Vec<String> = ask
                 .user_ids
                 .iter()
@@ -138,11 +135,11 @@ async fn check(
             .iter()
             .zip(&answers)
             .map(|(u, a)| {
-                let answer = a.answer();
+                let held_now = a.held();
                 let states: BTreeMap<&str, FeatureState> = features
                     .iter()
                     .map(|f| {
-                        let held = answer.entitlements.iter().find(|e| &e.key == f);
+                        let held = held_now.iter().find(|e| &e.key == f);
                         (
                             f.as_str(),
                             FeatureState {
@@ -154,7 +151,7 @@ async fn check(
                     })
                     .collect();
                 serde_json::json!({
-                    "user_id": u, "features": states, "next_change": answer.next_change,
+                    "user_id": u, "features": states, "next_change": a.valid_until(),
                 })
             })
             .collect();
@@ -180,8 +177,11 @@ async fn token(
     let user = caller.user()?.to_owned();
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let now = Utc::now();
-        let answer = state.entitlements.of_user(&user, now).await?.answer();
-        let (token, expires_at) = state.signer.sign(&user, &answer, now)?;
+        let answer = state.entitlements.of_user(&user, now).await?;
+        let (token, expires_at) =
+            state
+                .signer
+                .sign(&user, &answer.held(), answer.valid_until(), now)?;
         Ok(Reply::created(TokenReply {
             token,
             expires_at,

@@ -6,39 +6,114 @@
 //! read, so a stale answer never re-enters the cache.
 
 use crate::domain::entitlements::{Answer, Instant};
-use std::collections::HashMap;
+use chrono::DateTime;
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 const SHARDS: usize = 64;
 
-/// An answer as served: its JSON, its strong ETag and how long it holds.
+/// One entitlement as clients see it: no source (support sees that in the user overview).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
+    pub expires_at: Option<Instant>,
+}
+
+/// 32 bytes an entitlement: an interned key and two integers with sentinels, because this
+/// cache holds every active user of a messenger.
+#[derive(Debug, PartialEq, Eq)]
+struct Entry {
+    key: Arc<str>,
+    /// `NONE` when the entitlement is boolean.
+    value: i64,
+    /// Microseconds since the epoch; `NEVER` when it does not expire.
+    expires_us: i64,
+}
+
+const NONE: i64 = i64::MIN;
+const NEVER: i64 = i64::MAX;
+
+fn to_us(t: Option<Instant>) -> i64 {
+    t.map_or(NEVER, |t| t.timestamp_micros())
+}
+
+fn from_us(us: i64) -> Option<Instant> {
+    (us != NEVER)
+        .then(|| DateTime::from_timestamp_micros(us))
+        .flatten()
+}
+
+/// A user's answer as held in the cache.
 #[derive(Debug, PartialEq, Eq)]
 pub struct CachedAnswer {
-    /// `{"entitlements":[…],"next_change":…}`, rendered once.
-    pub body: Box<str>,
-    /// A hash of `body`, the strong ETag.
+    entries: Box<[Entry]>,
+    /// The answer's next change, in microseconds (`NEVER` for none).
+    valid_until_us: i64,
+    /// A hash of the rendered answer: the strong ETag, the same on every instance.
     pub etag: u64,
-    pub valid_until: Option<Instant>,
+}
+
+#[derive(Serialize)]
+struct View<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    entitlements: Vec<Held>,
+    next_change: Option<Instant>,
 }
 
 impl CachedAnswer {
-    pub fn render(answer: &Answer) -> CachedAnswer {
-        let body = serde_json::to_string(answer).unwrap_or_else(|_| "{}".into());
-        let etag = fnv1a(body.as_bytes());
-        CachedAnswer {
-            body: body.into_boxed_str(),
-            etag,
-            valid_until: answer.next_change,
-        }
+    fn build(answer: &Answer, intern: impl Fn(&str) -> Arc<str>) -> CachedAnswer {
+        let mut cached = CachedAnswer {
+            entries: answer
+                .entitlements
+                .iter()
+                .map(|e| Entry {
+                    key: intern(&e.key),
+                    value: e.value.unwrap_or(NONE),
+                    expires_us: to_us(e.expires_at),
+                })
+                .collect(),
+            valid_until_us: to_us(answer.next_change),
+            etag: 0,
+        };
+        cached.etag = fnv1a(cached.render(None).as_bytes());
+        cached
     }
 
-    pub fn answer(&self) -> Answer {
-        serde_json::from_str(&self.body).unwrap_or(Answer {
-            entitlements: Vec::new(),
-            next_change: self.valid_until,
+    /// Without a shared interner (the cache is off).
+    pub fn render_uncached(answer: &Answer) -> CachedAnswer {
+        Self::build(answer, |k: &str| Arc::from(k))
+    }
+
+    pub fn held(&self) -> Vec<Held> {
+        self.entries
+            .iter()
+            .map(|e| Held {
+                key: e.key.to_string(),
+                value: (e.value != NONE).then_some(e.value),
+                expires_at: from_us(e.expires_us),
+            })
+            .collect()
+    }
+
+    pub fn valid_until(&self) -> Option<Instant> {
+        from_us(self.valid_until_us)
+    }
+
+    /// `{"user_id":…,"entitlements":[…],"next_change":…}`; without `user_id` when `None`.
+    pub fn render(&self, user_id: Option<&str>) -> String {
+        serde_json::to_string(&View {
+            user_id,
+            entitlements: self.held(),
+            next_change: self.valid_until(),
         })
+        .unwrap_or_else(|_| "{}".into())
     }
 
     pub fn etag_header(&self) -> String {
@@ -46,7 +121,7 @@ impl CachedAnswer {
     }
 
     pub fn fresh_at(&self, now: Instant) -> bool {
-        self.valid_until.is_none_or(|until| now < until)
+        now.timestamp_micros() < self.valid_until_us
     }
 }
 
@@ -59,7 +134,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 struct Shard {
     generation: AtomicU64,
-    entries: RwLock<HashMap<Box<str>, Arc<CachedAnswer>>>,
+    // Ids up to 24 bytes live inline in the key: no allocation per user.
+    entries: RwLock<HashMap<CompactString, Arc<CachedAnswer>>>,
 }
 
 /// Proof of when a read started, to be shown when storing its result.
@@ -71,6 +147,7 @@ pub struct AnswerCache {
     hasher: RandomState,
     /// Most users hold nothing: they all share this one entry.
     empty: Arc<CachedAnswer>,
+    keys: RwLock<HashSet<Arc<str>>>,
 }
 
 impl Default for AnswerCache {
@@ -83,10 +160,11 @@ impl Default for AnswerCache {
                 })
                 .collect(),
             hasher: RandomState::new(),
-            empty: Arc::new(CachedAnswer::render(&Answer {
+            empty: Arc::new(CachedAnswer::render_uncached(&Answer {
                 entitlements: Vec::new(),
                 next_change: None,
             })),
+            keys: RwLock::default(),
         }
     }
 }
@@ -106,17 +184,32 @@ impl AnswerCache {
         }
     }
 
-    /// Renders `answer` and stores it unless the user was invalidated since `ticket`.
+    /// Entitlement keys repeat across millions of users: keep one copy of each.
+    fn intern(&self, key: &str) -> Arc<str> {
+        if let Some(k) = self.keys.read().ok().and_then(|s| s.get(key).cloned()) {
+            return k;
+        }
+        let k: Arc<str> = Arc::from(key);
+        if let Ok(mut set) = self.keys.write() {
+            if let Some(existing) = set.get(key) {
+                return existing.clone();
+            }
+            set.insert(k.clone());
+        }
+        k
+    }
+
+    /// Stores `answer` unless the user was invalidated since `ticket`.
     pub fn put(&self, user: &str, answer: &Answer, ticket: Ticket) -> Arc<CachedAnswer> {
         let entry = if *answer == self.empty_answer() {
             self.empty.clone()
         } else {
-            Arc::new(CachedAnswer::render(answer))
+            Arc::new(CachedAnswer::build(answer, |k| self.intern(k)))
         };
         let shard = self.shard(user);
         if let Ok(mut m) = shard.entries.write() {
             if shard.generation.load(Ordering::Acquire) == ticket.0 {
-                m.insert(user.into(), entry.clone());
+                m.insert(CompactString::from(user), entry.clone());
             }
         }
         entry

@@ -3,7 +3,7 @@
 
 use super::answer_cache::{AnswerCache, CachedAnswer};
 use crate::db::{self, holdings, models::users, DbPool};
-use crate::domain::entitlements::{effective, Instant};
+use crate::domain::entitlements::{effective, Answer, Instant};
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ impl Entitlements {
         let answer = effective(&held.remove(user).unwrap_or_default(), now);
         Ok(match (&self.cache, ticket) {
             (Some(cache), Some(ticket)) => cache.put(user, &answer, ticket),
-            _ => Arc::new(CachedAnswer::render(&answer)),
+            _ => Arc::new(CachedAnswer::render_uncached(&answer)),
         })
     }
 
@@ -81,11 +81,22 @@ impl Entitlements {
                 let answer = effective(&held.remove(id).unwrap_or_default(), now);
                 out[i] = Some(match (&self.cache, ticket) {
                     (Some(cache), Some(ticket)) => cache.put(id, &answer, ticket),
-                    _ => Arc::new(CachedAnswer::render(&answer)),
+                    _ => Arc::new(CachedAnswer::render_uncached(&answer)),
                 });
             }
         }
         Ok(out.into_iter().flatten().collect())
+    }
+
+    /// The full answer with the source of each entitlement, straight from the database (for
+    /// support; never cached).
+    pub async fn explain(&self, user: &str, now: Instant) -> Result<Answer, AppError> {
+        let id = user.to_owned();
+        let mut held = db::run(&self.pool, move |conn| {
+            Ok(holdings::load(conn, std::slice::from_ref(&id), now)?)
+        })
+        .await?;
+        Ok(effective(&held.remove(user).unwrap_or_default(), now))
     }
 
     /// Call after committing a change to these users' holdings.

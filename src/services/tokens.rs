@@ -7,7 +7,8 @@
 use crate::db::models::signing_keys::{self, SigningKeyRow};
 use crate::db::models::to_db;
 use crate::db::DbConn;
-use crate::domain::entitlements::{Answer, Instant};
+use crate::domain::entitlements::Instant;
+use crate::services::answer_cache::Held;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{Duration, Utc};
@@ -43,7 +44,7 @@ struct Claims<'a> {
     sub: &'a str,
     iat: i64,
     exp: i64,
-    entitlements: &'a [crate::domain::entitlements::Effective],
+    entitlements: &'a [Held],
 }
 
 fn new_key() -> anyhow::Result<SigningKeyRow> {
@@ -133,7 +134,8 @@ impl TokenSigner {
     pub fn sign(
         &self,
         user: &str,
-        answer: &Answer,
+        entitlements: &[Held],
+        next_change: Option<Instant>,
         now: Instant,
     ) -> anyhow::Result<(String, Instant)> {
         let key = self
@@ -143,7 +145,7 @@ impl TokenSigner {
             .and_then(|k| k.active.clone())
             .ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
         let mut exp = now + Duration::seconds(self.ttl_seconds);
-        if let Some(change) = answer.next_change {
+        if let Some(change) = next_change {
             exp = exp.min(change);
         }
         let claims = Claims {
@@ -152,7 +154,7 @@ impl TokenSigner {
             iat: now.timestamp(),
             // JWT expiry has whole seconds: round down so it is never past the change.
             exp: exp.timestamp(),
-            entitlements: &answer.entitlements,
+            entitlements,
         };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?);
         let signing_input = format!("{}.{}", key.header_b64, payload);
