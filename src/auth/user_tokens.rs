@@ -3,12 +3,15 @@
 //! Asymmetric keys (EdDSA, ES256, RS256) come from a JWKS, each bound to its `kid` and
 //! algorithm; HS256 is accepted only in development. Verified tokens are remembered until they
 //! expire, so a client reusing its token pays for one signature check, not one per request.
+//! They are remembered by a 128-bit SHA-256 digest (second preimages are out of reach), not by
+//! the token itself, to keep hundreds of bytes per user out of memory.
 
 use super::{valid_user_id, Role};
 use crate::error::AppError;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, RwLock};
@@ -39,7 +42,7 @@ pub struct UserClaims {
 pub struct UserTokens {
     keys: HashMap<String, (DecodingKey, Validation)>,
     hs256: Option<(DecodingKey, Validation)>,
-    verified: Vec<RwLock<HashMap<String, Arc<UserClaims>>>>,
+    verified: Vec<RwLock<HashMap<u128, Arc<UserClaims>>>>,
     hasher: RandomState,
 }
 
@@ -96,15 +99,23 @@ impl UserTokens {
         })
     }
 
-    fn shard(&self, token: &str) -> &RwLock<HashMap<String, Arc<UserClaims>>> {
-        let i = self.hasher.hash_one(token) as usize % SHARDS;
+    fn digest(token: &str) -> u128 {
+        let d = Sha256::digest(token.as_bytes());
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&d[..16]);
+        u128::from_le_bytes(first)
+    }
+
+    fn shard(&self, digest: u128) -> &RwLock<HashMap<u128, Arc<UserClaims>>> {
+        let i = self.hasher.hash_one(digest) as usize % SHARDS;
         &self.verified[i]
     }
 
     pub fn verify(&self, token: &str) -> Result<Arc<UserClaims>, AppError> {
         let now = jsonwebtoken::get_current_timestamp() as i64;
-        let shard = self.shard(token);
-        if let Some(claims) = shard.read().ok().and_then(|m| m.get(token).cloned()) {
+        let digest = Self::digest(token);
+        let shard = self.shard(digest);
+        if let Some(claims) = shard.read().ok().and_then(|m| m.get(&digest).cloned()) {
             if claims.exp > now {
                 return Ok(claims);
             }
@@ -114,7 +125,7 @@ impl UserTokens {
             if m.len() >= SHARD_CAPACITY {
                 m.clear();
             }
-            m.insert(token.to_owned(), claims.clone());
+            m.insert(digest, claims.clone());
         }
         Ok(claims)
     }
