@@ -7,8 +7,12 @@ use crate::domain::entitlements::{
     Conferred, Holding, Instant, OrderStatus, Source, SourceKind, SubscriptionStatus, Terms,
 };
 use chrono::NaiveDateTime;
+use diesel::backend::Backend;
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp, Untyped};
+use diesel::sqlite::Sqlite;
 use std::collections::HashMap;
 
 #[derive(QueryableByName)]
@@ -35,9 +39,12 @@ struct Row {
     value: Option<i64>,
 }
 
-/// `member` tests a column against the requested users; `now` is the current instant. The
-/// owner of a per-seat subscription holds it through a seat like everyone else.
-fn statement(member: &str, now: &str) -> String {
+/// Placeholders in the statement: `\u{1}U` the requested users, `\u{1}N` the current instant.
+const MARK: char = '\u{1}';
+
+/// `member` tests a column against the requested users. The owner of a per-seat subscription
+/// holds it through a seat like everyone else.
+fn statement(member: &str) -> String {
     format!(
         "SELECT 'subscription' AS kind, s.user_id AS holder, s.id AS id, s.status AS status, \
                 s.current_period_start AS t_from, s.current_period_end AS t_until, \
@@ -64,22 +71,89 @@ fn statement(member: &str, now: &str) -> String {
                 g.entitlement_key, g.value \
          FROM grants g \
          WHERE g.user_id {member} AND g.revoked_at IS NULL \
-           AND (g.expires_at IS NULL OR g.expires_at > {now})"
+           AND (g.expires_at IS NULL OR g.expires_at > {MARK}N)"
     )
 }
 
+/// The holdings statement as a query diesel may prepare once per connection and reuse
+/// (`sql_query` is re-planned on every call, which costs more than running it).
+struct HoldingsQuery<'a> {
+    sql: String,
+    users: &'a [String],
+    users_json: String,
+    now: NaiveDateTime,
+}
+
+impl QueryId for HoldingsQuery<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for HoldingsQuery<'_> {
+    type SqlType = Untyped;
+}
+
+impl<C> RunQueryDsl<C> for HoldingsQuery<'_> {}
+
+/// Pushes the SQL, binding each placeholder as `bind_users` or the instant says.
+fn walk<'b, DB: Backend>(
+    sql: &'b str,
+    mut out: AstPass<'_, 'b, DB>,
+    mut bind_users: impl FnMut(&mut AstPass<'_, 'b, DB>) -> QueryResult<()>,
+    now: &'b NaiveDateTime,
+) -> QueryResult<()>
+where
+    NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
+    DB: diesel::sql_types::HasSqlType<Timestamp>,
+{
+    let mut pieces = sql.split(MARK);
+    out.push_sql(pieces.next().unwrap_or_default());
+    for piece in pieces {
+        match piece.as_bytes().first() {
+            Some(b'U') => bind_users(&mut out)?,
+            _ => out.push_bind_param::<Timestamp, _>(now)?,
+        }
+        out.push_sql(&piece[1..]);
+    }
+    Ok(())
+}
+
+impl QueryFragment<Pg> for HoldingsQuery<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let users = self.users;
+        walk(
+            &self.sql,
+            out,
+            |o| o.push_bind_param::<Array<Text>, _>(users),
+            &self.now,
+        )
+    }
+}
+
+impl QueryFragment<Sqlite> for HoldingsQuery<'_> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
+        let json = &self.users_json;
+        walk(
+            &self.sql,
+            out,
+            |o| o.push_bind_param::<Text, _>(json),
+            &self.now,
+        )
+    }
+}
+
 fn load_rows(conn: &mut DbConn, users: &[String], now: NaiveDateTime) -> QueryResult<Vec<Row>> {
+    let query = |member: &str, users_json: String| HoldingsQuery {
+        sql: statement(member),
+        users,
+        users_json,
+        now,
+    };
     match conn {
-        DbConn::Pg(c) => diesel::sql_query(statement("= ANY($1)", "$2"))
-            .bind::<Array<Text>, _>(users)
-            .bind::<Timestamp, _>(now)
-            .load(c),
+        DbConn::Pg(c) => query(&format!("= ANY({MARK}U)"), String::new()).load(c),
         DbConn::Sqlite(c) => {
-            let ids = serde_json::to_string(users).unwrap_or_else(|_| "[]".into());
-            diesel::sql_query(statement("IN (SELECT value FROM json_each(?1))", "?2"))
-                .bind::<Text, _>(ids)
-                .bind::<Timestamp, _>(now)
-                .load(c)
+            let json = serde_json::to_string(users).unwrap_or_else(|_| "[]".into());
+            query(&format!("IN (SELECT value FROM json_each({MARK}U))"), json).load(c)
         }
     }
 }
