@@ -25,7 +25,7 @@ $bin/kopilka-bench tokens --users "$USERS" --out "$work"
 start_service() { # $1 = cache enabled (true/false)
   DATABASE_URL="$PG/kopilka_bench" KOPILKA__HTTP__PORT=$PORT KOPILKA__ENVIRONMENT=production \
   KOPILKA__AUTH__JWKS_FILE="$work/identity-jwks.json" KOPILKA__CACHE__ENABLED=$1 \
-  KOPILKA__DATABASE__POOL_SIZE=16 RUST_LOG=warn $bin/kopilka serve &
+  KOPILKA__DATABASE__POOL_SIZE=${POOL_SIZE:-4} RUST_LOG=warn $bin/kopilka serve &
   svc=$!; pids+=("$svc")
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
   echo "service did not start"; exit 1

@@ -13,7 +13,7 @@ use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp, Untyped};
 use diesel::sqlite::Sqlite;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(QueryableByName)]
 struct Row {
@@ -71,7 +71,10 @@ fn statement(member: &str) -> String {
                 g.entitlement_key, g.value \
          FROM grants g \
          WHERE g.user_id {member} AND g.revoked_at IS NULL \
-           AND (g.expires_at IS NULL OR g.expires_at > {MARK}N)"
+           AND (g.expires_at IS NULL OR g.expires_at > {MARK}N) \
+         UNION ALL \
+         SELECT 'user', u.id, u.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM users u WHERE u.id {member}"
     )
 }
 
@@ -158,15 +161,25 @@ fn load_rows(conn: &mut DbConn, users: &[String], now: NaiveDateTime) -> QueryRe
     }
 }
 
-/// Everything each of `users` holds; users holding nothing are absent from the map.
-pub fn load(
-    conn: &mut DbConn,
-    users: &[String],
-    now: Instant,
-) -> QueryResult<HashMap<String, Vec<Holding>>> {
+/// What the database holds for a set of users.
+#[derive(Default)]
+pub struct Loaded {
+    /// Everything each user holds; users holding nothing are absent.
+    pub holdings: HashMap<String, Vec<Holding>>,
+    /// The users already recorded.
+    pub known: HashSet<String>,
+}
+
+/// Everything each of `users` holds, in one statement.
+pub fn load(conn: &mut DbConn, users: &[String], now: Instant) -> QueryResult<Loaded> {
     let rows = load_rows(conn, users, now.naive_utc())?;
+    let mut known = HashSet::new();
     let mut out: HashMap<String, Vec<Holding>> = HashMap::new();
     for row in rows {
+        if row.kind == "user" {
+            known.insert(row.holder);
+            continue;
+        }
         let Some(holding) = to_holding(&row) else {
             continue;
         };
@@ -184,7 +197,10 @@ pub fn load(
             }
         }
     }
-    Ok(out)
+    Ok(Loaded {
+        holdings: out,
+        known,
+    })
 }
 
 fn to_holding(row: &Row) -> Option<Holding> {

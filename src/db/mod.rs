@@ -43,10 +43,16 @@ impl Backend {
 }
 
 #[derive(Debug)]
-struct SqlitePragmas;
+struct ConnectionSetup;
 
-impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
     fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Pg(c) = conn {
+            // Our statements are prepared once per connection; a custom plan per execution
+            // would re-plan the holdings union every time (costlier than running it).
+            c.batch_execute("SET plan_cache_mode = force_generic_plan")
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
         if let DbConn::Sqlite(c) = conn {
             // WAL lets readers run beside the writer; busy_timeout makes writers queue instead
             // of failing with SQLITE_BUSY.
@@ -77,7 +83,10 @@ pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
     let pool = Pool::builder()
         .max_size(size.max(1))
         .connection_timeout(std::time::Duration::from_secs(10))
-        .connection_customizer(Box::new(SqlitePragmas))
+        // No `SELECT 1` before every use: a broken connection fails its query (503, retried
+        // by the client) and r2d2 drops it.
+        .test_on_check_out(false)
+        .connection_customizer(Box::new(ConnectionSetup))
         .build(ConnectionManager::<DbConn>::new(url))?;
     Ok(pool)
 }

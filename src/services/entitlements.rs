@@ -36,12 +36,11 @@ impl Entitlements {
         self.metrics.cache_misses.inc();
         let id = user.to_owned();
         let mut held = db::run(&self.pool, move |conn| {
-            let held = holdings::load(conn, std::slice::from_ref(&id), now)?;
-            // Someone holding anything is known already; only record users seen holding nothing.
-            if held.is_empty() {
+            let loaded = holdings::load(conn, std::slice::from_ref(&id), now)?;
+            if !loaded.known.contains(&id) {
                 users::ensure(conn, &id)?;
             }
-            Ok(held)
+            Ok(loaded.holdings)
         })
         .await?;
         let answer = effective(&held.remove(user).unwrap_or_default(), now);
@@ -73,7 +72,7 @@ impl Entitlements {
         if !missing.is_empty() {
             let wanted: Vec<String> = missing.iter().map(|(i, _)| ids[*i].clone()).collect();
             let mut held = db::run(&self.pool, move |conn| {
-                Ok(holdings::load(conn, &wanted, now)?)
+                Ok(holdings::load(conn, &wanted, now)?.holdings)
             })
             .await?;
             for (i, ticket) in missing {
@@ -93,7 +92,7 @@ impl Entitlements {
     pub async fn explain(&self, user: &str, now: Instant) -> Result<Answer, AppError> {
         let id = user.to_owned();
         let mut held = db::run(&self.pool, move |conn| {
-            Ok(holdings::load(conn, std::slice::from_ref(&id), now)?)
+            Ok(holdings::load(conn, std::slice::from_ref(&id), now)?.holdings)
         })
         .await?;
         Ok(effective(&held.remove(user).unwrap_or_default(), now))
