@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${USERS:-100000}
 DURATION=${DURATION:-10}
+# wrk threads; on 2 cores one thread cannot saturate the service, two share its cores.
+WRK_THREADS=${WRK_THREADS:-2}
 PG=postgres://postgres@127.0.0.1:5432
 PORT=18181
 BASE_PORT=18182
@@ -60,11 +62,11 @@ $bin/kopilka-bench baseline --port $BASE_PORT --bytes "$answer_bytes" &
 pids+=("$!")
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$BASE_PORT/baseline" >/dev/null && break; sleep 0.1; done
 
-wrk -t2 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$BASE_PORT/baseline" > "$work/baseline.txt"
+wrk -t"$WRK_THREADS" -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$BASE_PORT/baseline" > "$work/baseline.txt"
 # Warm-up: every user's token verified once, as clients reuse theirs.
-wrk -t2 -c64 -d"${DURATION}s" -s bench/me.lua "http://127.0.0.1:$PORT" -- "$work/tokens.txt" > /dev/null
-wrk -t2 -c64 -d"${DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT" -- "$work/tokens.txt" > "$work/me.txt"
-wrk -t2 -c64 -d"${DURATION}s" -s bench/batch.lua "http://127.0.0.1:$PORT/v1/entitlements/check" -- "$work/batch.json" "$key" > "$work/batch.txt"
+wrk -t"$WRK_THREADS" -c64 -d"${DURATION}s" -s bench/me.lua "http://127.0.0.1:$PORT" -- "$work/tokens.txt" > /dev/null
+wrk -t"$WRK_THREADS" -c64 -d"${DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT" -- "$work/tokens.txt" > "$work/me.txt"
+wrk -t"$WRK_THREADS" -c64 -d"${DURATION}s" -s bench/batch.lua "http://127.0.0.1:$PORT/v1/entitlements/check" -- "$work/batch.json" "$key" > "$work/batch.txt"
 rss_tokens=$(rss_kib "$svc")
 stop_service
 
@@ -72,8 +74,8 @@ sign_rate=$($bin/kopilka-bench sign-rate --seconds 3)
 
 # Cold path: no answer cache, every check reads PostgreSQL; against pgbench -S at 64 clients.
 start_service false
-wrk -t2 -c64 -d"${DURATION}s" -s bench/me.lua "http://127.0.0.1:$PORT" -- "$work/tokens.txt" > /dev/null
-wrk -t2 -c64 -d"${DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT" -- "$work/tokens.txt" > "$work/cold.txt"
+wrk -t"$WRK_THREADS" -c64 -d"${DURATION}s" -s bench/me.lua "http://127.0.0.1:$PORT" -- "$work/tokens.txt" > /dev/null
+wrk -t"$WRK_THREADS" -c64 -d"${DURATION}s" --latency -s bench/me.lua "http://127.0.0.1:$PORT" -- "$work/tokens.txt" > "$work/cold.txt"
 stop_service
 psql -q "$PG/postgres" -c 'DROP DATABASE IF EXISTS kopilka_pgbench WITH (FORCE)' -c 'CREATE DATABASE kopilka_pgbench'
 pgbench -q -i -s 10 -h 127.0.0.1 -U postgres kopilka_pgbench >/dev/null 2>&1
