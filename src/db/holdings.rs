@@ -99,15 +99,15 @@ impl Query for HoldingsQuery<'_> {
 impl<C> RunQueryDsl<C> for HoldingsQuery<'_> {}
 
 /// Pushes the SQL, binding each placeholder as `bind_users` or the instant says.
-fn walk<'b, DB: Backend>(
+fn walk<'b, DB>(
     sql: &'b str,
     mut out: AstPass<'_, 'b, DB>,
     mut bind_users: impl FnMut(&mut AstPass<'_, 'b, DB>) -> QueryResult<()>,
     now: &'b NaiveDateTime,
 ) -> QueryResult<()>
 where
+    DB: Backend + diesel::sql_types::HasSqlType<Timestamp>,
     NaiveDateTime: diesel::serialize::ToSql<Timestamp, DB>,
-    DB: diesel::sql_types::HasSqlType<Timestamp>,
 {
     let mut pieces = sql.split(MARK);
     out.push_sql(pieces.next().unwrap_or_default());

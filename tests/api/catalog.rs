@@ -1,7 +1,7 @@
 //! The public catalog and its management.
 
 use crate::both;
-use crate::helpers::{keys_of, spawn, Backend};
+use crate::helpers::{spawn, Backend};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -79,15 +79,7 @@ both!(
             .json()
             .await
             .unwrap();
-        let plans: Value = app
-            .client
-            .get(app.url("/v1/plans"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let plans: Value = app.public("/v1/plans").await;
         assert!(plans["plans"]
             .as_array()
             .unwrap()
@@ -101,15 +93,7 @@ both!(
             )
             .await;
         assert_eq!(res.status(), StatusCode::OK);
-        let plans: Value = app
-            .client
-            .get(app.url("/v1/plans"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let plans: Value = app.public("/v1/plans").await;
         let emoji = plans["plans"]
             .as_array()
             .unwrap()
@@ -118,13 +102,17 @@ both!(
             .unwrap()
             .clone();
         assert_eq!(emoji["prices"], json!([]));
-        // Subscribers of the plan get the new entitlement.
-        app.post(
-            "/v1/admin/products/emoji_plus/prices",
-            &app.admin(),
-            &json!({"amount_minor": 199, "currency": "EUR", "interval": "month"}),
-        )
-        .await;
-        let _ = keys_of(&json!({}));
+        // A plan's subscribers get what it confers.
+        let res = app
+            .post(
+                "/v1/admin/products/emoji_plus/prices",
+                &app.admin(),
+                &json!({"amount_minor": 199, "currency": "EUR", "interval": "month"}),
+            )
+            .await;
+        let price: Value = res.json().await.unwrap();
+        app.subscribe("emoji-fan", price["id"].as_str().unwrap(), 1)
+            .await;
+        assert_eq!(app.keys("emoji-fan").await, ["custom_emoji"]);
     }
 );

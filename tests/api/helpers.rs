@@ -195,6 +195,31 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A public route's JSON.
+    pub async fn public(&self, path: &str) -> Value {
+        let res = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.expect("json")
+    }
+
+    /// A fresh entitlement token for the user: `{token, expires_at, kid}`.
+    pub async fn entitlement_token(&self, user: &str) -> Value {
+        let res = self
+            .client
+            .post(self.url("/v1/me/entitlement-token"))
+            .bearer_auth(self.token(user, &[]))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json().await.expect("json")
+    }
+
     /// The user's effective entitlements, as the user's own client sees them.
     pub async fn entitlements(&self, user: &str) -> Value {
         let res = self

@@ -10,14 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 async fn jwks(app: &crate::helpers::TestApp) -> JwkSet {
-    app.client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    serde_json::from_value(app.public("/.well-known/jwks.json").await).unwrap()
 }
 
 fn verify(token: &str, set: &JwkSet) -> Value {
@@ -59,16 +52,7 @@ both!(
         let app = spawn(b).await;
         let ends = Utc::now() + Duration::seconds(120);
         app.grant("short", "premium", Some(ends)).await;
-        let body: Value = app
-            .client
-            .post(app.url("/v1/me/entitlement-token"))
-            .bearer_auth(app.token("short", &[]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body: Value = app.entitlement_token("short").await;
         let claims = verify(body["token"].as_str().unwrap(), &jwks(&app).await);
         assert!(claims["exp"].as_i64().unwrap() <= ends.timestamp());
     }
@@ -78,16 +62,7 @@ both!(
     rotation_keeps_old_tokens_verifiable,
     |b: Backend| async move {
         let app = spawn(b).await;
-        let old: Value = app
-            .client
-            .post(app.url("/v1/me/entitlement-token"))
-            .bearer_auth(app.token("r", &[]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let old: Value = app.entitlement_token("r").await;
         let res = app
             .client
             .post(app.url("/v1/admin/signing-keys/rotate"))
@@ -96,16 +71,7 @@ both!(
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::CREATED);
-        let new: Value = app
-            .client
-            .post(app.url("/v1/me/entitlement-token"))
-            .bearer_auth(app.token("r", &[]))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let new: Value = app.entitlement_token("r").await;
         assert_ne!(old["kid"], new["kid"]);
         let set = jwks(&app).await;
         assert_eq!(set.keys.len(), 2);
