@@ -14,6 +14,7 @@ use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp, Untyped};
 use diesel::sqlite::Sqlite;
 use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 #[derive(QueryableByName)]
 struct Row {
@@ -81,7 +82,7 @@ fn statement(member: &str) -> String {
 /// The holdings statement as a query diesel may prepare once per connection and reuse
 /// (`sql_query` is re-planned on every call, which costs more than running it).
 struct HoldingsQuery<'a> {
-    sql: String,
+    sql: &'static str,
     users: &'a [String],
     users_json: String,
     now: NaiveDateTime,
@@ -146,18 +147,25 @@ impl QueryFragment<Sqlite> for HoldingsQuery<'_> {
 }
 
 fn load_rows(conn: &mut DbConn, users: &[String], now: NaiveDateTime) -> QueryResult<Vec<Row>> {
-    let query = |member: &str, users_json: String| HoldingsQuery {
-        sql: statement(member),
-        users,
-        users_json,
-        now,
-    };
+    // Built once: the statement cache is keyed by this text.
+    static PG: OnceLock<String> = OnceLock::new();
+    static SQLITE: OnceLock<String> = OnceLock::new();
     match conn {
-        DbConn::Pg(c) => query(&format!("= ANY({MARK}U)"), String::new()).load(c),
-        DbConn::Sqlite(c) => {
-            let json = serde_json::to_string(users).unwrap_or_else(|_| "[]".into());
-            query(&format!("IN (SELECT value FROM json_each({MARK}U))"), json).load(c)
+        DbConn::Pg(c) => HoldingsQuery {
+            sql: PG.get_or_init(|| statement(&format!("= ANY({MARK}U)"))),
+            users,
+            users_json: String::new(),
+            now,
         }
+        .load(c),
+        DbConn::Sqlite(c) => HoldingsQuery {
+            sql: SQLITE
+                .get_or_init(|| statement(&format!("IN (SELECT value FROM json_each({MARK}U))"))),
+            users,
+            users_json: serde_json::to_string(users).unwrap_or_else(|_| "[]".into()),
+            now,
+        }
+        .load(c),
     }
 }
 
