@@ -126,7 +126,7 @@ impl QueryFragment<Pg> for HoldingsQuery<'_> {
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         let users = self.users;
         walk(
-            &self.sql,
+            self.sql,
             out,
             |o| o.push_bind_param::<Array<Text>, _>(users),
             &self.now,
@@ -138,7 +138,7 @@ impl QueryFragment<Sqlite> for HoldingsQuery<'_> {
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         let json = &self.users_json;
         walk(
-            &self.sql,
+            self.sql,
             out,
             |o| o.push_bind_param::<Text, _>(json),
             &self.now,
