@@ -180,3 +180,37 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     signing_keys,
 );
+
+diesel::table! {
+    ledger_accounts (id) {
+        id -> Text,
+        kind -> Text,
+        owner_id -> Nullable<Text>,
+        currency -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_transactions (id) {
+        id -> Text,
+        source_key -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ledger_entries (id) {
+        id -> Text,
+        transaction_id -> Text,
+        account_id -> Text,
+        amount_minor -> BigInt,
+        currency -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
+diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
+diesel::allow_tables_to_appear_in_same_query!(ledger_accounts, ledger_transactions, ledger_entries);

@@ -1,4 +1,5 @@
 //! Pure types and rules: no I/O here.
 
 pub mod entitlements;
+pub mod ledger;
 pub mod money;

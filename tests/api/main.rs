@@ -8,6 +8,7 @@ mod catalog;
 mod entitlements;
 mod errors;
 mod idempotency;
+mod ledger;
 mod migrations;
 mod multi_instance;
 mod openapi;

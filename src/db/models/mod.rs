@@ -5,6 +5,7 @@ pub mod creators;
 pub mod credentials;
 pub mod grants;
 pub mod idempotency;
+pub mod ledger;
 pub mod orders;
 pub mod signing_keys;
 pub mod subscriptions;

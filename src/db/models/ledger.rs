@@ -1,0 +1,91 @@
+//! Writing postings to the ledger, and reading balances. The database checks every posting
+//! again (triggers): balanced per currency, sealed once written, never updated or deleted.
+
+use super::{new_id, to_db};
+use crate::db::schema::{ledger_accounts, ledger_entries, ledger_transactions};
+use crate::db::DbConn;
+use crate::domain::ledger::{Account, Line};
+use chrono::Utc;
+use diesel::prelude::*;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Posted {
+    /// Written now, under this transaction id.
+    New(String),
+    /// This source was posted before; nothing was written.
+    Already,
+}
+
+fn ensure_account(conn: &mut DbConn, account: &Account) -> QueryResult<()> {
+    let row = (
+        ledger_accounts::id.eq(account.id()),
+        ledger_accounts::kind.eq(account.kind.as_str()),
+        ledger_accounts::owner_id.eq(account.owner.clone()),
+        ledger_accounts::currency.eq(account.currency.as_str()),
+        ledger_accounts::created_at.eq(to_db(Utc::now())),
+    );
+    match conn {
+        DbConn::Pg(c) => diesel::insert_into(ledger_accounts::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c),
+        DbConn::Sqlite(c) => diesel::insert_into(ledger_accounts::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c),
+    }?;
+    Ok(())
+}
+
+/// Posts `lines` (already balanced, see `domain::ledger::balanced`) once per `source_key`.
+/// Must run inside a database transaction: entries are written before the transaction row
+/// that seals them.
+pub fn post(
+    conn: &mut DbConn,
+    source_key: &str,
+    description: &str,
+    lines: &[Line],
+) -> QueryResult<Posted> {
+    let seen = ledger_transactions::table
+        .filter(ledger_transactions::source_key.eq(source_key))
+        .select(ledger_transactions::id)
+        .first::<String>(conn)
+        .optional()?;
+    if seen.is_some() {
+        return Ok(Posted::Already);
+    }
+    let id = new_id("ltx");
+    let now = to_db(Utc::now());
+    for line in lines {
+        ensure_account(conn, &line.account)?;
+        diesel::insert_into(ledger_entries::table)
+            .values((
+                ledger_entries::id.eq(new_id("le")),
+                ledger_entries::transaction_id.eq(&id),
+                ledger_entries::account_id.eq(line.account.id()),
+                ledger_entries::amount_minor.eq(line.amount_minor),
+                ledger_entries::currency.eq(line.account.currency.as_str()),
+                ledger_entries::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    diesel::insert_into(ledger_transactions::table)
+        .values((
+            ledger_transactions::id.eq(&id),
+            ledger_transactions::source_key.eq(source_key),
+            ledger_transactions::description.eq(description),
+            ledger_transactions::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(Posted::New(id))
+}
+
+/// The sum of an account's entries (debits positive). Summed here: `SUM(BIGINT)` is NUMERIC
+/// on PostgreSQL and INTEGER on SQLite, and exact integers are what we want on both.
+pub fn balance(conn: &mut DbConn, account_id: &str) -> QueryResult<i64> {
+    let amounts: Vec<i64> = ledger_entries::table
+        .filter(ledger_entries::account_id.eq(account_id))
+        .select(ledger_entries::amount_minor)
+        .load(conn)?;
+    Ok(amounts.iter().sum())
+}

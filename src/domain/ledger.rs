@@ -1,0 +1,195 @@
+//! Double-entry postings: pure rules. A posting is a set of signed lines, one per account, that
+//! sums to zero in every currency. The database enforces the same (triggers), and never lets
+//! a line be changed: corrections are reversals.
+
+use super::money::{split_revenue, Currency};
+use std::collections::BTreeMap;
+
+/// Kinds of ledger account. Platform accounts have no owner; creator accounts belong to one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AccountKind {
+    /// Money Stripe holds for us: gross in, refunds out, payouts to the bank out.
+    StripeClearing,
+    /// What Stripe kept as fees.
+    StripeFees,
+    PlatformRevenue,
+    /// A creator's share during the refund window.
+    CreatorPending,
+    /// A creator's share that may be paid out.
+    CreatorAvailable,
+    Payouts,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StripeClearing => "stripe_clearing",
+            Self::StripeFees => "stripe_fees",
+            Self::PlatformRevenue => "platform_revenue",
+            Self::CreatorPending => "creator_pending",
+            Self::CreatorAvailable => "creator_available",
+            Self::Payouts => "payouts",
+        }
+    }
+}
+
+/// An account: kind, owner (creators only) and currency. Its id is derived from the three.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Account {
+    pub kind: AccountKind,
+    pub owner: Option<String>,
+    pub currency: Currency,
+}
+
+impl Account {
+    pub fn platform(kind: AccountKind, currency: &Currency) -> Account {
+        Account {
+            kind,
+            owner: None,
+            currency: currency.clone(),
+        }
+    }
+
+    pub fn creator(kind: AccountKind, creator: &str, currency: &Currency) -> Account {
+        Account {
+            kind,
+            owner: Some(creator.to_owned()),
+            currency: currency.clone(),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.kind.as_str(),
+            self.owner.as_deref().unwrap_or("platform"),
+            self.currency
+        )
+    }
+}
+
+/// One side of a posting: positive debits the account, negative credits it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub account: Account,
+    pub amount_minor: i64,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PostingError {
+    #[error("a posting needs at least two non-zero lines")]
+    TooFewLines,
+    #[error("the posting does not balance in {0}")]
+    Unbalanced(String),
+}
+
+/// Checks a posting and drops zero lines (a 0 % share, say).
+pub fn balanced(lines: Vec<Line>) -> Result<Vec<Line>, PostingError> {
+    let lines: Vec<Line> = lines.into_iter().filter(|l| l.amount_minor != 0).collect();
+    if lines.len() < 2 {
+        return Err(PostingError::TooFewLines);
+    }
+    let mut sums: BTreeMap<&Currency, i128> = BTreeMap::new();
+    for l in &lines {
+        *sums.entry(&l.account.currency).or_default() += i128::from(l.amount_minor);
+    }
+    if let Some((currency, _)) = sums.iter().find(|(_, sum)| **sum != 0) {
+        return Err(PostingError::Unbalanced(currency.to_string()));
+    }
+    Ok(lines)
+}
+
+/// A sale of a creator's item: the customer paid `gross`, Stripe kept `fee`. The creator's
+/// share is taken from the gross by their rule (floor; the platform gets the remainder) and
+/// is pending until the refund window closes; the fee is the platform's cost.
+pub fn creator_sale(
+    gross: i64,
+    fee: i64,
+    currency: &Currency,
+    creator: &str,
+    creator_share_bps: u16,
+) -> Result<Vec<Line>, PostingError> {
+    let (creator_share, platform_share) = split_revenue(gross, creator_share_bps);
+    balanced(vec![
+        Line {
+            account: Account::platform(AccountKind::StripeClearing, currency),
+            amount_minor: gross - fee,
+        },
+        Line {
+            account: Account::platform(AccountKind::StripeFees, currency),
+            amount_minor: fee,
+        },
+        Line {
+            account: Account::creator(AccountKind::CreatorPending, creator, currency),
+            amount_minor: -creator_share,
+        },
+        Line {
+            account: Account::platform(AccountKind::PlatformRevenue, currency),
+            amount_minor: -platform_share,
+        },
+    ])
+}
+
+/// The reversal of a posting: every line negated (a full refund, a lost dispute).
+pub fn reversal(lines: &[Line]) -> Result<Vec<Line>, PostingError> {
+    balanced(
+        lines
+            .iter()
+            .map(|l| Line {
+                account: l.account.clone(),
+                amount_minor: -l.amount_minor,
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn usd() -> Currency {
+        Currency::parse("USD").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_70_30_sale_splits_gross_and_books_the_fee() {
+        let lines = creator_sale(199, 36, &usd(), "artist", 7000).unwrap();
+        let amount = |kind| {
+            lines
+                .iter()
+                .find(|l| l.account.kind == kind)
+                .map(|l| l.amount_minor)
+        };
+        assert_eq!(amount(AccountKind::StripeClearing), Some(163));
+        assert_eq!(amount(AccountKind::StripeFees), Some(36));
+        assert_eq!(amount(AccountKind::CreatorPending), Some(-139));
+        assert_eq!(amount(AccountKind::PlatformRevenue), Some(-60));
+    }
+
+    #[test]
+    fn unbalanced_or_single_line_postings_are_refused() {
+        let line = |amount| Line {
+            account: Account::platform(AccountKind::StripeClearing, &usd()),
+            amount_minor: amount,
+        };
+        assert_eq!(balanced(vec![line(5)]), Err(PostingError::TooFewLines));
+        assert_eq!(
+            balanced(vec![line(5), line(-4)]),
+            Err(PostingError::Unbalanced("USD".into()))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_sale_and_its_reversal_balance(
+            gross in 1i64..10_000_000, fee_pct in 0i64..30, bps in 0u16..=10_000,
+        ) {
+            let fee = gross * fee_pct / 100;
+            let sale = creator_sale(gross, fee, &usd(), "c", bps).unwrap();
+            let back = reversal(&sale).unwrap();
+            let total: i64 = sale.iter().chain(&back).map(|l| l.amount_minor).sum();
+            prop_assert_eq!(total, 0);
+        }
+    }
+}

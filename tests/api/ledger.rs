@@ -1,0 +1,126 @@
+//! The ledger's rules hold in the database itself, on both backends: balanced postings only,
+//! sealed transactions, no updates or deletes, one posting per source.
+
+use crate::both;
+use crate::helpers::{Backend, TestDb};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, RunQueryDsl};
+use kopilka::db::models::ledger::{balance, post, Posted};
+use kopilka::db::DbConn;
+use kopilka::domain::ledger::{creator_sale, reversal};
+use kopilka::domain::money::Currency;
+
+fn open(db: &TestDb) -> kopilka::db::PooledConn {
+    let pool = kopilka::db::connect(&db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    kopilka::db::migrate(&mut conn).unwrap();
+    conn
+}
+
+fn usd() -> Currency {
+    Currency::parse("USD").unwrap()
+}
+
+/// Runs SQL straight at the database, past the code's own checks, in one transaction.
+fn raw(conn: &mut DbConn, sql: &str) -> Result<(), diesel::result::Error> {
+    conn.transaction(|c| c.batch_execute(sql))
+}
+
+both!(
+    sale_and_refund_post_once_and_balance,
+    |b: Backend| async move {
+        let db = TestDb::new(b);
+        let mut conn = open(&db);
+        let sale = creator_sale(199, 36, &usd(), "artist", 7000).unwrap();
+        let first = conn
+            .transaction(|c| post(c, "ch_1:sale", "pack sale", &sale))
+            .unwrap();
+        assert!(matches!(first, Posted::New(_)));
+        // A replayed event posts nothing.
+        let again = conn
+            .transaction(|c| post(c, "ch_1:sale", "pack sale", &sale))
+            .unwrap();
+        assert_eq!(again, Posted::Already);
+        assert_eq!(
+            balance(&mut conn, "creator_pending:artist:USD").unwrap(),
+            -139
+        );
+        assert_eq!(
+            balance(&mut conn, "platform_revenue:platform:USD").unwrap(),
+            -60
+        );
+        assert_eq!(
+            balance(&mut conn, "stripe_clearing:platform:USD").unwrap(),
+            163
+        );
+
+        let refund = reversal(&sale).unwrap();
+        conn.transaction(|c| post(c, "ch_1:refund", "refund", &refund))
+            .unwrap();
+        for account in [
+            "creator_pending:artist:USD",
+            "platform_revenue:platform:USD",
+            "stripe_clearing:platform:USD",
+            "stripe_fees:platform:USD",
+        ] {
+            assert_eq!(balance(&mut conn, account).unwrap(), 0, "{account}");
+        }
+    }
+);
+
+both!(
+    database_refuses_unbalanced_sealed_or_edited_entries,
+    |b: Backend| async move {
+        let db = TestDb::new(b);
+        let mut conn = open(&db);
+        let sale = creator_sale(500, 0, &usd(), "artist", 5000).unwrap();
+        conn.transaction(|c| post(c, "ch_2:sale", "sale", &sale))
+            .unwrap();
+        let now = "'2026-11-24 00:00:00'";
+
+        // Unbalanced, and empty: refused by the database itself.
+        let unbalanced = raw(&mut conn, &format!(
+        "INSERT INTO ledger_entries VALUES ('e1', 'tx-bad', 'stripe_clearing:platform:USD', 10, 'USD', {now}); \
+         INSERT INTO ledger_entries VALUES ('e3', 'tx-bad', 'platform_revenue:platform:USD', -9, 'USD', {now}); \
+         INSERT INTO ledger_transactions VALUES ('tx-bad', 'bad', 'bad', {now});"));
+        assert!(
+            unbalanced.is_err(),
+            "an unbalanced transaction was accepted"
+        );
+        let empty = raw(
+            &mut conn,
+            &format!("INSERT INTO ledger_transactions VALUES ('tx-empty', 'e', 'e', {now});"),
+        );
+        assert!(empty.is_err(), "a transaction without entries was accepted");
+        // The same, balanced, is accepted: the refusals above were about balance.
+        raw(&mut conn, &format!(
+        "INSERT INTO ledger_entries VALUES ('e4', 'tx-ok', 'stripe_clearing:platform:USD', 10, 'USD', {now}); \
+         INSERT INTO ledger_entries VALUES ('e5', 'tx-ok', 'platform_revenue:platform:USD', -10, 'USD', {now}); \
+         INSERT INTO ledger_transactions VALUES ('tx-ok', 'ok', 'ok', {now});")).unwrap();
+
+        // Nothing may join a sealed transaction, and nothing may change or go.
+        let tx: String = diesel::sql_query(
+            "SELECT id AS value FROM ledger_transactions WHERE source_key = 'ch_2:sale'",
+        )
+        .load::<Value>(&mut *conn)
+        .unwrap()
+        .remove(0)
+        .value;
+        let join = raw(&mut conn, &format!(
+        "INSERT INTO ledger_entries VALUES ('e2', '{tx}', 'stripe_clearing:platform:USD', 1, 'USD', {now})"));
+        assert!(join.is_err(), "an entry joined a sealed transaction");
+        assert!(raw(&mut conn, "UPDATE ledger_entries SET amount_minor = 1").is_err());
+        assert!(raw(&mut conn, "DELETE FROM ledger_entries").is_err());
+        assert!(raw(&mut conn, "DELETE FROM ledger_transactions").is_err());
+        assert_eq!(
+            balance(&mut conn, "stripe_clearing:platform:USD").unwrap(),
+            510
+        );
+    }
+);
+
+#[derive(diesel::QueryableByName)]
+struct Value {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
+}
