@@ -9,7 +9,7 @@ venv=target/ci-venv
 
 work=$(mktemp -d)
 port=18080
-export DATABASE_URL="$work/kopilka.db" KOPILKA__HTTP__PORT=$port
+export DATABASE_URL="$work/kopilka.db" KOPILKA__HTTP__PORT=$port KOPILKA__STRIPE__WEBHOOK_SECRETS=whsec_schemathesis
 "$bin" serve >"$work/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; cp "$work/serve.log" target/schemathesis-serve.log; rm -rf "$work"' EXIT

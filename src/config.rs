@@ -26,6 +26,13 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub tokens: TokenSettings,
     pub cache: CacheSettings,
+    pub stripe: StripeSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct StripeSettings {
+    pub webhook_secrets: Vec<SecretString>,
+    pub webhook_tolerance_seconds: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -76,7 +83,10 @@ impl Settings {
         builder = builder.add_source(
             config::Environment::with_prefix("KOPILKA")
                 .prefix_separator("__")
-                .separator("__"),
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("stripe.webhook_secrets")
+                .try_parsing(true),
         );
         if let Ok(url) = std::env::var("DATABASE_URL") {
             builder = builder.set_override("database.url", url)?;

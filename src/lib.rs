@@ -12,3 +12,4 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod services;
+pub mod stripe;

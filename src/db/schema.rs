@@ -214,3 +214,14 @@ diesel::table! {
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
 diesel::allow_tables_to_appear_in_same_query!(ledger_accounts, ledger_transactions, ledger_entries);
+
+diesel::table! {
+    stripe_events (id) {
+        id -> Text,
+        #[sql_name = "type"]
+        type_ -> Text,
+        created -> BigInt,
+        payload -> Text,
+        received_at -> Timestamp,
+    }
+}

@@ -8,6 +8,7 @@ mod admin_keys;
 mod entitlements;
 mod health;
 mod seats;
+mod webhooks;
 
 use crate::app::AppState;
 use crate::error::{problem_response, AppError};
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(health::routes)
                 .configure(entitlements::routes)
                 .configure(seats::routes)
+                .configure(webhooks::routes)
                 .configure(admin_catalog::routes)
                 .configure(admin_creators::routes)
                 .configure(admin_holdings::routes)

@@ -15,3 +15,4 @@ mod openapi;
 mod operations;
 mod seats;
 mod tokens;
+mod webhooks;

@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod orders;
 pub mod signing_keys;
+pub mod stripe_events;
 pub mod subscriptions;
 pub mod users;
 

@@ -1,0 +1,40 @@
+//! Stripe events as received, deduplicated by Stripe's event id.
+
+use super::to_db;
+use crate::db::schema::stripe_events;
+use crate::db::DbConn;
+use chrono::Utc;
+use diesel::prelude::*;
+
+/// Stores the event; `false` when it was stored before (a redelivery), in which case its
+/// effects were applied then and must not be applied again.
+pub fn record(
+    conn: &mut DbConn,
+    id: &str,
+    event_type: &str,
+    created: i64,
+    payload: &str,
+) -> QueryResult<bool> {
+    let row = (
+        stripe_events::id.eq(id),
+        stripe_events::type_.eq(event_type),
+        stripe_events::created.eq(created),
+        stripe_events::payload.eq(payload),
+        stripe_events::received_at.eq(to_db(Utc::now())),
+    );
+    let inserted = match conn {
+        DbConn::Pg(c) => diesel::insert_into(stripe_events::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c),
+        DbConn::Sqlite(c) => diesel::insert_into(stripe_events::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c),
+    }?;
+    Ok(inserted == 1)
+}
+
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    stripe_events::table.count().get_result(conn)
+}
