@@ -33,6 +33,7 @@ pub struct Settings {
 pub struct StripeSettings {
     pub webhook_secrets: Vec<SecretString>,
     pub webhook_tolerance_seconds: i64,
+    pub past_due_grace_days: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -81,6 +81,7 @@ diesel::table! {
         stripe_subscription_id -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        stripe_event_created -> Nullable<BigInt>,
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::app::AppState;
 use crate::db::{self, models::stripe_events};
 use crate::error::AppError;
+use crate::services::stripe_events::apply;
 use crate::stripe::signature;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
@@ -58,21 +59,26 @@ async fn stripe(
         .map_err(|_| AppError::bad_request("invalid_body", "the event is not UTF-8"))?
         .to_owned();
     let event: Event = super::parse_json(&body)?;
+    let whole: serde_json::Value = super::parse_json(&body)?;
+    let grace_days = settings.past_due_grace_days;
     if event.id.is_empty() || event.id.len() > 255 || event.event_type.len() > 255 {
         return Err(AppError::bad_request(
             "invalid_body",
             "event id or type out of bounds",
         ));
     }
-    let new = db::transaction(&state.pool, move |conn| {
-        Ok(stripe_events::record(
-            conn,
-            &event.id,
-            &event.event_type,
-            event.created,
-            &payload,
-        )?)
+    let (new, affected) = db::transaction(&state.pool, move |conn| {
+        let new =
+            stripe_events::record(conn, &event.id, &event.event_type, event.created, &payload)?;
+        // Stored and applied together: a redelivery finds the row and applies nothing.
+        let affected = if new {
+            apply(conn, &event.event_type, event.created, &whole, grace_days)?
+        } else {
+            Vec::new()
+        };
+        Ok((new, affected))
     })
     .await?;
+    state.changed(&affected);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "received": true, "duplicate": !new })))
 }

@@ -4,4 +4,5 @@ pub mod answer_cache;
 pub mod entitlements;
 pub mod idempotency;
 pub mod seed;
+pub mod stripe_events;
 pub mod tokens;

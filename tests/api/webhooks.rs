@@ -91,3 +91,152 @@ both!(
         .await;
     }
 );
+
+/// A Stripe subscription event; the Stripe id is derived from ours (one Stripe object each).
+fn subscription_event(id: &str, kind: &str, created: i64, ours: &str, status: &str) -> String {
+    // One instant for every event of the run, so equal events carry equal periods.
+    static NOW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let now = *NOW.get_or_init(|| chrono::Utc::now().timestamp());
+    json!({"id": id, "object": "event", "type": kind, "created": created,
+           "data": {"object": {"id": format!("stripe_{ours}"), "object": "subscription", "status": status,
+               "cancel_at_period_end": false, "quantity": 1,
+               "current_period_start": now - 86_400, "current_period_end": now + 29 * 86_400,
+               "metadata": {"kopilka_subscription_id": ours}}}})
+    .to_string()
+}
+
+async fn deliver_signed(app: &TestApp, body: &str) {
+    let sig = sign(body.as_bytes(), "whsec_new", chrono::Utc::now().timestamp());
+    assert_eq!(deliver(app, body, Some(sig)).await.status(), StatusCode::OK);
+}
+
+both!(
+    subscription_events_apply_in_any_order_and_once,
+    |b: Backend| async move {
+        let app = with_secrets(b).await;
+        let t = 1_800_000_000;
+        let mut finals = Vec::new();
+        for (user, order) in [("in-order", [0usize, 1, 2]), ("shuffled", [2, 0, 1])] {
+            let sub = app.subscribe(user, "price_premium_monthly_usd", 1).await;
+            let ours = sub["id"].as_str().unwrap();
+            let events = [
+                subscription_event(
+                    &format!("evt_{user}_1"),
+                    "customer.subscription.created",
+                    t,
+                    ours,
+                    "active",
+                ),
+                subscription_event(
+                    &format!("evt_{user}_2"),
+                    "customer.subscription.updated",
+                    t + 10,
+                    ours,
+                    "past_due",
+                ),
+                subscription_event(
+                    &format!("evt_{user}_3"),
+                    "customer.subscription.updated",
+                    t + 20,
+                    ours,
+                    "active",
+                ),
+            ];
+            for i in order {
+                deliver_signed(&app, &events[i]).await;
+                deliver_signed(&app, &events[i]).await; // every event twice
+            }
+            let overview: Value = app
+                .get(&format!("/v1/admin/users/{user}"), &app.support())
+                .await
+                .json()
+                .await
+                .unwrap();
+            let sub = &overview["subscriptions"][0];
+            assert_eq!(
+                sub["status"], "active",
+                "{user}: the newest event's state wins"
+            );
+            assert_eq!(app.keys(user).await, ["max_upload_mb", "premium"]);
+            finals.push((sub["status"].clone(), sub["current_period_end"].clone()));
+        }
+        assert_eq!(finals[0], finals[1]);
+    }
+);
+
+both!(
+    past_due_keeps_access_through_grace_and_deletion_ends_it,
+    |b: Backend| async move {
+        let app = with_secrets(b).await;
+        let sub = app
+            .subscribe("renewer", "price_premium_monthly_usd", 1)
+            .await;
+        let ours = sub["id"].as_str().unwrap();
+        let t = 1_800_000_000;
+        deliver_signed(
+            &app,
+            &subscription_event(
+                "evt_r1",
+                "customer.subscription.updated",
+                t,
+                ours,
+                "past_due",
+            ),
+        )
+        .await;
+        let overview: Value = app
+            .get("/v1/admin/users/renewer", &app.support())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(overview["subscriptions"][0]["status"], "past_due");
+        assert!(overview["subscriptions"][0]["grace_until"].is_string());
+        assert_eq!(app.keys("renewer").await, ["max_upload_mb", "premium"]);
+
+        deliver_signed(
+            &app,
+            &subscription_event(
+                "evt_r2",
+                "customer.subscription.deleted",
+                t + 5,
+                ours,
+                "canceled",
+            ),
+        )
+        .await;
+        assert!(
+            app.keys("renewer").await.is_empty(),
+            "an ended subscription gives nothing"
+        );
+        // A late, older event does not bring it back.
+        deliver_signed(
+            &app,
+            &subscription_event(
+                "evt_r0",
+                "customer.subscription.updated",
+                t - 5,
+                ours,
+                "active",
+            ),
+        )
+        .await;
+        assert!(app.keys("renewer").await.is_empty());
+    }
+);
+
+both!(
+    events_for_unknown_subscriptions_are_acknowledged_and_ignored,
+    |b: Backend| async move {
+        let app = with_secrets(b).await;
+        let body = subscription_event(
+            "evt_x",
+            "customer.subscription.updated",
+            1_800_000_000,
+            "sub_not_ours",
+            "active",
+        );
+        deliver_signed(&app, &body).await;
+        assert_eq!(count(&app), 1);
+    }
+);

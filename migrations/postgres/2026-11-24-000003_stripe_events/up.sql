@@ -9,3 +9,7 @@ CREATE TABLE stripe_events (
     received_at TIMESTAMP NOT NULL
 );
 CREATE INDEX stripe_events_created ON stripe_events(created);
+
+-- The `created` of the Stripe event whose state a subscription last took: an older event
+-- arriving late is not applied over a newer one.
+ALTER TABLE subscriptions ADD COLUMN stripe_event_created BIGINT;

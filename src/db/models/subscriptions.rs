@@ -34,6 +34,8 @@ pub struct Subscription {
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "ser_ts")]
     pub updated_at: NaiveDateTime,
+    #[serde(skip)]
+    pub stripe_event_created: Option<i64>,
 }
 
 /// The fields that describe where a subscription stands; set together.
@@ -72,6 +74,7 @@ impl Subscription {
             stripe_subscription_id: None,
             created_at: now,
             updated_at: now,
+            stripe_event_created: None,
         };
         diesel::insert_into(subscriptions::table)
             .values(&sub)
@@ -85,6 +88,27 @@ impl Subscription {
             .select(Subscription::as_select())
             .first(conn)
             .optional()
+    }
+
+    /// The subscription Stripe knows by `stripe_id`, or (first sight) the one we named in the
+    /// Stripe subscription's metadata.
+    pub fn by_stripe(
+        conn: &mut DbConn,
+        stripe_id: &str,
+        ours: Option<&str>,
+    ) -> QueryResult<Option<Subscription>> {
+        let found = subscriptions::table
+            .filter(subscriptions::stripe_subscription_id.eq(stripe_id))
+            .select(Subscription::as_select())
+            .first(conn)
+            .optional()?;
+        match (found, ours) {
+            (Some(sub), _) => Ok(Some(sub)),
+            (None, Some(id)) => {
+                Ok(Self::find(conn, id)?.filter(|s| s.stripe_subscription_id.is_none()))
+            }
+            (None, None) => Ok(None),
+        }
     }
 
     pub fn of_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<Subscription>> {
