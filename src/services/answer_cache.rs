@@ -59,14 +59,6 @@ pub struct CachedAnswer {
     pub etag: u64,
 }
 
-#[derive(Serialize)]
-struct View<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<&'a str>,
-    entitlements: Vec<Held>,
-    next_change: Option<Instant>,
-}
-
 impl CachedAnswer {
     fn build(answer: &Answer, intern: impl Fn(&str) -> Arc<str>) -> CachedAnswer {
         let mut cached = CachedAnswer {
@@ -108,12 +100,33 @@ impl CachedAnswer {
 
     /// `{"user_id":…,"entitlements":[…],"next_change":…}`; without `user_id` when `None`.
     pub fn render(&self, user_id: Option<&str>) -> String {
-        serde_json::to_string(&View {
-            user_id,
-            entitlements: self.held(),
-            next_change: self.valid_until(),
-        })
-        .unwrap_or_else(|_| "{}".into())
+        // Written by hand: this runs on every entitlement check. Keys are validated identifiers
+        // ([a-z0-9_:.-]) and need no escaping; the user id goes through serde_json.
+        use std::fmt::Write;
+        let mut out = String::with_capacity(64 + 96 * self.entries.len());
+        out.push('{');
+        if let Some(user) = user_id {
+            out.push_str("\"user_id\":");
+            out.push_str(&serde_json::to_string(user).unwrap_or_else(|_| "\"\"".into()));
+            out.push(',');
+        }
+        out.push_str("\"entitlements\":[");
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{{\"key\":\"{}\",", e.key);
+            if e.value != NONE {
+                let _ = write!(out, "\"value\":{},", e.value);
+            }
+            out.push_str("\"expires_at\":");
+            push_instant(&mut out, e.expires_us);
+            out.push('}');
+        }
+        out.push_str("],\"next_change\":");
+        push_instant(&mut out, self.valid_until_us);
+        out.push('}');
+        out
     }
 
     pub fn etag_header(&self) -> String {
@@ -122,6 +135,18 @@ impl CachedAnswer {
 
     pub fn fresh_at(&self, now: Instant) -> bool {
         now.timestamp_micros() < self.valid_until_us
+    }
+}
+
+/// An instant as serde writes `DateTime<Utc>` (RFC 3339, UTC, shortest exact fraction), or null.
+fn push_instant(out: &mut String, us: i64) {
+    match from_us(us) {
+        Some(t) => {
+            out.push('"');
+            out.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+            out.push('"');
+        }
+        None => out.push_str("null"),
     }
 }
 
@@ -295,6 +320,43 @@ mod tests {
         cache.invalidate("bob");
         cache.put("bob", &premium_until(now + Duration::hours(1)), ticket);
         assert!(cache.get("bob", now).is_err());
+    }
+
+    #[test]
+    fn rendering_by_hand_matches_serde() {
+        #[derive(Serialize)]
+        struct View<'a> {
+            user_id: &'a str,
+            entitlements: Vec<Held>,
+            next_change: Option<Instant>,
+        }
+        let until = Utc::now() + Duration::seconds(10);
+        let mut answer = premium_until(until);
+        answer.entitlements.push(Effective {
+            key: "max_upload_mb".into(),
+            value: Some(4000),
+            expires_at: None,
+            source: Source {
+                kind: SourceKind::Grant,
+                id: "g2".into(),
+            },
+        });
+        for a in [
+            answer,
+            Answer {
+                entitlements: vec![],
+                next_change: None,
+            },
+        ] {
+            let cached = CachedAnswer::render_uncached(&a);
+            let by_serde = serde_json::to_string(&View {
+                user_id: "a\"b",
+                entitlements: cached.held(),
+                next_change: cached.valid_until(),
+            })
+            .unwrap();
+            assert_eq!(cached.render(Some("a\"b")), by_serde);
+        }
     }
 
     #[test]
