@@ -25,6 +25,25 @@ pub enum DbConn {
 pub type DbPool = Pool<ConnectionManager<DbConn>>;
 pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
 
+/// `INSERT … ON CONFLICT DO NOTHING` on either backend (diesel offers it per backend, not on
+/// the multi-connection); gives the number of rows inserted. Used where "already there" is an
+/// answer, not an error: it never aborts a surrounding PostgreSQL transaction.
+macro_rules! insert_or_ignore {
+    ($conn:expr, $table:expr, $values:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg(c) => diesel::insert_into($table)
+                .values($values)
+                .on_conflict_do_nothing()
+                .execute(c),
+            $crate::db::DbConn::Sqlite(c) => diesel::insert_into($table)
+                .values($values)
+                .on_conflict_do_nothing()
+                .execute(c),
+        }
+    };
+}
+pub(crate) use insert_or_ignore;
+
 /// Which backend a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -29,16 +29,7 @@ pub fn claim(
         idempotency_keys::created_at.eq(to_db(Utc::now())),
     );
     // The primary key makes the claim atomic: of concurrent requests exactly one inserts.
-    let inserted = match conn {
-        DbConn::Pg(c) => diesel::insert_into(idempotency_keys::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c),
-        DbConn::Sqlite(c) => diesel::insert_into(idempotency_keys::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c),
-    }?;
+    let inserted = crate::db::insert_or_ignore!(conn, idempotency_keys::table, row)?;
     if inserted == 1 {
         return Ok(None);
     }

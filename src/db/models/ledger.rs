@@ -24,16 +24,7 @@ fn ensure_account(conn: &mut DbConn, account: &Account) -> QueryResult<()> {
         ledger_accounts::currency.eq(account.currency.as_str()),
         ledger_accounts::created_at.eq(to_db(Utc::now())),
     );
-    match conn {
-        DbConn::Pg(c) => diesel::insert_into(ledger_accounts::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c),
-        DbConn::Sqlite(c) => diesel::insert_into(ledger_accounts::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c),
-    }?;
+    crate::db::insert_or_ignore!(conn, ledger_accounts::table, row)?;
     Ok(())
 }
 

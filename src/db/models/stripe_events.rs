@@ -22,16 +22,7 @@ pub fn record(
         stripe_events::payload.eq(payload),
         stripe_events::received_at.eq(to_db(Utc::now())),
     );
-    let inserted = match conn {
-        DbConn::Pg(c) => diesel::insert_into(stripe_events::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c),
-        DbConn::Sqlite(c) => diesel::insert_into(stripe_events::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c),
-    }?;
+    let inserted = crate::db::insert_or_ignore!(conn, stripe_events::table, row)?;
     Ok(inserted == 1)
 }
 

@@ -10,16 +10,7 @@ pub fn ensure(conn: &mut DbConn, id: &str) -> QueryResult<()> {
         users::id.eq(id),
         users::created_at.eq(to_db(chrono::Utc::now())),
     );
-    match conn {
-        DbConn::Pg(c) => diesel::insert_into(users::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c),
-        DbConn::Sqlite(c) => diesel::insert_into(users::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(c),
-    }?;
+    crate::db::insert_or_ignore!(conn, users::table, row)?;
     Ok(())
 }
 
