@@ -9,7 +9,13 @@ venv=target/ci-venv
 
 work=$(mktemp -d)
 port=18080
-export DATABASE_URL="$work/kopilka.db" KOPILKA__HTTP__PORT=$port KOPILKA__STRIPE__WEBHOOK_SECRETS=whsec_schemathesis
+export DATABASE_URL="$work/kopilka.db" KOPILKA__HTTP__PORT=$port KOPILKA__STRIPE__WEBHOOK_SECRETS=whsec_schemathesis \
+  KOPILKA__EMAIL__FOLDER="$work/mail" KOPILKA__STRIPE__SYNC_INTERVAL_SECONDS=0
+# Purchases go to localstripe when it runs (CI starts it); without it they answer 503, which
+# schemathesis would count as a server error.
+if [ -n "${TEST_LOCALSTRIPE_URL:-}" ]; then
+  export KOPILKA__STRIPE__SECRET_KEY=sk_test_schemathesis KOPILKA__STRIPE__API_BASE="$TEST_LOCALSTRIPE_URL/"
+fi
 "$bin" serve >"$work/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; cp "$work/serve.log" target/schemathesis-serve.log; rm -rf "$work"' EXIT

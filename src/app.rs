@@ -24,6 +24,8 @@ pub struct AppState {
     pub entitlements: Entitlements,
     pub signer: TokenSigner,
     pub metrics: Arc<Metrics>,
+    /// `None` without a Stripe key: purchases answer 503, everything else works.
+    pub stripe: Option<crate::stripe::gateway::Gateway>,
 }
 
 impl AppState {
@@ -74,6 +76,15 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
         settings.hs256_secret().as_deref(),
     )?;
     let metrics = Arc::new(Metrics::new()?);
+    let stripe = match &settings.stripe.secret_key {
+        Some(key) => Some(crate::stripe::gateway::Gateway::new(
+            key.expose_secret(),
+            &settings.stripe.api_base,
+            Duration::from_secs(settings.stripe.timeout_seconds.max(1)),
+            settings.stripe.attempts,
+        )?),
+        None => None,
+    };
     let state = web::Data::new(AppState {
         entitlements: Entitlements::new(pool.clone(), settings.cache.enabled, metrics.clone()),
         settings,
@@ -83,6 +94,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
         service_keys: ServiceKeys::default(),
         signer,
         metrics,
+        stripe,
     });
 
     if backend == Backend::Postgres {
@@ -100,6 +112,10 @@ impl Application {
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
         let state = build_state(settings)?;
+        let mail = std::sync::Arc::new(crate::services::mailer::Mail::from_settings(
+            &state.settings.email,
+        )?);
+        crate::services::jobs::spawn(state.clone(), mail);
         let reloading = state.clone();
         // Another instance may rotate the signing key: pick it up within half a minute.
         actix_web::rt::spawn(async move {

@@ -27,10 +27,67 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub cache: CacheSettings,
     pub stripe: StripeSettings,
+    pub billing: BillingSettings,
+    pub email: EmailSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct BillingSettings {
+    /// Days a creator's share stays pending (the refund window) before it is available.
+    pub hold_days: i64,
+    /// Days before a trial's end that the reminder is sent.
+    pub trial_reminder_days: i64,
+    /// Donation bounds per currency (ISO code, any case) in minor units.
+    pub donation_limits: std::collections::HashMap<String, DonationLimits>,
+    /// A downgrade is applied this long before the paid period ends (before Stripe renews).
+    pub plan_change_lead_seconds: i64,
+    /// How often the outbox is looked at.
+    pub jobs_interval_ms: u64,
+    /// How often earnings are released, trial reminders queued, downgrades applied and
+    /// missed Stripe events fetched (each scans tables; once a minute is plenty).
+    pub maintenance_interval_seconds: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct DonationLimits {
+    pub min: i64,
+    pub max: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTransport {
+    /// `.eml` files in `email.folder` (zero set-up).
+    File,
+    Smtp,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct EmailSettings {
+    pub transport: EmailTransport,
+    pub from: String,
+    pub folder: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `none` (plain, local relays and tests), `starttls` or `tls`.
+    pub smtp_security: String,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<SecretString>,
+    /// Attempts before an email is marked failed.
+    pub max_attempts: i32,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct StripeSettings {
+    /// `sk_…`; also read from `STRIPE_SECRET_KEY`. Without one, purchases answer 503.
+    pub secret_key: Option<SecretString>,
+    /// Stripe's API root, or an emulator's (localstripe) for tests and local runs.
+    pub api_base: String,
+    pub timeout_seconds: u64,
+    /// Attempts per call (network errors, timeouts, 429 and 5xx are retried with backoff).
+    pub attempts: u32,
+    /// How often events whose delivery failed are fetched from Stripe (0: never).
+    pub sync_interval_seconds: u64,
     pub webhook_secrets: Vec<SecretString>,
     pub webhook_tolerance_seconds: i64,
     pub past_due_grace_days: i64,
@@ -89,6 +146,9 @@ impl Settings {
                 .with_list_parse_key("stripe.webhook_secrets")
                 .try_parsing(true),
         );
+        if let Ok(key) = std::env::var("STRIPE_SECRET_KEY") {
+            builder = builder.set_override("stripe.secret_key", key)?;
+        }
         if let Ok(url) = std::env::var("DATABASE_URL") {
             builder = builder.set_override("database.url", url)?;
         }

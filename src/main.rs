@@ -25,6 +25,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Fetch Stripe events since the newest one held and apply those never delivered.
+    StripeSync,
     /// Print a user token the locally configured service accepts (development only).
     DevToken {
         #[arg(long)]
@@ -53,6 +55,13 @@ fn main() -> anyhow::Result<()> {
             let pool = kopilka::db::connect(settings.database.url.expose_secret(), 1)?;
             let applied = kopilka::db::migrate(&mut *pool.get()?)?;
             println!("applied {} migration(s): {:?}", applied.len(), applied);
+            Ok(())
+        }
+        Command::StripeSync => {
+            let state = kopilka::app::build_state(settings)?;
+            let runtime = actix_web::rt::System::new();
+            let new = runtime.block_on(kopilka::services::stripe_events::sync(&state))?;
+            println!("applied {new} new Stripe event(s)");
             Ok(())
         }
         Command::DevToken { sub, roles, ttl } => {

@@ -6,6 +6,7 @@ diesel::table! {
         id -> Text,
         stripe_customer_id -> Nullable<Text>,
         created_at -> Timestamp,
+        email -> Nullable<Text>,
     }
 }
 
@@ -82,6 +83,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         stripe_event_created -> Nullable<BigInt>,
+        scheduled_price_id -> Nullable<Text>,
     }
 }
 
@@ -107,6 +109,9 @@ diesel::table! {
         stripe_payment_intent_id -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        kind -> Text,
+        gift_days -> Nullable<Integer>,
+        message -> Nullable<Text>,
     }
 }
 
@@ -224,5 +229,61 @@ diesel::table! {
         created -> BigInt,
         payload -> Text,
         received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    donations (id) {
+        id -> Text,
+        donor_id -> Text,
+        creator_id -> Nullable<Text>,
+        amount_minor -> BigInt,
+        currency -> Text,
+        recurring -> Bool,
+        message -> Nullable<Text>,
+        anonymous -> Bool,
+        status -> Text,
+        stripe_payment_intent_id -> Nullable<Text>,
+        stripe_subscription_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> Text,
+        stripe_charge_id -> Text,
+        stripe_payment_intent_id -> Nullable<Text>,
+        stripe_invoice_id -> Nullable<Text>,
+        user_id -> Text,
+        order_id -> Nullable<Text>,
+        donation_id -> Nullable<Text>,
+        subscription_id -> Nullable<Text>,
+        creator_id -> Nullable<Text>,
+        amount_minor -> BigInt,
+        fee_minor -> BigInt,
+        creator_share_minor -> BigInt,
+        currency -> Text,
+        refunded_minor -> BigInt,
+        ledger_transaction_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox_emails (id) {
+        id -> Text,
+        dedupe_key -> Text,
+        to_address -> Text,
+        kind -> Text,
+        subject -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
     }
 }

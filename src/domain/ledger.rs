@@ -130,6 +130,98 @@ pub fn creator_sale(
     ])
 }
 
+/// A payment received for the platform alone (a subscription, a platform donation, a gifted
+/// period): gross into clearing, the fee as a cost, the rest revenue.
+pub fn platform_sale(gross: i64, fee: i64, currency: &Currency) -> Result<Vec<Line>, PostingError> {
+    balanced(vec![
+        Line {
+            account: Account::platform(AccountKind::StripeClearing, currency),
+            amount_minor: gross - fee,
+        },
+        Line {
+            account: Account::platform(AccountKind::StripeFees, currency),
+            amount_minor: fee,
+        },
+        Line {
+            account: Account::platform(AccountKind::PlatformRevenue, currency),
+            amount_minor: -gross,
+        },
+    ])
+}
+
+/// The creator's part of `amount` taken back from a payment of `gross` of which the creator
+/// got `creator_share`: in proportion, rounded down (the platform bears the remainder, as it
+/// got the remainder of the split).
+pub fn creator_part(amount: i64, gross: i64, creator_share: i64) -> i64 {
+    if gross <= 0 {
+        return 0;
+    }
+    let part = i128::from(creator_share) * i128::from(amount) / i128::from(gross);
+    i64::try_from(part).unwrap_or(0)
+}
+
+/// Money leaving us for a refund or a dispute of `amount` out of a `gross` payment: clearing
+/// pays it out (plus `fee`, a dispute's fee, which is a cost), and the creator's and the
+/// platform's shares are taken back in proportion. Stripe keeps its original fee on refunds,
+/// so that stays a platform cost.
+pub fn taken_back(
+    amount: i64,
+    fee: i64,
+    gross: i64,
+    currency: &Currency,
+    creator: Option<(&str, i64)>,
+) -> Result<Vec<Line>, PostingError> {
+    let creator_back = creator.map_or(0, |(_, share)| creator_part(amount, gross, share));
+    let mut lines = vec![
+        Line {
+            account: Account::platform(AccountKind::StripeClearing, currency),
+            amount_minor: -(amount + fee),
+        },
+        Line {
+            account: Account::platform(AccountKind::StripeFees, currency),
+            amount_minor: fee,
+        },
+        Line {
+            account: Account::platform(AccountKind::PlatformRevenue, currency),
+            amount_minor: amount - creator_back,
+        },
+    ];
+    if let Some((id, _)) = creator {
+        lines.push(Line {
+            account: Account::creator(AccountKind::CreatorPending, id, currency),
+            amount_minor: creator_back,
+        });
+    }
+    balanced(lines)
+}
+
+/// A won dispute: the disputed amount comes back and the shares are restored (the dispute
+/// fee stays a cost).
+pub fn dispute_won(
+    amount: i64,
+    gross: i64,
+    currency: &Currency,
+    creator: Option<(&str, i64)>,
+) -> Result<Vec<Line>, PostingError> {
+    let back = taken_back(amount, 0, gross, currency, creator)?;
+    reversal(&back)
+}
+
+/// Moves `amount` of a creator's share from pending to available (negative moves it back,
+/// when refunds after release exceed new earnings).
+pub fn release(creator: &str, amount: i64, currency: &Currency) -> Result<Vec<Line>, PostingError> {
+    balanced(vec![
+        Line {
+            account: Account::creator(AccountKind::CreatorPending, creator, currency),
+            amount_minor: amount,
+        },
+        Line {
+            account: Account::creator(AccountKind::CreatorAvailable, creator, currency),
+            amount_minor: -amount,
+        },
+    ])
+}
+
 /// The reversal of a posting: every line negated (a full refund, a lost dispute).
 pub fn reversal(lines: &[Line]) -> Result<Vec<Line>, PostingError> {
     balanced(
@@ -180,7 +272,50 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_partial_refund_takes_back_shares_in_proportion_creator_rounded_down() {
+        // 70 % of 199 = 139 to the creator; refund 100 of 199: creator gives back 69 (69.8).
+        let back = taken_back(100, 0, 199, &usd(), Some(("artist", 139))).unwrap();
+        let get = |kind| {
+            back.iter()
+                .find(|l| l.account.kind == kind)
+                .map(|l| l.amount_minor)
+        };
+        assert_eq!(get(AccountKind::StripeClearing), Some(-100));
+        assert_eq!(get(AccountKind::CreatorPending), Some(69));
+        assert_eq!(get(AccountKind::PlatformRevenue), Some(31));
+    }
+
+    #[test]
+    fn a_won_dispute_restores_what_the_dispute_took_but_not_its_fee() {
+        let opened = taken_back(199, 1500, 199, &usd(), Some(("artist", 139))).unwrap();
+        let won = dispute_won(199, 199, &usd(), Some(("artist", 139))).unwrap();
+        let net = |kind| -> i64 {
+            opened
+                .iter()
+                .chain(&won)
+                .filter(|l| l.account.kind == kind)
+                .map(|l| l.amount_minor)
+                .sum()
+        };
+        assert_eq!(net(AccountKind::CreatorPending), 0);
+        assert_eq!(net(AccountKind::PlatformRevenue), 0);
+        assert_eq!(net(AccountKind::StripeFees), 1500);
+        assert_eq!(net(AccountKind::StripeClearing), -1500);
+    }
+
     proptest! {
+        #[test]
+        fn refunds_never_take_back_more_than_the_creator_got(
+            gross in 1i64..10_000_000, bps in 0u16..=10_000, pct in 0i64..=100,
+        ) {
+            let (share, _) = split_revenue(gross, bps);
+            let amount = gross * pct / 100;
+            let part = creator_part(amount, gross, share);
+            prop_assert!(part >= 0 && part <= share);
+            if amount == gross { prop_assert_eq!(part, share); }
+        }
+
         #[test]
         fn every_sale_and_its_reversal_balance(
             gross in 1i64..10_000_000, fee_pct in 0i64..30, bps in 0u16..=10_000,

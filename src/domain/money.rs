@@ -50,6 +50,22 @@ pub struct Money {
     pub currency: Currency,
 }
 
+/// An amount for people to read: `4.99 USD`, `500 JPY` (zero-decimal currencies as Stripe
+/// lists them).
+pub fn display(minor: i64, currency: &str) -> String {
+    const ZERO_DECIMAL: &[&str] = &[
+        "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
+        "XAF", "XOF", "XPF",
+    ];
+    let code = currency.to_ascii_uppercase();
+    if ZERO_DECIMAL.contains(&code.as_str()) {
+        return format!("{minor} {code}");
+    }
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    format!("{sign}{}.{:02} {code}", abs / 100, abs % 100)
+}
+
 /// Splits `gross` between creator and platform by the creator's share in basis points.
 /// The creator gets the floor; the remainder (at most one minor unit short of a whole share)
 /// goes to the platform, so the two parts always add up to `gross` exactly.
@@ -62,6 +78,13 @@ pub fn split_revenue(gross: i64, creator_share_bps: u16) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_display_in_major_units() {
+        assert_eq!(display(499, "usd"), "4.99 USD");
+        assert_eq!(display(-5, "EUR"), "-0.05 EUR");
+        assert_eq!(display(500, "JPY"), "500 JPY");
+    }
 
     #[test]
     fn currency_must_be_three_upper_case_letters() {

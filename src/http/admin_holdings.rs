@@ -422,6 +422,9 @@ async fn create_order(
                     amount_minor: price.amount_minor,
                     currency: price.currency,
                     status: new.status,
+                    kind: "pack".into(),
+                    gift_days: None,
+                    message: None,
                 },
             )?;
             db::notify_changed(conn, &[order.holder()])?;

@@ -5,8 +5,10 @@ mod admin_catalog;
 mod admin_creators;
 mod admin_holdings;
 mod admin_keys;
+mod earnings;
 mod entitlements;
 mod health;
+mod purchases;
 mod seats;
 mod webhooks;
 
@@ -27,6 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(health::routes)
                 .configure(entitlements::routes)
                 .configure(seats::routes)
+                .configure(purchases::routes)
+                .configure(earnings::routes)
                 .configure(webhooks::routes)
                 .configure(admin_catalog::routes)
                 .configure(admin_creators::routes)

@@ -13,16 +13,20 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/me/subscriptions").route(web::get().to(mine)))
-        .service(
-            web::resource("/v1/me/subscriptions/{id}/seats")
-                .route(web::get().to(list_seats))
-                .route(web::post().to(assign)),
-        )
-        .service(
-            web::resource("/v1/me/subscriptions/{id}/seats/{user_id}")
-                .route(web::delete().to(unassign)),
-        );
+    cfg.service(
+        web::resource("/v1/me/subscriptions")
+            .route(web::get().to(mine))
+            .route(web::post().to(super::purchases::subscribe)),
+    )
+    .service(
+        web::resource("/v1/me/subscriptions/{id}/seats")
+            .route(web::get().to(list_seats))
+            .route(web::post().to(assign)),
+    )
+    .service(
+        web::resource("/v1/me/subscriptions/{id}/seats/{user_id}")
+            .route(web::delete().to(unassign)),
+    );
 }
 
 async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {

@@ -130,6 +130,15 @@ pub async fn spawn_with(db: std::sync::Arc<TestDb>, tweak: impl FnOnce(&mut Sett
     }
 }
 
+/// After every test: the ledger's invariants hold in its database.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            crate::billing_helpers::assert_ledger_invariants(&self.db.url);
+        }
+    }
+}
+
 impl TestApp {
     /// A user token as the identity service would issue it (HS256 in development).
     pub fn token(&self, sub: &str, roles: &[&str]) -> String {

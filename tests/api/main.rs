@@ -1,10 +1,14 @@
 //! One integration-test binary: every test spawns the service on its own port with a database
 //! of its own — SQLite always, PostgreSQL too when `TEST_POSTGRES_URL` is set.
 
+mod billing_helpers;
 mod helpers;
+mod real_parts;
 
 mod auth;
+mod billing;
 mod catalog;
+mod emails;
 mod entitlements;
 mod errors;
 mod idempotency;

@@ -89,3 +89,23 @@ impl Grant {
             .first(conn)
     }
 }
+
+/// Revokes every live grant given for `reason` (a refunded gift's grants); returns their users.
+pub fn revoke_for(conn: &mut DbConn, reason: &str, by: &str) -> QueryResult<Vec<String>> {
+    let users: Vec<String> = grants::table
+        .filter(grants::reason.eq(reason))
+        .filter(grants::revoked_at.is_null())
+        .select(grants::user_id)
+        .load(conn)?;
+    diesel::update(
+        grants::table
+            .filter(grants::reason.eq(reason))
+            .filter(grants::revoked_at.is_null()),
+    )
+    .set((
+        grants::revoked_at.eq(to_db(Utc::now())),
+        grants::revoked_by.eq(by),
+    ))
+    .execute(conn)?;
+    Ok(users)
+}

@@ -80,3 +80,15 @@ pub fn balance(conn: &mut DbConn, account_id: &str) -> QueryResult<i64> {
         .load(conn)?;
     Ok(amounts.iter().sum())
 }
+
+/// The sum of one posting's entries on accounts of `kind` (0 if it was never posted).
+pub fn amount_in(conn: &mut DbConn, source_key: &str, kind: &str) -> QueryResult<i64> {
+    let amounts: Vec<i64> = ledger_entries::table
+        .inner_join(ledger_transactions::table)
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_transactions::source_key.eq(source_key))
+        .filter(ledger_accounts::kind.eq(kind))
+        .select(ledger_entries::amount_minor)
+        .load(conn)?;
+    Ok(amounts.iter().sum())
+}

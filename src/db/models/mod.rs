@@ -3,10 +3,13 @@
 pub mod catalog;
 pub mod creators;
 pub mod credentials;
+pub mod donations;
 pub mod grants;
 pub mod idempotency;
 pub mod ledger;
 pub mod orders;
+pub mod outbox;
+pub mod payments;
 pub mod signing_keys;
 pub mod stripe_events;
 pub mod subscriptions;

@@ -27,6 +27,12 @@ pub struct Order {
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "ser_ts")]
     pub updated_at: NaiveDateTime,
+    /// `pack` or `gift_subscription`.
+    pub kind: String,
+    /// For a gifted subscription period: how many days the recipient gets.
+    pub gift_days: Option<i32>,
+    /// A gift's message to its recipient.
+    pub message: Option<String>,
 }
 
 pub struct NewOrder {
@@ -37,6 +43,9 @@ pub struct NewOrder {
     pub amount_minor: i64,
     pub currency: String,
     pub status: String,
+    pub kind: String,
+    pub gift_days: Option<i32>,
+    pub message: Option<String>,
 }
 
 impl Order {
@@ -55,6 +64,9 @@ impl Order {
             stripe_payment_intent_id: None,
             created_at: now,
             updated_at: now,
+            kind: new.kind,
+            gift_days: new.gift_days,
+            message: new.message,
         };
         diesel::insert_into(orders::table)
             .values(&order)
@@ -84,6 +96,45 @@ impl Order {
             .find(id)
             .select(Order::as_select())
             .first(conn)
+    }
+
+    pub fn by_payment_intent(conn: &mut DbConn, pi: &str) -> QueryResult<Option<Order>> {
+        orders::table
+            .filter(orders::stripe_payment_intent_id.eq(pi))
+            .select(Order::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn set_payment_intent(conn: &mut DbConn, id: &str, pi: &str) -> QueryResult<()> {
+        diesel::update(orders::table.find(id))
+            .set(orders::stripe_payment_intent_id.eq(pi))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// The user's orders, as buyer or recipient, newest first.
+    pub fn of_user(conn: &mut DbConn, user: &str) -> QueryResult<Vec<Order>> {
+        orders::table
+            .filter(orders::buyer_id.eq(user).or(orders::recipient_id.eq(user)))
+            .order(orders::created_at.desc())
+            .select(Order::as_select())
+            .load(conn)
+    }
+
+    /// Whether `user` holds the pack through a paid order (bought or received).
+    pub fn holds_pack(conn: &mut DbConn, user: &str, product: &str) -> QueryResult<bool> {
+        let n: i64 = orders::table
+            .filter(orders::product_id.eq(product))
+            .filter(orders::status.eq("paid"))
+            .filter(
+                orders::recipient_id.eq(user).or(orders::recipient_id
+                    .is_null()
+                    .and(orders::buyer_id.eq(user))),
+            )
+            .count()
+            .get_result(conn)?;
+        Ok(n > 0)
     }
 
     /// The user who holds what the order bought: the gift's recipient, else the buyer.

@@ -29,3 +29,10 @@ pub fn record(
 pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
     stripe_events::table.count().get_result(conn)
 }
+
+/// The `created` of the newest event we hold.
+pub fn newest_created(conn: &mut DbConn) -> QueryResult<Option<i64>> {
+    stripe_events::table
+        .select(diesel::dsl::max(stripe_events::created))
+        .first(conn)
+}

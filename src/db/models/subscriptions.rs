@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
-#[diesel(table_name = subscriptions)]
+#[diesel(table_name = subscriptions, treat_none_as_null = true)]
 pub struct Subscription {
     pub id: String,
     pub user_id: String,
@@ -36,6 +36,8 @@ pub struct Subscription {
     pub updated_at: NaiveDateTime,
     #[serde(skip)]
     pub stripe_event_created: Option<i64>,
+    /// A downgrade to apply at the end of the paid period.
+    pub scheduled_price_id: Option<String>,
 }
 
 /// The fields that describe where a subscription stands; set together.
@@ -75,6 +77,7 @@ impl Subscription {
             created_at: now,
             updated_at: now,
             stripe_event_created: None,
+            scheduled_price_id: None,
         };
         diesel::insert_into(subscriptions::table)
             .values(&sub)
@@ -117,6 +120,60 @@ impl Subscription {
             .order(subscriptions::created_at.desc())
             .select(Subscription::as_select())
             .load(conn)
+    }
+
+    /// Trialing subscriptions whose trial ends before `before` (and has not ended).
+    pub fn trials_ending_before(
+        conn: &mut DbConn,
+        before: chrono::DateTime<Utc>,
+    ) -> QueryResult<Vec<Subscription>> {
+        subscriptions::table
+            .filter(subscriptions::status.eq("trialing"))
+            .filter(subscriptions::trial_end.le(to_db(before)))
+            .filter(subscriptions::trial_end.gt(to_db(Utc::now())))
+            .select(Subscription::as_select())
+            .load(conn)
+    }
+
+    /// Stripe-billed subscriptions with a downgrade due: their period ends before `before`.
+    pub fn downgrades_due(
+        conn: &mut DbConn,
+        before: chrono::DateTime<Utc>,
+    ) -> QueryResult<Vec<Subscription>> {
+        subscriptions::table
+            .filter(subscriptions::scheduled_price_id.is_not_null())
+            .filter(subscriptions::stripe_subscription_id.is_not_null())
+            .filter(subscriptions::current_period_end.le(to_db(before)))
+            .select(Subscription::as_select())
+            .load(conn)
+    }
+
+    pub fn set_scheduled_price(
+        conn: &mut DbConn,
+        id: &str,
+        price: Option<&str>,
+    ) -> QueryResult<Subscription> {
+        diesel::update(subscriptions::table.find(id))
+            .set((
+                subscriptions::scheduled_price_id.eq(price),
+                subscriptions::updated_at.eq(to_db(Utc::now())),
+            ))
+            .execute(conn)?;
+        subscriptions::table
+            .find(id)
+            .select(Subscription::as_select())
+            .first(conn)
+    }
+
+    /// Removes a subscription whose purchase failed before Stripe billed anything.
+    pub fn delete_unpaid(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+        diesel::delete(
+            subscriptions::table
+                .find(id)
+                .filter(subscriptions::stripe_subscription_id.is_null()),
+        )
+        .execute(conn)?;
+        Ok(())
     }
 
     /// Writes the whole row back (status changes, period moves, cancellation).

@@ -22,3 +22,50 @@ pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
         .optional()?
         .is_some())
 }
+
+/// Remembers where the user's receipts go.
+pub fn set_email(conn: &mut DbConn, id: &str, email: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::email.eq(email))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn email_of(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
+    Ok(users::table
+        .find(id)
+        .select(users::email)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+pub fn stripe_customer(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
+    Ok(users::table
+        .find(id)
+        .select(users::stripe_customer_id)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}
+
+/// Records the user's Stripe customer unless one is recorded already; returns the one kept.
+pub fn set_stripe_customer(conn: &mut DbConn, id: &str, customer: &str) -> QueryResult<String> {
+    diesel::update(
+        users::table
+            .find(id)
+            .filter(users::stripe_customer_id.is_null()),
+    )
+    .set(users::stripe_customer_id.eq(customer))
+    .execute(conn)?;
+    Ok(stripe_customer(conn, id)?.unwrap_or_else(|| customer.to_owned()))
+}
+
+/// The user whose Stripe customer this is.
+pub fn by_stripe_customer(conn: &mut DbConn, customer: &str) -> QueryResult<Option<String>> {
+    users::table
+        .filter(users::stripe_customer_id.eq(customer))
+        .select(users::id)
+        .first(conn)
+        .optional()
+}

@@ -1,0 +1,80 @@
+//! Payments Stripe reported as succeeded: which charge paid for what, and the ledger posting
+//! it made. Refunds and disputes of a charge find their payment here.
+
+use super::catalog::ser_ts;
+use super::{new_id, to_db};
+use crate::db::schema::payments;
+use crate::db::DbConn;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Default, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = payments)]
+pub struct Payment {
+    pub id: String,
+    #[serde(skip)]
+    pub stripe_charge_id: String,
+    #[serde(skip)]
+    pub stripe_payment_intent_id: Option<String>,
+    #[serde(skip)]
+    pub stripe_invoice_id: Option<String>,
+    #[serde(skip)]
+    pub user_id: String,
+    pub order_id: Option<String>,
+    pub donation_id: Option<String>,
+    pub subscription_id: Option<String>,
+    #[serde(skip)]
+    pub creator_id: Option<String>,
+    pub amount_minor: i64,
+    #[serde(skip)]
+    pub fee_minor: i64,
+    pub creator_share_minor: i64,
+    pub currency: String,
+    pub refunded_minor: i64,
+    #[serde(skip)]
+    pub ledger_transaction_id: String,
+    #[serde(serialize_with = "ser_ts")]
+    pub created_at: NaiveDateTime,
+}
+
+impl Payment {
+    /// Stores a new payment (`id` and `created_at` are set here).
+    pub fn record(conn: &mut DbConn, mut p: Payment) -> QueryResult<Payment> {
+        p.id = new_id("pay");
+        p.created_at = to_db(Utc::now());
+        diesel::insert_into(payments::table)
+            .values(&p)
+            .execute(conn)?;
+        Ok(p)
+    }
+
+    pub fn by_charge(conn: &mut DbConn, charge: &str) -> QueryResult<Option<Payment>> {
+        payments::table
+            .filter(payments::stripe_charge_id.eq(charge))
+            .select(Payment::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn add_refunded(conn: &mut DbConn, id: &str, amount: i64) -> QueryResult<()> {
+        diesel::update(payments::table.find(id))
+            .set(payments::refunded_minor.eq(payments::refunded_minor + amount))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// A creator's most recent sales and donations received.
+    pub fn recent_of_creator(
+        conn: &mut DbConn,
+        creator: &str,
+        limit: i64,
+    ) -> QueryResult<Vec<Payment>> {
+        payments::table
+            .filter(payments::creator_id.eq(creator))
+            .order(payments::created_at.desc())
+            .limit(limit)
+            .select(Payment::as_select())
+            .load(conn)
+    }
+}

@@ -1,0 +1,104 @@
+//! The emails Kopilka sends, written to the outbox in the transaction of what caused them.
+//! Users without a known address get none (messenger accounts may have no email).
+
+use crate::db::models::outbox::{self, Email};
+use crate::db::models::users;
+use crate::db::DbConn;
+use crate::domain::money::display;
+use diesel::QueryResult;
+
+fn to_user(
+    conn: &mut DbConn,
+    user: &str,
+    dedupe_key: String,
+    kind: &str,
+    subject: String,
+    body: String,
+) -> QueryResult<()> {
+    if let Some(to) = users::email_of(conn, user)? {
+        outbox::enqueue(
+            conn,
+            Email {
+                dedupe_key,
+                to: &to,
+                kind,
+                subject,
+                body,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// A receipt for a payment (subscription, pack, gift, donation), once per Stripe charge.
+pub fn receipt(
+    conn: &mut DbConn,
+    user: &str,
+    charge: &str,
+    what: &str,
+    amount: i64,
+    currency: &str,
+) -> QueryResult<()> {
+    let amount = display(amount, currency);
+    to_user(
+        conn,
+        user,
+        format!("receipt:{charge}"),
+        "receipt",
+        format!("Your receipt: {what}"),
+        format!("Thank you. We received {amount} for {what}.\n\nPayment reference: {charge}\n"),
+    )
+}
+
+pub fn payment_failed(conn: &mut DbConn, user: &str, key: &str, what: &str) -> QueryResult<()> {
+    to_user(
+        conn,
+        user,
+        format!("payment_failed:{key}"),
+        "payment_failed",
+        format!("Your payment for {what} failed"),
+        format!(
+            "We could not take the payment for {what}. Please update your payment method in the app; \
+             your access continues during the grace period.\n"
+        ),
+    )
+}
+
+pub fn trial_ending(
+    conn: &mut DbConn,
+    user: &str,
+    subscription: &str,
+    ends: &str,
+    price: &str,
+) -> QueryResult<()> {
+    to_user(
+        conn,
+        user,
+        format!("trial_ending:{subscription}:{ends}"),
+        "trial_ending",
+        "Your free trial ends soon".to_owned(),
+        format!(
+            "Your trial ends on {ends}. After that you will be charged {price} unless you cancel in the app.\n"
+        ),
+    )
+}
+
+pub fn gift_received(
+    conn: &mut DbConn,
+    recipient: &str,
+    order: &str,
+    what: &str,
+    message: Option<&str>,
+) -> QueryResult<()> {
+    let note = message
+        .map(|m| format!("\nTheir message: {m}\n"))
+        .unwrap_or_default();
+    to_user(
+        conn,
+        recipient,
+        format!("gift:{order}"),
+        "gift_received",
+        format!("You received a gift: {what}"),
+        format!("Someone sent you {what}. It is ready in the app.\n{note}"),
+    )
+}

@@ -1,0 +1,107 @@
+//! Background work, after commit and off the request path: the email outbox, releasing
+//! creator earnings after the hold period, trial-ending reminders, and fetching Stripe events
+//! whose delivery failed.
+
+use crate::app::AppState;
+use crate::db::models::outbox;
+use crate::db::models::subscriptions::Subscription;
+use crate::db::{self};
+use crate::error::AppError;
+use crate::services::mailer::Mail;
+use crate::services::{earnings, stripe_events};
+use actix_web::web;
+use chrono::{Duration, Utc};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
+    actix_web::rt::spawn(async move {
+        let every =
+            std::time::Duration::from_millis(state.settings.billing.jobs_interval_ms.max(10));
+        let sync_every =
+            std::time::Duration::from_secs(state.settings.stripe.sync_interval_seconds);
+        let maintain_every =
+            std::time::Duration::from_secs(state.settings.billing.maintenance_interval_seconds);
+        let mut last_sync = Instant::now();
+        let mut last_maintenance: Option<Instant> = None;
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = send_outbox(&state, &mail).await {
+                tracing::warn!(error = %e, "outbox");
+            }
+            if last_maintenance.is_some_and(|t| t.elapsed() < maintain_every) {
+                continue;
+            }
+            last_maintenance = Some(Instant::now());
+            if let Err(e) = release_and_remind(&state).await {
+                tracing::warn!(error = %e, "earnings release / trial reminders");
+            }
+            if state.stripe.is_some() {
+                let lead = Duration::seconds(state.settings.billing.plan_change_lead_seconds);
+                if let Err(e) = crate::services::purchases::apply_due_downgrades(&state, lead).await
+                {
+                    tracing::warn!(error = %e, "scheduled downgrades");
+                }
+            }
+            if state.stripe.is_some() && !sync_every.is_zero() && last_sync.elapsed() >= sync_every
+            {
+                last_sync = Instant::now();
+                if let Err(e) = stripe_events::sync(&state).await {
+                    tracing::warn!(error = %e, "stripe sync");
+                }
+            }
+        }
+    });
+}
+
+/// Sends what is due; a failure is retried with exponential backoff, then marked failed.
+pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>) -> Result<usize, AppError> {
+    let due = db::run(&state.pool, |conn| Ok(outbox::due(conn, Utc::now(), 50)?)).await?;
+    let max = state.settings.email.max_attempts;
+    let mut sent = 0;
+    for email in due {
+        let m = mail.clone();
+        let (to, subject, body) = (
+            email.to_address.clone(),
+            email.subject.clone(),
+            email.body.clone(),
+        );
+        let result = web::block(move || m.send(&to, &subject, &body))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        let id = email.id.clone();
+        let attempts = email.attempts + 1;
+        db::run(&state.pool, move |conn| {
+            match result {
+                Ok(()) => outbox::mark_sent(conn, &id)?,
+                Err(error) => {
+                    let next = (attempts < max)
+                        .then(|| Utc::now() + Duration::seconds(1 << attempts.min(12)));
+                    outbox::mark_failed(conn, &id, &error, next)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+async fn release_and_remind(state: &AppState) -> Result<(), AppError> {
+    let hold = state.settings.billing.hold_days;
+    let remind = state.settings.billing.trial_reminder_days;
+    db::transaction(&state.pool, move |conn| {
+        earnings::release_due(conn, hold, Utc::now())?;
+        Ok(())
+    })
+    .await?;
+    db::transaction(&state.pool, move |conn| {
+        for sub in Subscription::trials_ending_before(conn, Utc::now() + Duration::days(remind))? {
+            stripe_events::trial_reminder(conn, &sub)?;
+        }
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,398 @@
+//! The Stripe gateway: the few calls Kopilka makes. Requests are async-stripe's typed request
+//! builders; we send them ourselves so that every attempt of a call carries *our* idempotency
+//! key (derived from our record's id, so a retried purchase can never create a second Stripe
+//! object) and so that answers are read into the tolerant structs of `objects`.
+//!
+//! Never call this inside a database transaction: write, commit, call, record the result.
+
+use super::objects::{self, ErrorBody};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::time::Duration;
+use stripe_client_core::{RequestBuilder, StripeMethod, StripeRequest};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Stripe refused the request (4xx): a declined card, a bad payment method, …
+    #[error("Stripe refused the request ({status}): {message}")]
+    Refused {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    /// Stripe could not be reached or failed (network, timeout, 5xx) after every retry.
+    #[error("Stripe is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Clone)]
+pub struct Gateway {
+    http: reqwest::Client,
+    base: String,
+    secret: String,
+    attempts: u32,
+}
+
+fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn currency(code: &str) -> stripe_types::Currency {
+    code.to_ascii_lowercase()
+        .parse()
+        .unwrap_or(stripe_types::Currency::USD)
+}
+
+impl Gateway {
+    /// `base` is Stripe's API root (`https://api.stripe.com/`) or an emulator's.
+    pub fn new(secret: &str, base: &str, timeout: Duration, attempts: u32) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()?;
+        Ok(Gateway {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            secret: secret.to_owned(),
+            attempts: attempts.max(1),
+        })
+    }
+
+    /// Sends one request, retrying network errors, timeouts, 429 and 5xx with exponential
+    /// backoff; every attempt carries the same idempotency key.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: RequestBuilder,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, GatewayError> {
+        let mut url = format!("{}/v1{}", self.base, req.path);
+        if let Some(q) = &req.query {
+            url.push('?');
+            url.push_str(q);
+        }
+        let mut last = String::new();
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt.min(6))).await;
+            }
+            let mut http = match req.method {
+                StripeMethod::Get => self.http.get(&url),
+                StripeMethod::Post => self.http.post(&url),
+                StripeMethod::Delete => self.http.delete(&url),
+            }
+            .bearer_auth(&self.secret);
+            if let Some(key) = idempotency_key {
+                http = http.header("Idempotency-Key", key);
+            }
+            if let Some(body) = &req.body {
+                http = http
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(body.clone());
+            }
+            let res = match http.send().await {
+                Ok(res) => res,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let status = res.status().as_u16();
+            let bytes = match res.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            if (200..300).contains(&status) {
+                return serde_json::from_slice(&bytes).map_err(|e| {
+                    GatewayError::Unavailable(format!("unreadable answer from Stripe: {e}"))
+                });
+            }
+            let error = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.error)
+                .unwrap_or_default();
+            let message = error
+                .message
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+            if status == 429 || status >= 500 {
+                last = format!("{status}: {message}");
+                continue;
+            }
+            return Err(GatewayError::Refused {
+                status,
+                code: error.code,
+                message,
+            });
+        }
+        Err(GatewayError::Unavailable(last))
+    }
+
+    /// A subscription answer both as sent (for the same code path as webhooks) and typed.
+    async fn send_subscription(
+        &self,
+        req: RequestBuilder,
+        key: Option<&str>,
+    ) -> Result<(serde_json::Value, objects::Subscription), GatewayError> {
+        let value: serde_json::Value = self.send(req, key).await?;
+        let typed = serde_json::from_value(value.clone())
+            .map_err(|e| GatewayError::Unavailable(format!("unreadable subscription: {e}")))?;
+        Ok((value, typed))
+    }
+
+    pub async fn create_customer(
+        &self,
+        user_id: &str,
+        email: Option<&str>,
+    ) -> Result<objects::Customer, GatewayError> {
+        let mut req = stripe_core::customer::CreateCustomer::new()
+            .metadata(metadata(&[("kopilka_user_id", user_id)]));
+        if let Some(email) = email {
+            req = req.email(email);
+        }
+        // One customer per user, even if two first purchases race: Stripe answers the same
+        // key with the same customer.
+        self.send(req.build(), Some(&format!("customer-{user_id}")))
+            .await
+    }
+
+    /// Attaches a payment method the app collected and makes it the customer's default.
+    pub async fn set_default_payment_method(
+        &self,
+        customer: &str,
+        payment_method: &str,
+    ) -> Result<(), GatewayError> {
+        let attach = stripe_payment::payment_method::AttachPaymentMethod::new(payment_method)
+            .customer(customer);
+        let _: serde_json::Value = self.send(attach.build(), None).await?;
+        let settings = stripe_core::customer::UpdateCustomerInvoiceSettings {
+            default_payment_method: Some(payment_method.to_owned()),
+            ..Default::default()
+        };
+        let update =
+            stripe_core::customer::UpdateCustomer::new(customer).invoice_settings(settings);
+        let _: serde_json::Value = self.send(update.build(), None).await?;
+        Ok(())
+    }
+
+    /// Makes sure Stripe knows our product and our recurring price (as a Stripe plan whose
+    /// id is our price id, so no mapping table is needed). "Already exists" is success.
+    pub async fn ensure_plan(
+        &self,
+        product_id: &str,
+        product_name: &str,
+        price_id: &str,
+        amount_minor: i64,
+        currency_code: &str,
+        interval: &str,
+    ) -> Result<(), GatewayError> {
+        let product = stripe_product::product::CreateProduct::new(product_name).id(product_id);
+        already_exists_is_ok(
+            self.send::<serde_json::Value>(product.build(), Some(&format!("product-{product_id}")))
+                .await,
+        )?;
+        let interval = if interval == "year" {
+            stripe_shared::PlanInterval::Year
+        } else {
+            stripe_shared::PlanInterval::Month
+        };
+        let plan = stripe_billing::plan::CreatePlan::new(currency(currency_code), interval)
+            .id(price_id)
+            .amount(amount_minor)
+            .product(stripe_billing::plan::CreatePlanProduct::Id(
+                product_id.to_owned(),
+            ));
+        already_exists_is_ok(
+            self.send::<serde_json::Value>(plan.build(), Some(&format!("plan-{price_id}")))
+                .await,
+        )
+    }
+
+    /// A subscription to `plan` (our price id), linked back to our record by metadata.
+    pub async fn create_subscription(
+        &self,
+        ours: &str,
+        customer: &str,
+        plan: &str,
+        quantity: u64,
+        trial_end: Option<i64>,
+    ) -> Result<(serde_json::Value, objects::Subscription), GatewayError> {
+        use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
+        let item = CreateSubscriptionItems {
+            plan: Some(plan.to_owned()),
+            quantity: Some(quantity),
+            ..Default::default()
+        };
+        let mut req = CreateSubscription::new()
+            .customer(customer)
+            .items(vec![item])
+            .metadata(metadata(&[("kopilka_subscription_id", ours)]))
+            .expand(vec!["latest_invoice.payment_intent".to_owned()]);
+        if let Some(end) = trial_end {
+            req = req.trial_end(
+                stripe_billing::subscription::CreateSubscriptionTrialEnd::Timestamp(end),
+            );
+        }
+        self.send_subscription(req.build(), Some(&format!("subscription-{ours}")))
+            .await
+    }
+
+    /// Cancel at period end (`true`) or resume (`false`). `version` distinguishes repeated
+    /// toggles so each gets its own idempotency key.
+    pub async fn set_cancel_at_period_end(
+        &self,
+        stripe_id: &str,
+        cancel: bool,
+        key: &str,
+    ) -> Result<(serde_json::Value, objects::Subscription), GatewayError> {
+        let req = stripe_billing::subscription::UpdateSubscription::new(stripe_id)
+            .cancel_at_period_end(cancel);
+        self.send_subscription(req.build(), Some(key)).await
+    }
+
+    /// A new seat count on the subscription's one item.
+    pub async fn set_quantity(
+        &self,
+        stripe_id: &str,
+        item_id: &str,
+        plan: &str,
+        quantity: u64,
+        key: &str,
+    ) -> Result<(serde_json::Value, objects::Subscription), GatewayError> {
+        use stripe_billing::subscription::{UpdateSubscription, UpdateSubscriptionItems};
+        let item = UpdateSubscriptionItems {
+            id: Some(item_id.to_owned()),
+            plan: Some(plan.to_owned()),
+            quantity: Some(quantity),
+            ..Default::default()
+        };
+        let req = UpdateSubscription::new(stripe_id).items(vec![item]);
+        self.send_subscription(req.build(), Some(key)).await
+    }
+
+    /// Moves the subscription's item to another plan. `prorate_now`: Stripe's default
+    /// prorations (an upgrade, invoiced at once by `invoice_now`); otherwise no proration
+    /// (a downgrade applied at the period's end).
+    pub async fn change_plan(
+        &self,
+        stripe_id: &str,
+        item_id: &str,
+        plan: &str,
+        quantity: u64,
+        prorate_now: bool,
+        key: &str,
+    ) -> Result<(serde_json::Value, objects::Subscription), GatewayError> {
+        use stripe_billing::subscription::{
+            UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+        };
+        let item = UpdateSubscriptionItems {
+            id: Some(item_id.to_owned()),
+            plan: Some(plan.to_owned()),
+            quantity: Some(quantity),
+            ..Default::default()
+        };
+        let mut req = UpdateSubscription::new(stripe_id).items(vec![item]);
+        if !prorate_now {
+            req = req.proration_behavior(UpdateSubscriptionProrationBehavior::None);
+        }
+        self.send_subscription(req.build(), Some(key)).await
+    }
+
+    /// Invoices the subscription's pending items (an upgrade's proration) and pays it now.
+    pub async fn invoice_now(
+        &self,
+        customer: &str,
+        stripe_sub: &str,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        let form = std::collections::BTreeMap::from([
+            ("customer", customer),
+            ("subscription", stripe_sub),
+        ]);
+        let create = RequestBuilder::new(StripeMethod::Post, "/invoices").form(&form);
+        let invoice: objects::Invoice = self.send(create, Some(key)).await?;
+        let pay = RequestBuilder::new(StripeMethod::Post, format!("/invoices/{}/pay", invoice.id));
+        match self
+            .send::<serde_json::Value>(pay, Some(&format!("{key}-pay")))
+            .await
+        {
+            // Nothing to pay (credit exceeds the charge): Stripe says so; that is fine.
+            Err(GatewayError::Refused { message, .. }) if message.contains("already paid") => {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    pub async fn retrieve_subscription(
+        &self,
+        stripe_id: &str,
+    ) -> Result<(serde_json::Value, objects::Subscription), GatewayError> {
+        let req = RequestBuilder::new(StripeMethod::Get, format!("/subscriptions/{stripe_id}"));
+        self.send_subscription(req, None).await
+    }
+
+    /// A one-off payment for our record `ours` (an order or a donation).
+    pub async fn create_payment_intent(
+        &self,
+        ours_kind: &str,
+        ours: &str,
+        customer: &str,
+        amount_minor: i64,
+        currency_code: &str,
+        payment_method: Option<&str>,
+    ) -> Result<objects::PaymentIntent, GatewayError> {
+        let mut req = stripe_core::payment_intent::CreatePaymentIntent::new(
+            amount_minor,
+            currency(currency_code),
+        )
+        .customer(customer)
+        .metadata(metadata(&[(ours_kind, ours)]));
+        if let Some(pm) = payment_method {
+            req = req.payment_method(pm);
+        }
+        self.send(req.build(), Some(&format!("payment-{ours}")))
+            .await
+    }
+
+    /// One page of events created after `created_after` (oldest first is not guaranteed by
+    /// Stripe: callers sort).
+    pub async fn list_events(
+        &self,
+        created_after: i64,
+        starting_after: Option<&str>,
+    ) -> Result<objects::List<serde_json::Value>, GatewayError> {
+        let bounds = stripe_types::RangeBoundsTs {
+            gt: Some(created_after),
+            ..Default::default()
+        };
+        let mut req = stripe_core::event::ListEvent::new()
+            .created(stripe_types::RangeQueryTs::Bounds(bounds))
+            .limit(100);
+        if let Some(after) = starting_after {
+            req = req.starting_after(after);
+        }
+        self.send(req.build(), None).await
+    }
+}
+
+fn already_exists_is_ok(r: Result<serde_json::Value, GatewayError>) -> Result<(), GatewayError> {
+    match r {
+        Ok(_) => Ok(()),
+        // Stripe: 400 resource_already_exists; emulators: 409.
+        Err(GatewayError::Refused {
+            status,
+            code,
+            message,
+        }) if status == 409
+            || code.as_deref() == Some("resource_already_exists")
+            || message.contains("already exists") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}

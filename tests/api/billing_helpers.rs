@@ -1,0 +1,309 @@
+//! Billing tests' harness: an app wired to localstripe (its signed webhooks registered to
+//! this app) and to the SMTP server; Stripe calls as the mobile SDK or Stripe itself would
+//! make them; Stripe-shaped events signed with Stripe's scheme for what localstripe cannot
+//! send; and the ledger invariants.
+
+use crate::helpers::{eventually, spawn_with, Backend, TestApp, TestDb};
+use crate::real_parts::{mails_to, real_parts};
+use kopilka::stripe::signature::sign;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub async fn spawn_billing(b: Backend) -> TestApp {
+    spawn_billing_with(b, |_| {}).await
+}
+
+pub async fn spawn_billing_with(
+    b: Backend,
+    tweak: impl FnOnce(&mut kopilka::config::Settings),
+) -> TestApp {
+    let app = spawn_unhooked(b, tweak).await;
+    hook(&app).await;
+    app
+}
+
+/// An app wired to localstripe whose webhooks are *not* delivered to it (tests deliver them).
+pub async fn spawn_unhooked(
+    b: Backend,
+    tweak: impl FnOnce(&mut kopilka::config::Settings),
+) -> TestApp {
+    let parts = real_parts();
+    let secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
+    let s2 = secret.clone();
+    let app = spawn_with(Arc::new(TestDb::new(b)), move |s| {
+        s.stripe.secret_key = Some("sk_test_kopilka".to_owned().into());
+        s.stripe.api_base = format!("{}/", parts.stripe_url);
+        s.stripe.webhook_secrets = vec![s2.into()];
+        s.stripe.sync_interval_seconds = 0;
+        s.email.transport = kopilka::config::EmailTransport::Smtp;
+        s.email.smtp_host = "127.0.0.1".into();
+        s.email.smtp_port = parts.smtp_port;
+        s.email.smtp_security = "none".into();
+        s.billing.jobs_interval_ms = 50;
+        s.billing.maintenance_interval_seconds = 0;
+        tweak(s);
+    })
+    .await;
+    app
+}
+
+/// Registers the app as a localstripe webhook endpoint.
+pub async fn hook(app: &TestApp) {
+    use secrecy::ExposeSecret;
+    let parts = real_parts();
+    let secret = app.settings.stripe.webhook_secrets[0]
+        .expose_secret()
+        .to_owned();
+    let hook = uuid::Uuid::new_v4().simple().to_string();
+    let res = app
+        .client
+        .post(format!("{}/_config/webhooks/{hook}", parts.stripe_url))
+        .form(&[("url", app.url("/v1/webhooks/stripe")), ("secret", secret)])
+        .send()
+        .await
+        .expect("register webhook");
+    assert!(
+        res.status().is_success(),
+        "localstripe webhook registration"
+    );
+}
+
+/// A call straight to Stripe (localstripe), as the app's Stripe SDK or the dashboard makes.
+pub async fn stripe(app: &TestApp, method: &str, path: &str, form: &[(&str, &str)]) -> Value {
+    let url = format!("{}/v1{path}", real_parts().stripe_url);
+    let req = match method {
+        "GET" => app.client.get(url),
+        _ => app.client.post(url).form(form),
+    };
+    let res = req
+        .basic_auth("sk_test_kopilka", Some(""))
+        .send()
+        .await
+        .expect("localstripe");
+    let status = res.status();
+    let body: Value = res.json().await.expect("localstripe json");
+    assert!(status.is_success(), "localstripe {path}: {body}");
+    body
+}
+
+/// A card payment method, as the app's Stripe SDK creates it.
+pub async fn card(app: &TestApp) -> String {
+    let pm = stripe(
+        app,
+        "POST",
+        "/payment_methods",
+        &[
+            ("type", "card"),
+            ("card[number]", "4242424242424242"),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2034"),
+            ("card[cvc]", "123"),
+        ],
+    )
+    .await;
+    pm["id"].as_str().expect("pm id").to_owned()
+}
+
+pub fn email_of(user: &str) -> String {
+    format!("{user}@example.com")
+}
+
+pub fn user() -> String {
+    format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// POSTs as `user` and expects `status`; returns the body.
+pub async fn post_as(
+    app: &TestApp,
+    user: &str,
+    path: &str,
+    body: &Value,
+    status: StatusCode,
+) -> Value {
+    let res = app.post(path, &app.token(user, &[]), body).await;
+    let got = res.status();
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(got, status, "{path}: {body}");
+    body
+}
+
+/// The app confirms the payment with Stripe's SDK.
+pub async fn confirm(app: &TestApp, intent_id: &str) {
+    stripe(
+        app,
+        "POST",
+        &format!("/payment_intents/{intent_id}/confirm"),
+        &[],
+    )
+    .await;
+}
+
+/// Delivers a Stripe-shaped event, signed with the app's webhook secret.
+pub async fn deliver(app: &TestApp, event: &Value) -> reqwest::Response {
+    use secrecy::ExposeSecret;
+    let secret = app.settings.stripe.webhook_secrets[0]
+        .expose_secret()
+        .to_owned();
+    let body = event.to_string();
+    let sig = sign(body.as_bytes(), &secret, chrono::Utc::now().timestamp());
+    app.client
+        .post(app.url("/v1/webhooks/stripe"))
+        .header("Stripe-Signature", sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("deliver")
+}
+
+pub fn event(kind: &str, object: Value) -> Value {
+    json!({
+        "id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
+        "object": "event", "type": kind, "created": chrono::Utc::now().timestamp(),
+        "data": {"object": object},
+    })
+}
+
+pub async fn holds(app: &TestApp, user: &str, key: &str) -> bool {
+    app.keys(user).await.iter().any(|k| k == key)
+}
+
+pub async fn wait_until_holds(app: &TestApp, user: &str, key: &str, wanted: bool) {
+    let ok = eventually(WAIT, || async { holds(app, user, key).await == wanted }).await;
+    assert!(
+        ok,
+        "{user} should {}hold {key}",
+        if wanted { "" } else { "not " }
+    );
+}
+
+pub fn finance(app: &TestApp) -> String {
+    app.token("finance-fay", &["finance"])
+}
+
+/// A ledger account's balance (debits positive), or 0 if it has no entries yet.
+pub async fn balance(app: &TestApp, account: &str) -> i64 {
+    let res = app
+        .get(
+            &format!("/v1/admin/ledger/accounts/{account}"),
+            &finance(app),
+        )
+        .await;
+    if res.status() == StatusCode::NOT_FOUND {
+        return 0;
+    }
+    let body: Value = res.json().await.expect("json");
+    body["balance_minor"].as_i64().expect("balance")
+}
+
+pub async fn wait_for_balance(app: &TestApp, account: &str, want: i64) {
+    let ok = eventually(WAIT, || async { balance(app, account).await == want }).await;
+    assert!(
+        ok,
+        "{account} should reach {want}, is {}",
+        balance(app, account).await
+    );
+}
+
+/// Waits for an email to `to` whose subject contains `subject`.
+pub async fn wait_for_mail(to: &str, subject: &str) -> String {
+    let mut found = String::new();
+    let ok = eventually(WAIT, || {
+        let hit = mails_to(to).into_iter().find(|(s, _)| s.contains(subject));
+        if let Some((_, text)) = &hit {
+            found = text.clone();
+        }
+        async move { hit.is_some() }
+    })
+    .await;
+    assert!(
+        ok,
+        "no email {subject:?} to {to}; got {:?}",
+        mails_to(to).iter().map(|m| &m.0).collect::<Vec<_>>()
+    );
+    found
+}
+
+/// A creator with a pack priced `amount` USD; returns (creator, product, price).
+pub async fn creator_pack(app: &TestApp, share_bps: i32, amount: i64) -> (String, String, String) {
+    let creator = user();
+    let res = app
+        .client
+        .put(app.url(&format!("/v1/admin/creators/{creator}")))
+        .bearer_auth(app.admin())
+        .json(&json!({"display_name": "Artist", "revenue_share_bps": share_bps}))
+        .send()
+        .await
+        .expect("creator");
+    assert!(res.status().is_success(), "creator: {:?}", res.text().await);
+    let product = format!("pack_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let res = app
+        .post(
+            "/v1/admin/products",
+            &app.admin(),
+            &json!({"id": product, "kind": "sticker_pack", "name": "Cats", "creator_id": creator}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
+    let res = app
+        .post(
+            &format!("/v1/admin/products/{product}/prices"),
+            &app.admin(),
+            &json!({"amount_minor": amount, "currency": "USD"}),
+        )
+        .await;
+    let price: Value = res.json().await.expect("price");
+    (
+        creator,
+        product,
+        price["id"].as_str().expect("price id").to_owned(),
+    )
+}
+
+/// Every ledger transaction balances per currency, every entry is sealed by its transaction,
+/// and each entry's currency is its account's.
+pub fn assert_ledger_invariants(db_url: &str) {
+    use diesel::prelude::*;
+    use kopilka::db::schema::{ledger_accounts, ledger_entries, ledger_transactions};
+    use std::collections::{BTreeMap, BTreeSet};
+    let pool = kopilka::db::connect(db_url, 1).expect("connect");
+    let mut conn = pool.get().expect("conn");
+    let entries: Vec<(String, String, String, i64)> = ledger_entries::table
+        .select((
+            ledger_entries::transaction_id,
+            ledger_entries::account_id,
+            ledger_entries::currency,
+            ledger_entries::amount_minor,
+        ))
+        .load(&mut *conn)
+        .expect("entries");
+    let sealed: BTreeSet<String> = ledger_transactions::table
+        .select(ledger_transactions::id)
+        .load::<String>(&mut *conn)
+        .expect("transactions")
+        .into_iter()
+        .collect();
+    let accounts: BTreeMap<String, String> = ledger_accounts::table
+        .select((ledger_accounts::id, ledger_accounts::currency))
+        .load::<(String, String)>(&mut *conn)
+        .expect("accounts")
+        .into_iter()
+        .collect();
+    let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (txn, account, currency, amount) in &entries {
+        assert!(sealed.contains(txn), "entry of unsealed transaction {txn}");
+        assert_eq!(
+            accounts.get(account),
+            Some(currency),
+            "entry currency differs from account {account}"
+        );
+        *sums.entry((txn.clone(), currency.clone())).or_default() += amount;
+    }
+    for ((txn, currency), sum) in sums {
+        assert_eq!(sum, 0, "transaction {txn} does not balance in {currency}");
+    }
+}
