@@ -572,7 +572,9 @@ pub fn dispute_created(conn: &mut DbConn, dispute: &Value) -> Result<Vec<String>
 }
 
 /// `charge.dispute.closed`: won gives back what the dispute took (not its fee) and restores
-/// the purchase; lost leaves it revoked.
+/// the purchase (a pack, or what is left of a gifted period); lost leaves it revoked. A
+/// subscription invoice's won dispute leaves the subscription to Stripe's next subscription
+/// event.
 pub fn dispute_closed(conn: &mut DbConn, dispute: &Value) -> Result<Vec<String>, AppError> {
     if dispute["status"].as_str() != Some("won") {
         return Ok(Vec::new());
@@ -605,6 +607,11 @@ pub fn dispute_closed(conn: &mut DbConn, dispute: &Value) -> Result<Vec<String>,
         if let Some(order) = Order::find(conn, order_id)? {
             Order::set_status(conn, order_id, "paid")?;
             affected.push(order.holder().to_owned());
+            affected.extend(grants::reinstate_for(
+                conn,
+                &gift_reason(order_id),
+                "stripe",
+            )?);
         }
     }
     if let Some(id) = &payment.donation_id {

@@ -417,9 +417,27 @@ both!(
     |b: Backend| async move {
         let app = spawn_billing(b).await;
         let (buyer, friend) = (user(), user());
-        buy_and_pay(&app, &buyer, "price_premium_monthly_usd", Some(&friend)).await;
+        let order = buy_and_pay(&app, &buyer, "price_premium_monthly_usd", Some(&friend)).await;
         wait_until_holds(&app, &friend, "premium", true).await;
         assert!(!holds(&app, &buyer, "premium").await);
+        // A dispute takes the period away; winning it gives it back.
+        let intent = intent_of(&order);
+        let pi = stripe(&app, "GET", &format!("/payment_intents/{intent}"), &[]).await;
+        let charge = pi["latest_charge"]["id"]
+            .as_str()
+            .or(pi["latest_charge"].as_str())
+            .unwrap()
+            .to_owned();
+        let dispute = json!({"id": "dp_gift", "object": "dispute", "charge": charge, "amount": 499,
+                             "currency": "usd", "status": "needs_response", "balance_transactions": []});
+        let opened = deliver(&app, &event("charge.dispute.created", dispute.clone())).await;
+        assert_eq!(opened.status(), StatusCode::OK);
+        wait_until_holds(&app, &friend, "premium", false).await;
+        let mut won = dispute;
+        won["status"] = json!("won");
+        let closed = deliver(&app, &event("charge.dispute.closed", won)).await;
+        assert_eq!(closed.status(), StatusCode::OK);
+        wait_until_holds(&app, &friend, "premium", true).await;
         // Not as a purchase for oneself.
         let res = app
             .post(

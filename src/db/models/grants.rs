@@ -90,6 +90,35 @@ impl Grant {
     }
 }
 
+/// Gives back what `by` revoked for `reason` and has not expired since (a gift whose dispute was
+/// won): new grants with the same terms, so the revocation stays on record. Returns their users.
+pub fn reinstate_for(conn: &mut DbConn, reason: &str, by: &str) -> QueryResult<Vec<String>> {
+    let now = to_db(Utc::now());
+    let revoked: Vec<Grant> = grants::table
+        .filter(grants::reason.eq(reason))
+        .filter(grants::revoked_by.eq(by))
+        .filter(grants::expires_at.is_null().or(grants::expires_at.gt(now)))
+        .select(Grant::as_select())
+        .load(conn)?;
+    let mut users = Vec::new();
+    for g in revoked {
+        users.push(g.user_id.clone());
+        Grant::create(
+            conn,
+            NewGrant {
+                user_id: g.user_id,
+                entitlement_key: g.entitlement_key,
+                value: g.value,
+                reason: g.reason,
+                granted_by: g.granted_by,
+                starts_at: now,
+                expires_at: g.expires_at,
+            },
+        )?;
+    }
+    Ok(users)
+}
+
 /// Revokes every live grant given for `reason` (a refunded gift's grants); returns their users.
 pub fn revoke_for(conn: &mut DbConn, reason: &str, by: &str) -> QueryResult<Vec<String>> {
     let users: Vec<String> = grants::table
