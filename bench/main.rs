@@ -1,7 +1,9 @@
 //! `kopilka-bench`: the pieces `bench/run.sh` drives — a baseline server, a population of
-//! 100,000 users, identity-service tokens for them, and an in-process signing benchmark.
+//! 100,000 users, identity-service tokens for them, an in-process signing benchmark, and the
+//! signed Stripe webhook load `bench/webhooks.sh` drives.
 
 mod population;
+mod webhooks;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -44,6 +46,23 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         seconds: u64,
     },
+    /// Signed `invoice.paid` renewals of the seeded monthly subscribers, posted to `url` at a
+    /// fixed concurrency; prints `accepted refused seconds`.
+    Webhooks {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        secret: String,
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Makes event, invoice and charge ids unique to this call.
+        #[arg(long)]
+        run: String,
+    },
     /// A batch-check body asking for `users` user ids starting at `first`.
     BatchBody {
         #[arg(long, default_value_t = 1000)]
@@ -66,6 +85,18 @@ fn main() -> anyhow::Result<()> {
         } => population::seed(&database_url, users),
         Command::Tokens { users, out } => tokens(users, &out),
         Command::SignRate { seconds } => sign_rate(seconds),
+        Command::Webhooks {
+            url,
+            secret,
+            users,
+            concurrency,
+            seconds,
+            run,
+        } => {
+            let o = webhooks::drive(&url, &secret, users, concurrency, seconds, &run)?;
+            println!("{} {} {:.3}", o.accepted, o.refused, o.seconds);
+            Ok(())
+        }
         Command::BatchBody { users, first } => {
             let ids: Vec<String> = (first..first + users).map(user_id).collect();
             println!("{}", serde_json::json!({ "user_ids": ids }));

@@ -1,7 +1,8 @@
 //! A mixed population for the benchmark, written with set-based SQL (seconds for 100,000 users):
 //! 40 % hold nothing, 20 % monthly Premium (some past due in grace), 10 % yearly Premium in a
 //! trial, 10 % lifetime and expiring grants, 10 % own a Team subscription and sit on it with the
-//! next user, who also bought a sticker pack.
+//! next user, who also bought a sticker pack. The monthly subscribers came through Stripe: they
+//! have customer and subscription ids and an email address (the webhook benchmark renews them).
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -25,14 +26,18 @@ pub fn seed(url: &str, users: usize) -> anyhow::Result<()> {
            VALUES ('price_pack_cats', 'pack_cats', 199, 'USD', 0, TRUE, {now});
          INSERT INTO users (id, created_at) SELECT {uid}, {now} FROM generate_series(0, {last}) i;
 
+         UPDATE users SET stripe_customer_id = 'cus_bench_' || substr(id, 2)::int,
+                          email = id || '@bench.example'
+           WHERE substr(id, 2)::int % 10 IN (4, 5);
          INSERT INTO subscriptions (id, user_id, product_id, price_id, status, quantity,
              current_period_start, current_period_end, trial_end, cancel_at_period_end,
-             grace_until, created_at, updated_at)
+             grace_until, stripe_subscription_id, created_at, updated_at)
            SELECT 'sub_m' || i, {uid}, 'prod_premium', 'price_premium_monthly_usd',
                   CASE WHEN i % 20 = 5 THEN 'past_due' ELSE 'active' END, 1,
                   {now} - interval '10 days',
                   {now} + interval '20 days' + (i % 1440) * interval '1 minute', NULL, FALSE,
-                  CASE WHEN i % 20 = 5 THEN {now} + interval '27 days' END, {now}, {now}
+                  CASE WHEN i % 20 = 5 THEN {now} + interval '27 days' END, 'sub_bench_m' || i,
+                  {now}, {now}
            FROM generate_series(0, {last}) i WHERE i % 10 IN (4, 5);
 
          INSERT INTO subscriptions (id, user_id, product_id, price_id, status, quantity,
@@ -71,7 +76,7 @@ pub fn seed(url: &str, users: usize) -> anyhow::Result<()> {
                   {now}, {now}, {now}
            FROM generate_series(0, {last}) i WHERE i % 10 = 9;
          COMMIT;
-         ANALYZE;"
+         ANALYZE users, subscriptions, grants, seat_assignments, orders, products, prices;"
     ))?;
     eprintln!("seeded {users} users");
     Ok(())

@@ -44,6 +44,18 @@ macro_rules! insert_or_ignore {
 }
 pub(crate) use insert_or_ignore;
 
+/// A multi-row `INSERT` in one statement on either backend (the multi-connection does not
+/// offer batch inserts); gives the number of rows inserted.
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::db::DbConn::Pg(c) => diesel::insert_into($table).values($rows).execute(c),
+            $crate::db::DbConn::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
+        }
+    };
+}
+pub(crate) use insert_rows;
+
 /// Which backend a URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -172,6 +184,10 @@ where
     result
 }
 
+diesel::define_sql_function! {
+    fn pg_notify(channel: diesel::sql_types::Text, payload: diesel::sql_types::Text);
+}
+
 /// Tells other instances (PostgreSQL `NOTIFY`, delivered at commit) that these users'
 /// entitlements changed; `*` means everyone's. On SQLite there is only one instance.
 pub fn notify_changed(conn: &mut DbConn, user_ids: &[&str]) -> Result<(), AppError> {
@@ -180,10 +196,8 @@ pub fn notify_changed(conn: &mut DbConn, user_ids: &[&str]) -> Result<(), AppErr
         for chunk in user_ids.chunks(50) {
             // A payload is limited to 8000 bytes: batch ids, one notification per chunk.
             let payload = chunk.join("\n");
-            diesel::sql_query("SELECT pg_notify($1, $2)")
-                .bind::<diesel::sql_types::Text, _>(listen::CHANNEL)
-                .bind::<diesel::sql_types::Text, _>(payload)
-                .execute(c)?;
+            // Through the query builder rather than raw SQL: prepared once per connection.
+            diesel::select(pg_notify(listen::CHANNEL, payload)).execute(c)?;
         }
     }
     Ok(())

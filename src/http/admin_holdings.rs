@@ -351,7 +351,7 @@ async fn update_subscription(
             ));
         }
         sub.save(conn)?;
-        let affected = Subscription::affected_users(conn, &sub.id)?;
+        let affected = sub.holders(conn)?;
         let refs: Vec<&str> = affected.iter().map(String::as_str).collect();
         db::notify_changed(conn, &refs)?;
         Ok((sub, affected))

@@ -1,8 +1,7 @@
 //! The emails Kopilka sends, written to the outbox in the transaction of what caused them.
 //! Users without a known address get none (messenger accounts may have no email).
 
-use crate::db::models::outbox::{self, Email};
-use crate::db::models::users;
+use crate::db::models::outbox;
 use crate::db::DbConn;
 use crate::domain::money::display;
 use diesel::QueryResult;
@@ -15,18 +14,7 @@ fn to_user(
     subject: String,
     body: String,
 ) -> QueryResult<()> {
-    if let Some(to) = users::email_of(conn, user)? {
-        outbox::enqueue(
-            conn,
-            Email {
-                dedupe_key,
-                to: &to,
-                kind,
-                subject,
-                body,
-            },
-        )?;
-    }
+    outbox::enqueue_to_user(conn, user, dedupe_key, kind, subject, body)?;
     Ok(())
 }
 

@@ -55,38 +55,55 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
     });
 }
 
-/// Sends what is due; a failure is retried with exponential backoff, then marked failed.
+/// Sends what is due, a batch at a time until nothing is; a failure is retried with
+/// exponential backoff, then marked failed. Each batch's outcome is written in one
+/// transaction: at webhook rates, a commit per email would cost as much as the events did.
 pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>) -> Result<usize, AppError> {
-    let due = db::run(&state.pool, |conn| Ok(outbox::due(conn, Utc::now(), 50)?)).await?;
+    const BATCH: i64 = 100;
     let max = state.settings.email.max_attempts;
     let mut sent = 0;
-    for email in due {
+    loop {
+        let due = db::run(&state.pool, |conn| {
+            Ok(outbox::due(conn, Utc::now(), BATCH)?)
+        })
+        .await?;
+        let full = due.len() as i64 == BATCH;
         let m = mail.clone();
-        let (to, subject, body) = (
-            email.to_address.clone(),
-            email.subject.clone(),
-            email.body.clone(),
-        );
-        let result = web::block(move || m.send(&to, &subject, &body))
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-        let id = email.id.clone();
-        let attempts = email.attempts + 1;
-        db::run(&state.pool, move |conn| {
-            match result {
-                Ok(()) => outbox::mark_sent(conn, &id)?,
-                Err(error) => {
-                    let next = (attempts < max)
-                        .then(|| Utc::now() + Duration::seconds(1 << attempts.min(12)));
-                    outbox::mark_failed(conn, &id, &error, next)?;
+        // (id, attempts so far, the error if sending failed)
+        let results = web::block(move || {
+            due.into_iter()
+                .map(|e| {
+                    let result = m.send(&e.to_address, &e.subject, &e.body);
+                    (e.id, e.attempts + 1, result.err())
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        sent += results.len();
+        db::transaction(&state.pool, move |conn| {
+            let ok: Vec<String> = results
+                .iter()
+                .filter(|(_, _, error)| error.is_none())
+                .map(|(id, ..)| id.clone())
+                .collect();
+            if !ok.is_empty() {
+                outbox::mark_sent(conn, &ok)?;
+            }
+            for (id, attempts, error) in &results {
+                if let Some(error) = error {
+                    let next = (*attempts < max)
+                        .then(|| Utc::now() + Duration::seconds(1 << (*attempts).min(12)));
+                    outbox::mark_failed(conn, id, error, next)?;
                 }
             }
             Ok(())
         })
         .await?;
-        sent += 1;
+        if !full {
+            return Ok(sent);
+        }
     }
-    Ok(sent)
 }
 
 async fn release_and_remind(state: &AppState) -> Result<(), AppError> {

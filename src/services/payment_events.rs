@@ -74,9 +74,7 @@ fn record_payment(
     creator: Option<(String, u16)>,
     description: &str,
 ) -> Result<Option<Payment>, AppError> {
-    if Payment::by_charge(conn, &payment.stripe_charge_id)?.is_some() {
-        return Ok(None);
-    }
+    // The ledger's source key (`charge:<id>`) is what keeps a charge from being recorded twice.
     let currency = Currency::parse(&payment.currency)
         .map_err(|e| AppError::bad_request("invalid_event", e))?;
     let (gross, fee) = (payment.amount_minor, payment.fee_minor);
@@ -188,7 +186,7 @@ pub fn invoice_paid(
                 )?;
             }
         }
-        return Ok(Subscription::affected_users(conn, &sub.id)?);
+        return Ok(sub.holders(conn)?);
     }
     let donation = match Donation::by_stripe_subscription(conn, stripe_sub)? {
         Some(d) => Some(d),
@@ -291,7 +289,7 @@ pub fn invoice_failed(
         &key,
         &format!("subscription {}", sub.product_id),
     )?;
-    Ok(Subscription::affected_users(conn, &sub.id)?)
+    Ok(sub.holders(conn)?)
 }
 
 fn intent_charge(intent: &Value) -> (String, i64) {

@@ -14,6 +14,7 @@ use crate::domain::entitlements::SubscriptionStatus;
 use crate::error::AppError;
 use crate::services::{emails, payment_events};
 use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// Our status for a Stripe subscription's state. Stripe's `canceled` means ended; a user's
@@ -61,8 +62,9 @@ pub async fn receive(state: &AppState, body: &[u8]) -> Result<bool, AppError> {
     let payload = std::str::from_utf8(body)
         .map_err(|_| AppError::bad_request("invalid_body", "the event is not UTF-8"))?
         .to_owned();
-    let head: EventHead = crate::http::parse_json(body)?;
     let whole: Value = crate::http::parse_json(body)?;
+    let head = EventHead::deserialize(&whole)
+        .map_err(|e| AppError::bad_request("invalid_body", format!("request body: {e}")))?;
     if head.id.is_empty() || head.id.len() > 255 || head.event_type.len() > 255 {
         return Err(AppError::bad_request(
             "invalid_body",
@@ -223,7 +225,7 @@ pub fn subscription_changed(
     sub.stripe_subscription_id = Some(stripe_id.to_owned());
     sub.stripe_event_created = Some(created);
     sub.save(conn)?;
-    let affected = Subscription::affected_users(conn, &sub.id)?;
+    let affected = sub.holders(conn)?;
     let refs: Vec<&str> = affected.iter().map(String::as_str).collect();
     db::notify_changed(conn, &refs)?;
     Ok(affected)

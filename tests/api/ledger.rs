@@ -119,6 +119,88 @@ both!(
     }
 );
 
+both!(
+    an_account_is_opened_by_its_first_entry_in_its_own_currency,
+    |b: Backend| async move {
+        let db = TestDb::new(b);
+        let mut conn = open(&db);
+        // A creator whose id holds the separator still gets an account of their own.
+        let sale = creator_sale(1000, 30, &usd(), "idp:42", 7000).unwrap();
+        conn.transaction(|c| post(c, "ch_3:sale", "sale", &sale))
+            .unwrap();
+        let opened: Vec<Account> = diesel::sql_query(
+            "SELECT id, kind, owner_id, currency FROM ledger_accounts ORDER BY id",
+        )
+        .load(&mut *conn)
+        .unwrap();
+        let opened: Vec<(&str, &str, Option<&str>, &str)> = opened
+            .iter()
+            .map(|a| {
+                (
+                    a.id.as_str(),
+                    a.kind.as_str(),
+                    a.owner_id.as_deref(),
+                    a.currency.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            opened,
+            vec![
+                (
+                    "creator_pending:idp:42:USD",
+                    "creator_pending",
+                    Some("idp:42"),
+                    "USD"
+                ),
+                (
+                    "platform_revenue:platform:USD",
+                    "platform_revenue",
+                    None,
+                    "USD"
+                ),
+                (
+                    "stripe_clearing:platform:USD",
+                    "stripe_clearing",
+                    None,
+                    "USD"
+                ),
+                ("stripe_fees:platform:USD", "stripe_fees", None, "USD"),
+            ]
+        );
+        let now = "'2026-11-24 00:00:00'";
+        // An entry whose currency is not its account's is refused, opened account or not.
+        for account in [
+            "stripe_clearing:platform:USD",
+            "stripe_clearing:platform:JPY",
+        ] {
+            let mixed = raw(&mut conn, &format!(
+            "INSERT INTO ledger_entries VALUES ('m1', 'tx-mixed', '{account}', 10, 'EUR', {now}); \
+             INSERT INTO ledger_entries VALUES ('m2', 'tx-mixed', 'platform_revenue:platform:EUR', -10, 'EUR', {now}); \
+             INSERT INTO ledger_transactions VALUES ('tx-mixed', 'mixed', 'mixed', {now});"));
+            assert!(mixed.is_err(), "an EUR entry went into {account}");
+        }
+        // An account of no known kind is not opened.
+        let unknown = raw(&mut conn, &format!(
+        "INSERT INTO ledger_entries VALUES ('u1', 'tx-unknown', 'pocket:platform:USD', 10, 'USD', {now}); \
+         INSERT INTO ledger_entries VALUES ('u2', 'tx-unknown', 'platform_revenue:platform:USD', -10, 'USD', {now}); \
+         INSERT INTO ledger_transactions VALUES ('tx-unknown', 'unknown', 'unknown', {now});"));
+        assert!(unknown.is_err(), "an account of an unknown kind was opened");
+    }
+);
+
+#[derive(diesel::QueryableByName)]
+struct Account {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    owner_id: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    currency: String,
+}
+
 #[derive(diesel::QueryableByName)]
 struct Value {
     #[diesel(sql_type = diesel::sql_types::Text)]

@@ -4,7 +4,7 @@
 use super::{new_id, to_db};
 use crate::db::schema::{ledger_accounts, ledger_entries, ledger_transactions};
 use crate::db::DbConn;
-use crate::domain::ledger::{Account, Line};
+use crate::domain::ledger::Line;
 use chrono::Utc;
 use diesel::prelude::*;
 
@@ -14,18 +14,6 @@ pub enum Posted {
     New(String),
     /// This source was posted before; nothing was written.
     Already,
-}
-
-fn ensure_account(conn: &mut DbConn, account: &Account) -> QueryResult<()> {
-    let row = (
-        ledger_accounts::id.eq(account.id()),
-        ledger_accounts::kind.eq(account.kind.as_str()),
-        ledger_accounts::owner_id.eq(account.owner.clone()),
-        ledger_accounts::currency.eq(account.currency.as_str()),
-        ledger_accounts::created_at.eq(to_db(Utc::now())),
-    );
-    crate::db::insert_or_ignore!(conn, ledger_accounts::table, row)?;
-    Ok(())
 }
 
 /// Posts `lines` (already balanced, see `domain::ledger::balanced`) once per `source_key`.
@@ -47,19 +35,22 @@ pub fn post(
     }
     let id = new_id("ltx");
     let now = to_db(Utc::now());
-    for line in lines {
-        ensure_account(conn, &line.account)?;
-        diesel::insert_into(ledger_entries::table)
-            .values((
+    // One statement for the entries, whatever their number (webhooks post at Stripe's pace);
+    // an account is opened by its first entry (see the ledger migrations).
+    let entries: Vec<_> = lines
+        .iter()
+        .map(|line| {
+            (
                 ledger_entries::id.eq(new_id("le")),
-                ledger_entries::transaction_id.eq(&id),
+                ledger_entries::transaction_id.eq(id.clone()),
                 ledger_entries::account_id.eq(line.account.id()),
                 ledger_entries::amount_minor.eq(line.amount_minor),
                 ledger_entries::currency.eq(line.account.currency.as_str()),
                 ledger_entries::created_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
+            )
+        })
+        .collect();
+    crate::db::insert_rows!(conn, ledger_entries::table, &entries)?;
     diesel::insert_into(ledger_transactions::table)
         .values((
             ledger_transactions::id.eq(&id),

@@ -23,30 +23,60 @@ pub struct OutboxEmail {
     pub sent_at: Option<NaiveDateTime>,
 }
 
-/// An email to send once per `dedupe_key` (a replayed event enqueues nothing new).
-pub struct Email<'a> {
-    pub dedupe_key: String,
-    pub to: &'a str,
-    pub kind: &'a str,
-    pub subject: String,
-    pub body: String,
-}
-
-pub fn enqueue(conn: &mut DbConn, email: Email<'_>) -> QueryResult<bool> {
+/// Enqueues an email to a user's address, if they have one, in one statement (the address is
+/// read by the insert itself). Once per `dedupe_key`: a replayed event enqueues nothing new.
+pub fn enqueue_to_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    dedupe_key: String,
+    kind: &str,
+    subject: String,
+    body: String,
+) -> QueryResult<bool> {
+    use crate::db::schema::users;
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Integer, Text, Timestamp};
     let now = to_db(Utc::now());
-    let row = (
-        outbox_emails::id.eq(new_id("eml")),
-        outbox_emails::dedupe_key.eq(email.dedupe_key),
-        outbox_emails::to_address.eq(email.to),
-        outbox_emails::kind.eq(email.kind),
-        outbox_emails::subject.eq(email.subject),
-        outbox_emails::body.eq(email.body),
-        outbox_emails::status.eq("pending"),
-        outbox_emails::attempts.eq(0),
-        outbox_emails::next_attempt_at.eq(now),
-        outbox_emails::created_at.eq(now),
+    let source = users::table
+        .filter(users::id.eq(user_id))
+        .filter(users::email.is_not_null())
+        .select((
+            new_id("eml").into_sql::<Text>(),
+            dedupe_key.into_sql::<Text>(),
+            sql::<Text>("email"),
+            kind.into_sql::<Text>(),
+            subject.into_sql::<Text>(),
+            body.into_sql::<Text>(),
+            "pending".into_sql::<Text>(),
+            0.into_sql::<Integer>(),
+            now.into_sql::<Timestamp>(),
+            now.into_sql::<Timestamp>(),
+        ));
+    let columns = (
+        outbox_emails::id,
+        outbox_emails::dedupe_key,
+        outbox_emails::to_address,
+        outbox_emails::kind,
+        outbox_emails::subject,
+        outbox_emails::body,
+        outbox_emails::status,
+        outbox_emails::attempts,
+        outbox_emails::next_attempt_at,
+        outbox_emails::created_at,
     );
-    Ok(crate::db::insert_or_ignore!(conn, outbox_emails::table, row)? == 1)
+    let inserted = match conn {
+        DbConn::Pg(c) => source
+            .insert_into(outbox_emails::table)
+            .into_columns(columns)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+        DbConn::Sqlite(c) => source
+            .insert_into(outbox_emails::table)
+            .into_columns(columns)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+    };
+    Ok(inserted == 1)
 }
 
 pub fn due(conn: &mut DbConn, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<OutboxEmail>> {
@@ -59,8 +89,9 @@ pub fn due(conn: &mut DbConn, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec
         .load(conn)
 }
 
-pub fn mark_sent(conn: &mut DbConn, id: &str) -> QueryResult<()> {
-    diesel::update(outbox_emails::table.find(id))
+/// Marks a batch sent in one statement.
+pub fn mark_sent(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
+    diesel::update(outbox_emails::table.filter(outbox_emails::id.eq_any(ids)))
         .set((
             outbox_emails::status.eq("sent"),
             outbox_emails::sent_at.eq(to_db(Utc::now())),

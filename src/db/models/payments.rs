@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Default, Queryable, Selectable, Insertable, Serialize)]
-#[diesel(table_name = payments)]
+#[diesel(table_name = payments, treat_none_as_default_value = false)]
 pub struct Payment {
     pub id: String,
     #[serde(skip)]

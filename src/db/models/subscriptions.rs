@@ -218,6 +218,13 @@ impl Subscription {
         Ok(n > 0)
     }
 
+    /// Everyone whose entitlements depend on this subscription, when it is at hand.
+    pub fn holders(&self, conn: &mut DbConn) -> QueryResult<Vec<String>> {
+        let mut users = Self::seat_holders(conn, &self.id)?;
+        users.push(self.user_id.clone());
+        Ok(users)
+    }
+
     /// Everyone whose entitlements depend on this subscription: its owner and seat holders.
     pub fn affected_users(conn: &mut DbConn, id: &str) -> QueryResult<Vec<String>> {
         let mut users = Self::seat_holders(conn, id)?;

@@ -31,15 +31,6 @@ pub fn set_email(conn: &mut DbConn, id: &str, email: &str) -> QueryResult<()> {
     Ok(())
 }
 
-pub fn email_of(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
-    Ok(users::table
-        .find(id)
-        .select(users::email)
-        .first::<Option<String>>(conn)
-        .optional()?
-        .flatten())
-}
-
 pub fn stripe_customer(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
     Ok(users::table
         .find(id)
