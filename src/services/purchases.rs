@@ -372,21 +372,22 @@ pub async fn change_plan(
         ));
     }
     let gw = gateway(state)?;
+    // Whether it starts now or at the period's end, the new price must exist at Stripe.
+    if new.id != old.id {
+        let interval = new.interval.as_deref().unwrap_or("month");
+        gw.ensure_plan(
+            &product.id,
+            &product.name,
+            &new.id,
+            new.amount_minor,
+            &new.currency,
+            interval,
+        )
+        .await
+        .map_err(stripe_error)?;
+    }
     if new.id == old.id || yearly(&new, quantity) <= yearly(&old, sub.quantity) {
         let scheduled = (new.id != old.id).then(|| new.id.clone());
-        if scheduled.is_some() {
-            let interval = new.interval.as_deref().unwrap_or("month");
-            gw.ensure_plan(
-                &product.id,
-                &product.name,
-                &new.id,
-                new.amount_minor,
-                &new.currency,
-                interval,
-            )
-            .await
-            .map_err(stripe_error)?;
-        }
         let sid = sub.id.clone();
         let sub = db::run(&state.pool, move |conn| {
             Ok(Subscription::set_scheduled_price(
@@ -402,17 +403,6 @@ pub async fn change_plan(
             client_secret: None,
         });
     }
-    let interval = new.interval.as_deref().unwrap_or("month");
-    gw.ensure_plan(
-        &product.id,
-        &product.name,
-        &new.id,
-        new.amount_minor,
-        &new.currency,
-        interval,
-    )
-    .await
-    .map_err(stripe_error)?;
     let item = item_of(gw, &stripe_id).await?;
     let key = format!(
         "plan-{}-{}-{}",
