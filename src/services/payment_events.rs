@@ -18,7 +18,7 @@ use crate::db::models::ledger::{self as ledger_db, Posted};
 use crate::db::models::orders::Order;
 use crate::db::models::payments::Payment;
 use crate::db::models::subscriptions::Subscription;
-use crate::db::models::{from_db, to_db};
+use crate::db::models::{from_db, new_id, to_db};
 use crate::db::DbConn;
 use crate::domain::entitlements::SubscriptionStatus;
 use crate::domain::ledger::{self, Line};
@@ -74,7 +74,6 @@ fn record_payment(
     creator: Option<(String, u16)>,
     description: &str,
 ) -> Result<Option<Payment>, AppError> {
-    // The ledger's source key (`charge:<id>`) is what keeps a charge from being recorded twice.
     let currency = Currency::parse(&payment.currency)
         .map_err(|e| AppError::bad_request("invalid_event", e))?;
     let (gross, fee) = (payment.amount_minor, payment.fee_minor);
@@ -87,12 +86,21 @@ fn record_payment(
     }
     .map_err(posting_error)?;
     payment.creator_id = creator.map(|(id, _)| id);
+    // The payment's unique charge id is what keeps a charge from being recorded twice; its
+    // posting (source key `charge:<id>`) is written only with a new payment row.
+    payment.ledger_transaction_id = new_id("ltx");
+    let Some(payment) = Payment::record_once(conn, payment)? else {
+        return Ok(None);
+    };
     let key = format!("charge:{}", payment.stripe_charge_id);
-    match ledger_db::post(conn, &key, description, &lines)? {
-        Posted::New(txn) => payment.ledger_transaction_id = txn,
-        Posted::Already => return Ok(None),
-    }
-    Ok(Some(Payment::record(conn, payment)?))
+    ledger_db::post_unseen(
+        conn,
+        &payment.ledger_transaction_id,
+        &key,
+        description,
+        &lines,
+    )?;
+    Ok(Some(payment))
 }
 
 /// The subscription an invoice belongs to (older and newer API shapes).
@@ -136,7 +144,7 @@ pub fn invoice_paid(
             invoice["parent"]["subscription_details"]["metadata"]["kopilka_subscription_id"]
                 .as_str()
         });
-    if let Some(mut sub) = Subscription::by_stripe(conn, stripe_sub, ours)? {
+    if let Some((mut sub, holders)) = Subscription::by_stripe(conn, stripe_sub, ours)? {
         sub.stripe_subscription_id = Some(stripe_sub.to_owned());
         if sub.stripe_event_created.is_none_or(|seen| created >= seen) {
             sub.status = if sub.cancel_at_period_end {
@@ -186,7 +194,7 @@ pub fn invoice_paid(
                 )?;
             }
         }
-        return Ok(sub.holders(conn)?);
+        return Ok(holders);
     }
     let donation = match Donation::by_stripe_subscription(conn, stripe_sub)? {
         Some(d) => Some(d),
@@ -267,7 +275,7 @@ pub fn invoice_failed(
     let Some(stripe_sub) = invoice_subscription(invoice) else {
         return Ok(Vec::new());
     };
-    let Some(mut sub) = Subscription::by_stripe(conn, stripe_sub, None)? else {
+    let Some((mut sub, holders)) = Subscription::by_stripe(conn, stripe_sub, None)? else {
         return Ok(Vec::new());
     };
     if sub.stripe_event_created.is_none_or(|seen| created >= seen) && sub.status != "expired" {
@@ -289,7 +297,7 @@ pub fn invoice_failed(
         &key,
         &format!("subscription {}", sub.product_id),
     )?;
-    Ok(sub.holders(conn)?)
+    Ok(holders)
 }
 
 fn intent_charge(intent: &Value) -> (String, i64) {

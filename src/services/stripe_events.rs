@@ -167,7 +167,7 @@ pub fn subscription_changed(
         return Ok(Vec::new());
     };
     let ours = object["metadata"]["kopilka_subscription_id"].as_str();
-    let Some(mut sub) = Subscription::by_stripe(conn, stripe_id, ours)? else {
+    let Some((mut sub, holders)) = Subscription::by_stripe(conn, stripe_id, ours)? else {
         return Ok(Vec::new());
     };
     if sub.stripe_event_created.is_some_and(|seen| seen > created) {
@@ -225,10 +225,7 @@ pub fn subscription_changed(
     sub.stripe_subscription_id = Some(stripe_id.to_owned());
     sub.stripe_event_created = Some(created);
     sub.save(conn)?;
-    let affected = sub.holders(conn)?;
-    let refs: Vec<&str> = affected.iter().map(String::as_str).collect();
-    db::notify_changed(conn, &refs)?;
-    Ok(affected)
+    Ok(holders)
 }
 
 /// `customer.subscription.trial_will_end` (three days before): the reminder, once per trial
@@ -237,7 +234,7 @@ fn trial_will_end(conn: &mut DbConn, object: &Value) -> Result<Vec<String>, AppE
     let Some(stripe_id) = object["id"].as_str() else {
         return Ok(Vec::new());
     };
-    if let Some(sub) = Subscription::by_stripe(conn, stripe_id, None)? {
+    if let Some((sub, _)) = Subscription::by_stripe(conn, stripe_id, None)? {
         trial_reminder(conn, &sub)?;
     }
     Ok(Vec::new())

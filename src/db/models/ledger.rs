@@ -34,6 +34,19 @@ pub fn post(
         return Ok(Posted::Already);
     }
     let id = new_id("ltx");
+    post_unseen(conn, &id, source_key, description, lines)?;
+    Ok(Posted::New(id))
+}
+
+/// Posts `lines` as transaction `id` when the caller already knows `source_key` was never
+/// posted (a payment's own unique row says so); the key's uniqueness still refuses a second.
+pub fn post_unseen(
+    conn: &mut DbConn,
+    id: &str,
+    source_key: &str,
+    description: &str,
+    lines: &[Line],
+) -> QueryResult<()> {
     let now = to_db(Utc::now());
     // One statement for the entries, whatever their number (webhooks post at Stripe's pace);
     // an account is opened by its first entry (see the ledger migrations).
@@ -42,7 +55,7 @@ pub fn post(
         .map(|line| {
             (
                 ledger_entries::id.eq(new_id("le")),
-                ledger_entries::transaction_id.eq(id.clone()),
+                ledger_entries::transaction_id.eq(id),
                 ledger_entries::account_id.eq(line.account.id()),
                 ledger_entries::amount_minor.eq(line.amount_minor),
                 ledger_entries::currency.eq(line.account.currency.as_str()),
@@ -53,13 +66,13 @@ pub fn post(
     crate::db::insert_rows!(conn, ledger_entries::table, &entries)?;
     diesel::insert_into(ledger_transactions::table)
         .values((
-            ledger_transactions::id.eq(&id),
+            ledger_transactions::id.eq(id),
             ledger_transactions::source_key.eq(source_key),
             ledger_transactions::description.eq(description),
             ledger_transactions::created_at.eq(now),
         ))
         .execute(conn)?;
-    Ok(Posted::New(id))
+    Ok(())
 }
 
 /// The sum of an account's entries (debits positive). Summed here: `SUM(BIGINT)` is NUMERIC

@@ -40,13 +40,12 @@ pub struct Payment {
 
 impl Payment {
     /// Stores a new payment (`id` and `created_at` are set here).
-    pub fn record(conn: &mut DbConn, mut p: Payment) -> QueryResult<Payment> {
+    /// Records a payment once per charge: `None` when the charge was recorded before.
+    pub fn record_once(conn: &mut DbConn, mut p: Payment) -> QueryResult<Option<Payment>> {
         p.id = new_id("pay");
         p.created_at = to_db(Utc::now());
-        diesel::insert_into(payments::table)
-            .values(&p)
-            .execute(conn)?;
-        Ok(p)
+        let inserted = crate::db::insert_or_ignore!(conn, payments::table, &p)?;
+        Ok((inserted == 1).then_some(p))
     }
 
     pub fn by_charge(conn: &mut DbConn, charge: &str) -> QueryResult<Option<Payment>> {

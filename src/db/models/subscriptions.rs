@@ -94,23 +94,33 @@ impl Subscription {
     }
 
     /// The subscription Stripe knows by `stripe_id`, or (first sight) the one we named in the
-    /// Stripe subscription's metadata.
+    /// Stripe subscription's metadata — with its holders (owner and seat holders, see
+    /// `holders`), read in the same query: every webhook about it invalidates their caches.
     pub fn by_stripe(
         conn: &mut DbConn,
         stripe_id: &str,
         ours: Option<&str>,
-    ) -> QueryResult<Option<Subscription>> {
-        let found = subscriptions::table
+    ) -> QueryResult<Option<(Subscription, Vec<String>)>> {
+        let rows: Vec<(Subscription, Option<String>)> = subscriptions::table
+            .left_join(seat_assignments::table)
             .filter(subscriptions::stripe_subscription_id.eq(stripe_id))
-            .select(Subscription::as_select())
-            .first(conn)
-            .optional()?;
-        match (found, ours) {
-            (Some(sub), _) => Ok(Some(sub)),
-            (None, Some(id)) => {
-                Ok(Self::find(conn, id)?.filter(|s| s.stripe_subscription_id.is_none()))
+            .select((
+                Subscription::as_select(),
+                seat_assignments::user_id.nullable(),
+            ))
+            .load(conn)?;
+        let mut holders: Vec<String> = rows.iter().filter_map(|(_, u)| u.clone()).collect();
+        if let Some((sub, _)) = rows.into_iter().next() {
+            holders.push(sub.user_id.clone());
+            return Ok(Some((sub, holders)));
+        }
+        let Some(id) = ours else { return Ok(None) };
+        match Self::find(conn, id)?.filter(|s| s.stripe_subscription_id.is_none()) {
+            Some(sub) => {
+                let holders = sub.holders(conn)?;
+                Ok(Some((sub, holders)))
             }
-            (None, None) => Ok(None),
+            None => Ok(None),
         }
     }
 
