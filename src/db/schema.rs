@@ -268,6 +268,7 @@ diesel::table! {
         refunded_minor -> BigInt,
         ledger_transaction_id -> Text,
         created_at -> Timestamp,
+        fee_settled_at -> Nullable<Timestamp>,
     }
 }
 

@@ -149,6 +149,22 @@ pub fn platform_sale(gross: i64, fee: i64, currency: &Currency) -> Result<Vec<Li
     ])
 }
 
+/// Stripe's fee on a payment learnt after the payment was posted: a platform cost, out of
+/// clearing (what Stripe pays out is the gross less its fee). The creator's share is taken
+/// from the gross, so a fee never changes it.
+pub fn stripe_fee(fee: i64, currency: &Currency) -> Result<Vec<Line>, PostingError> {
+    balanced(vec![
+        Line {
+            account: Account::platform(AccountKind::StripeFees, currency),
+            amount_minor: fee,
+        },
+        Line {
+            account: Account::platform(AccountKind::StripeClearing, currency),
+            amount_minor: -fee,
+        },
+    ])
+}
+
 /// The creator's part of `amount` taken back from a payment of `gross` of which the creator
 /// got `creator_share`: in proportion, rounded down (the platform bears the remainder, as it
 /// got the remainder of the split).

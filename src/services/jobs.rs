@@ -1,6 +1,6 @@
 //! Background work, after commit and off the request path: the email outbox, releasing
-//! creator earnings after the hold period, trial-ending reminders, and fetching Stripe events
-//! whose delivery failed.
+//! creator earnings after the hold period, trial-ending reminders, Stripe's fees on payments,
+//! and fetching Stripe events whose delivery failed.
 
 use crate::app::AppState;
 use crate::db::models::outbox;
@@ -8,7 +8,7 @@ use crate::db::models::subscriptions::Subscription;
 use crate::db::{self};
 use crate::error::AppError;
 use crate::services::mailer::Mail;
-use crate::services::{earnings, stripe_events};
+use crate::services::{earnings, fees, stripe_events};
 use actix_web::web;
 use chrono::{Duration, Utc};
 use std::sync::Arc;
@@ -38,6 +38,9 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
                 tracing::warn!(error = %e, "earnings release / trial reminders");
             }
             if state.stripe.is_some() {
+                if let Err(e) = fees::settle_pending(&state, 100).await {
+                    tracing::warn!(error = %e, "Stripe fees");
+                }
                 let lead = Duration::seconds(state.settings.billing.plan_change_lead_seconds);
                 if let Err(e) = crate::services::purchases::apply_due_downgrades(&state, lead).await
                 {

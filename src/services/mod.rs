@@ -4,6 +4,7 @@ pub mod answer_cache;
 pub mod earnings;
 pub mod emails;
 pub mod entitlements;
+pub mod fees;
 pub mod idempotency;
 pub mod jobs;
 pub mod mailer;

@@ -33,9 +33,10 @@ fn id_of(v: &Value) -> Option<&str> {
     v.as_str().or_else(|| v["id"].as_str())
 }
 
-/// Stripe's fee, when the charge came with its balance transaction expanded.
-fn fee_of(charge: &Value) -> i64 {
-    charge["balance_transaction"]["fee"].as_i64().unwrap_or(0)
+/// Stripe's fee, when the charge came with its balance transaction expanded (webhooks send
+/// only its id: the fee job fetches it then).
+fn fee_of(charge: &Value) -> Option<i64> {
+    charge["balance_transaction"]["fee"].as_i64()
 }
 
 fn currency_of(v: &Value) -> Result<Currency, AppError> {
@@ -109,7 +110,9 @@ fn invoice_subscription(invoice: &Value) -> Option<&str> {
         .or_else(|| id_of(&invoice["parent"]["subscription_details"]["subscription"]))
 }
 
-fn invoice_charge(invoice: &Value) -> (String, i64) {
+/// The charge that paid an invoice and its fee if told; without a charge (paid from the
+/// customer's balance, say) there is no fee to fetch.
+fn invoice_charge(invoice: &Value) -> (String, Option<i64>) {
     let charge = &invoice["charge"];
     let charge = if charge.is_null() {
         &invoice["payments"]["data"][0]["payment"]["charge"]
@@ -120,7 +123,7 @@ fn invoice_charge(invoice: &Value) -> (String, i64) {
         Some(id) => (id.to_owned(), fee_of(charge)),
         None => (
             format!("invoice:{}", invoice["id"].as_str().unwrap_or("")),
-            0,
+            Some(0),
         ),
     }
 }
@@ -178,10 +181,10 @@ pub fn invoice_paid(
                 user_id: sub.user_id.clone(),
                 subscription_id: Some(sub.id.clone()),
                 amount_minor: amount,
-                fee_minor: fee,
                 currency: currency_of(invoice)?.to_string(),
                 ..Default::default()
-            };
+            }
+            .with_fee(fee);
             let what = format!("subscription {}", sub.product_id);
             if record_payment(conn, payment, None, &what)?.is_some() {
                 emails::receipt(
@@ -232,7 +235,7 @@ fn donation_paid(
     conn: &mut DbConn,
     donation: &Donation,
     charge: &str,
-    fee: i64,
+    fee: Option<i64>,
     amount: i64,
     object: &Value,
 ) -> Result<(), AppError> {
@@ -243,10 +246,10 @@ fn donation_paid(
         user_id: donation.donor_id.clone(),
         donation_id: Some(donation.id.clone()),
         amount_minor: amount,
-        fee_minor: fee,
         currency: currency_of(object)?.to_string(),
         ..Default::default()
-    };
+    }
+    .with_fee(fee);
     let what = match &donation.creator_id {
         Some(c) => format!("your donation to {c}"),
         None => "your donation to Kopilka".to_owned(),
@@ -300,7 +303,7 @@ pub fn invoice_failed(
     Ok(holders)
 }
 
-fn intent_charge(intent: &Value) -> (String, i64) {
+fn intent_charge(intent: &Value) -> (String, Option<i64>) {
     let charge = &intent["latest_charge"];
     let charge = if charge.is_null() {
         &intent["charges"]["data"][0]
@@ -309,7 +312,10 @@ fn intent_charge(intent: &Value) -> (String, i64) {
     };
     match id_of(charge) {
         Some(id) => (id.to_owned(), fee_of(charge)),
-        None => (format!("intent:{}", intent["id"].as_str().unwrap_or("")), 0),
+        None => (
+            format!("intent:{}", intent["id"].as_str().unwrap_or("")),
+            Some(0),
+        ),
     }
 }
 
@@ -355,7 +361,7 @@ fn order_paid(
     conn: &mut DbConn,
     order: Order,
     charge: &str,
-    fee: i64,
+    fee: Option<i64>,
     amount: i64,
     intent: &Value,
 ) -> Result<Vec<String>, AppError> {
@@ -375,10 +381,10 @@ fn order_paid(
         user_id: order.buyer_id.clone(),
         order_id: Some(order.id.clone()),
         amount_minor: amount,
-        fee_minor: fee,
         currency: currency_of(intent)?.to_string(),
         ..Default::default()
-    };
+    }
+    .with_fee(fee);
     let what = match (&order.recipient_id, order.kind.as_str()) {
         (Some(_), "gift_subscription") => format!("a gift of {}", product.name),
         (Some(_), _) => format!("a gift of the sticker pack {}", product.name),

@@ -358,6 +358,19 @@ impl Gateway {
             .await
     }
 
+    /// Stripe's fee on a charge, from its balance transaction; `None` while the charge has none
+    /// yet.
+    pub async fn charge_fee(&self, charge: &str) -> Result<Option<i64>, GatewayError> {
+        let req = stripe_core::charge::RetrieveCharge::new(charge)
+            .expand(vec!["balance_transaction".to_owned()]);
+        let charge: objects::Charge = self.send(req.build(), None).await?;
+        Ok(charge
+            .balance_transaction
+            .as_ref()
+            .and_then(objects::Expandable::object)
+            .map(|t| t.fee))
+    }
+
     /// One page of events created after `created_after` (oldest first is not guaranteed by
     /// Stripe: callers sort).
     pub async fn list_events(

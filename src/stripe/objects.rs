@@ -80,6 +80,21 @@ impl Subscription {
     }
 }
 
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Charge {
+    pub id: String,
+    /// Absent until the charge is settled into the balance (asynchronous payment methods).
+    pub balance_transaction: Option<Expandable<BalanceTransaction>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct BalanceTransaction {
+    pub id: String,
+    pub fee: i64,
+}
+
 /// Stripe's error body: `{"error": {"type", "code", "message"}}`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]

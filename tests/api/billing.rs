@@ -222,28 +222,6 @@ both!(
     }
 );
 
-/// The PaymentIntent a purchase answered with (its id is the client secret's prefix).
-fn intent_of(started: &Value) -> String {
-    let secret = started["client_secret"].as_str().expect("client_secret");
-    secret.split("_secret_").next().unwrap_or(secret).to_owned()
-}
-
-/// Buys `price` for `buyer` (a gift when `recipient` is given) and pays it on localstripe;
-/// returns the order.
-async fn buy_and_pay(app: &TestApp, buyer: &str, price: &str, recipient: Option<&str>) -> Value {
-    let pm = card(app).await;
-    let order = post_as(
-        app, buyer, "/v1/me/orders",
-        &json!({"price_id": price, "recipient_id": recipient, "payment_method": pm, "email": email_of(buyer), "message": "for you"}),
-        StatusCode::CREATED,
-    )
-    .await;
-    assert!(order["client_secret"].is_string(), "{order}");
-    let intent = intent_of(&order);
-    confirm(app, &intent).await;
-    order
-}
-
 both!(
     a_pack_purchase_grants_the_pack_and_splits_the_sale,
     |b: Backend| async move {

@@ -228,6 +228,33 @@ pub async fn wait_for_mail(to: &str, subject: &str) -> String {
     found
 }
 
+/// The PaymentIntent a purchase answered with (its id is the client secret's prefix).
+pub fn intent_of(started: &Value) -> String {
+    let secret = started["client_secret"].as_str().expect("client_secret");
+    secret.split("_secret_").next().unwrap_or(secret).to_owned()
+}
+
+/// Buys `price` for `buyer` (a gift when `recipient` is given) and pays it on localstripe;
+/// returns the order.
+pub async fn buy_and_pay(
+    app: &TestApp,
+    buyer: &str,
+    price: &str,
+    recipient: Option<&str>,
+) -> Value {
+    let pm = card(app).await;
+    let order = post_as(
+        app, buyer, "/v1/me/orders",
+        &json!({"price_id": price, "recipient_id": recipient, "payment_method": pm, "email": email_of(buyer), "message": "for you"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert!(order["client_secret"].is_string(), "{order}");
+    let intent = intent_of(&order);
+    confirm(app, &intent).await;
+    order
+}
+
 /// A creator with a pack priced `amount` USD; returns (creator, product, price).
 pub async fn creator_pack(app: &TestApp, share_bps: i32, amount: i64) -> (String, String, String) {
     let creator = user();

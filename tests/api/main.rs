@@ -11,6 +11,7 @@ mod catalog;
 mod emails;
 mod entitlements;
 mod errors;
+mod fees;
 mod idempotency;
 mod ledger;
 mod migrations;

@@ -36,16 +36,53 @@ pub struct Payment {
     pub ledger_transaction_id: String,
     #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
+    /// When `fee_minor` became Stripe's actual fee; `None` while it is still to be fetched.
+    #[serde(skip)]
+    pub fee_settled_at: Option<NaiveDateTime>,
 }
 
 impl Payment {
-    /// Stores a new payment (`id` and `created_at` are set here).
-    /// Records a payment once per charge: `None` when the charge was recorded before.
+    /// The fee as the event told it: known when the charge came with its balance transaction,
+    /// else `None`, and the fee job asks Stripe later (`services::fees`).
+    pub fn with_fee(mut self, fee: Option<i64>) -> Payment {
+        self.fee_minor = fee.unwrap_or(0);
+        self.fee_settled_at = fee.map(|_| to_db(Utc::now()));
+        self
+    }
+
+    /// Stores a new payment (`id` and `created_at` are set here) once per charge: `None` when
+    /// the charge was recorded before.
     pub fn record_once(conn: &mut DbConn, mut p: Payment) -> QueryResult<Option<Payment>> {
         p.id = new_id("pay");
         p.created_at = to_db(Utc::now());
         let inserted = crate::db::insert_or_ignore!(conn, payments::table, &p)?;
         Ok((inserted == 1).then_some(p))
+    }
+
+    /// Payments whose fee is still to be fetched from Stripe, oldest first.
+    pub fn fee_unsettled(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<Payment>> {
+        payments::table
+            .filter(payments::fee_settled_at.is_null())
+            .order(payments::created_at.asc())
+            .limit(limit)
+            .select(Payment::as_select())
+            .load(conn)
+    }
+
+    /// Sets Stripe's fee on a payment whose fee was unsettled; `false` when it was settled
+    /// already (another instance's job got there first).
+    pub fn settle_fee(conn: &mut DbConn, id: &str, fee: i64) -> QueryResult<bool> {
+        let n = diesel::update(
+            payments::table
+                .find(id)
+                .filter(payments::fee_settled_at.is_null()),
+        )
+        .set((
+            payments::fee_minor.eq(fee),
+            payments::fee_settled_at.eq(to_db(Utc::now())),
+        ))
+        .execute(conn)?;
+        Ok(n == 1)
     }
 
     pub fn by_charge(conn: &mut DbConn, charge: &str) -> QueryResult<Option<Payment>> {

@@ -1,0 +1,2 @@
+DROP INDEX payments_fee_unsettled;
+ALTER TABLE payments DROP COLUMN fee_settled_at;

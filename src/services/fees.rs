@@ -1,0 +1,64 @@
+//! Stripe's fee on each payment. Webhooks name a charge's balance transaction but not its
+//! amounts, so a payment is posted gross with no fee, and this job asks Stripe for the fee
+//! afterwards (outside any database transaction) and posts it on its own: Stripe fees debited,
+//! clearing credited, keyed `fee:<charge>` so it is posted once whatever runs the job.
+
+use crate::app::AppState;
+use crate::db::models::ledger::{self as ledger_db, Posted};
+use crate::db::models::payments::Payment;
+use crate::db::{self, DbConn};
+use crate::domain::ledger;
+use crate::domain::money::Currency;
+use crate::error::AppError;
+use crate::stripe::gateway::GatewayError;
+
+/// Fetches and posts the fees of up to `limit` payments whose fee is unsettled; returns how
+/// many it settled. A charge whose balance transaction Stripe has not made yet (asynchronous
+/// payment methods) waits for the next run.
+pub async fn settle_pending(state: &AppState, limit: i64) -> Result<usize, AppError> {
+    let gw = crate::services::purchases::gateway(state)?;
+    let due = db::run(&state.pool, move |conn| {
+        Ok(Payment::fee_unsettled(conn, limit)?)
+    })
+    .await?;
+    let mut settled = 0;
+    for payment in due {
+        // `invoice:…` / `intent:…`: paid without a charge (from a customer balance): no fee.
+        let fee = if payment.stripe_charge_id.contains(':') {
+            0
+        } else {
+            match gw.charge_fee(&payment.stripe_charge_id).await {
+                Ok(Some(fee)) => fee,
+                Ok(None) => continue,
+                Err(GatewayError::Refused { status: 404, .. }) => {
+                    tracing::warn!(charge = %payment.stripe_charge_id, "fee: Stripe does not know this charge; settled at 0");
+                    0
+                }
+                Err(e) => return Err(AppError::Unavailable(e.to_string())),
+            }
+        };
+        if db::transaction(&state.pool, move |conn| settle(conn, &payment, fee)).await? {
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
+
+/// Records `fee` on the payment and posts it; `false` when the fee was settled already.
+pub fn settle(conn: &mut DbConn, payment: &Payment, fee: i64) -> Result<bool, AppError> {
+    if !Payment::settle_fee(conn, &payment.id, fee)? {
+        return Ok(false);
+    }
+    if fee > 0 {
+        let currency = Currency::parse(&payment.currency)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("payment currency: {e}")))?;
+        let lines = ledger::stripe_fee(fee, &currency)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("fee posting: {e}")))?;
+        let key = format!("fee:{}", payment.stripe_charge_id);
+        let what = format!("Stripe fee on {}", payment.stripe_charge_id);
+        if let Posted::Already = ledger_db::post(conn, &key, &what, &lines)? {
+            tracing::warn!(%key, "fee posted before its payment was settled");
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,75 @@
+//! Stripe's fee on a payment, learnt after the payment: webhooks name the charge's balance
+//! transaction without its amounts, so the service asks Stripe for the fee and posts it.
+//!
+//! localstripe records every fee as 0. Here the service reaches localstripe through a proxy
+//! that changes one thing: a charge's expanded balance transaction carries the fee Stripe
+//! charges a US card, 2.9 % + 30¢. Everything else (purchase, payment, signed webhooks) is
+//! localstripe's own.
+
+use crate::billing_helpers::*;
+use crate::both;
+use crate::helpers::Backend;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::Value;
+
+/// Stripe's fee on a US card charge, rounded half up.
+fn card_fee(amount: i64) -> i64 {
+    (amount * 29 + 500) / 1000 + 30
+}
+
+async fn forward(req: HttpRequest, body: web::Bytes, upstream: web::Data<String>) -> HttpResponse {
+    let url = format!("{}{}", upstream.get_ref(), req.uri());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).expect("method");
+    let mut out = reqwest::Client::new()
+        .request(method, url)
+        .body(body.to_vec());
+    for (name, value) in req.headers() {
+        if name != "host" && name != "content-length" {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let res = out.send().await.expect("localstripe");
+    let status = actix_web::http::StatusCode::from_u16(res.status().as_u16()).expect("status");
+    let mut answer: Value = res.json().await.expect("localstripe json");
+    if req.path().starts_with("/v1/charges/") && answer["balance_transaction"].is_object() {
+        let amount = answer["amount"].as_i64().expect("charge amount");
+        answer["balance_transaction"]["fee"] = card_fee(amount).into();
+    }
+    HttpResponse::build(status).json(answer)
+}
+
+/// localstripe behind the fee-filling proxy; returns the proxy's base URL.
+fn stripe_with_fees() -> String {
+    let upstream = crate::real_parts::real_parts().stripe_url.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(upstream.clone()))
+            .default_service(web::to(forward))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind proxy");
+    let port = server.addrs()[0].port();
+    actix_web::rt::spawn(server.run());
+    format!("http://127.0.0.1:{port}/")
+}
+
+both!(
+    stripe_fees_are_fetched_and_posted_as_a_platform_cost,
+    |b: Backend| async move {
+        let proxy = stripe_with_fees();
+        let app = spawn_billing_with(b, move |s| s.stripe.api_base = proxy).await;
+        let (creator, pack, price) = creator_pack(&app, 7000, 499).await;
+        let buyer = user();
+        buy_and_pay(&app, &buyer, &price, None).await;
+        wait_until_holds(&app, &buyer, &format!("sticker_pack:{pack}"), true).await;
+        // 2.9 % of 499 is 14.471 → 14, plus 30: Stripe kept 44 and pays out 455.
+        assert_eq!(card_fee(499), 44);
+        wait_for_balance(&app, "stripe_fees:platform:USD", 44).await;
+        wait_for_balance(&app, "stripe_clearing:platform:USD", 455).await;
+        // The creator's share comes from the gross, whatever the fee: 70 % of 499 → 349.
+        let pending = format!("creator_pending:{creator}:USD");
+        assert_eq!(balance(&app, &pending).await, -349);
+        assert_eq!(balance(&app, "platform_revenue:platform:USD").await, -150);
+    }
+);
