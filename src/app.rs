@@ -98,10 +98,11 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
     });
 
     if backend == Backend::Postgres {
-        let listening = state.clone();
-        listen::spawn(url, move |change| match change {
-            listen::Changed::Users(users) => listening.entitlements.invalidate(&users),
-            listen::Changed::Everyone => listening.entitlements.invalidate_all(),
+        // Weak: the listener ends with the application instead of keeping it alive.
+        let owner = std::sync::Arc::downgrade(&state.clone().into_inner());
+        listen::spawn(url, owner, |state: &AppState, change| match change {
+            listen::Changed::Users(users) => state.entitlements.invalidate(&users),
+            listen::Changed::Everyone => state.entitlements.invalidate_all(),
         });
     }
     Ok(state)
@@ -144,6 +145,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server from elsewhere (tests stop their app before dropping its database).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

@@ -117,6 +117,11 @@ pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
         // No `SELECT 1` before every use: a broken connection fails its query (503, retried
         // by the client) and r2d2 drops it.
         .test_on_check_out(false)
+        // Connections are opened on demand and kept while used, rather than kept at the pool's
+        // size from the start: r2d2 would otherwise reopen lost connections in the background,
+        // without end when the database is gone (a dropped test database), and libpq may then
+        // be mid-connect as the process exits.
+        .min_idle(Some(0))
         .connection_customizer(Box::new(ConnectionSetup))
         .build(ConnectionManager::<DbConn>::new(url))?;
     Ok(pool)

@@ -11,14 +11,10 @@ use serde_json::{json, Value};
 
 /// Our subscription's Stripe object, found by the id we put in its metadata.
 async fn stripe_subscription(app: &TestApp, ours: &str) -> Value {
-    let list = stripe(app, "GET", "/subscriptions?limit=100", &[]).await;
-    list["data"]
-        .as_array()
-        .and_then(|l| {
-            l.iter()
-                .find(|s| s["metadata"]["kopilka_subscription_id"] == ours)
-        })
-        .cloned()
+    stripe_all(app, "/subscriptions")
+        .await
+        .into_iter()
+        .find(|s| s["metadata"]["kopilka_subscription_id"] == ours)
         .expect("the Stripe subscription")
 }
 
@@ -515,10 +511,8 @@ both!(
         let orders: Value = app.get("/v1/me/orders", &token).await.json().await.unwrap();
         assert_eq!(orders["orders"].as_array().unwrap().len(), 1);
         let order = ids.into_iter().next().unwrap();
-        let intents = stripe(&app, "GET", "/payment_intents?limit=100", &[]).await;
-        let mine = intents["data"]
-            .as_array()
-            .unwrap()
+        let mine = stripe_all(&app, "/payment_intents")
+            .await
             .iter()
             .filter(|i| i["metadata"]["kopilka_order_id"] == order.as_str())
             .count();
@@ -687,10 +681,8 @@ both!(
         )
         .await;
         // The flow's events as Stripe made them (for this buyer's customer), plus the refund's.
-        let customers = stripe(&app, "GET", "/customers?limit=100", &[]).await;
-        let cus = customers["data"]
-            .as_array()
-            .unwrap()
+        let cus = stripe_all(&app, "/customers")
+            .await
             .iter()
             .find(|c| c["metadata"]["kopilka_user_id"] == buyer.as_str())
             .unwrap()["id"]
@@ -698,22 +690,14 @@ both!(
             .unwrap()
             .to_owned();
         let ok = eventually(WAIT, || async {
-            let events = stripe(&app, "GET", "/events?limit=100", &[]).await;
-            events["data"].as_array().unwrap().iter().any(|e| {
-                e["type"] == "payment_intent.succeeded"
-                    && e["data"]["object"]["customer"] == cus.as_str()
-            })
+            customer_events(&app, &cus)
+                .await
+                .iter()
+                .any(|e| e["type"] == "payment_intent.succeeded")
         })
         .await;
         assert!(ok, "localstripe recorded the payment");
-        let events = stripe(&app, "GET", "/events?limit=100", &[]).await;
-        let mut flow: Vec<Value> = events["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["data"]["object"]["customer"] == cus.as_str())
-            .cloned()
-            .collect();
+        let mut flow = customer_events(&app, &cus).await;
         let mut charge = stripe(
             &app,
             "GET",

@@ -90,6 +90,36 @@ pub async fn stripe(app: &TestApp, method: &str, path: &str, form: &[(&str, &str
     body
 }
 
+/// Every object of a localstripe list (`/events`, `/customers`, …), page by page: one
+/// localstripe serves every test, so other tests' objects are many.
+pub async fn stripe_all(app: &TestApp, list: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(id) => format!("{list}?limit=100&starting_after={id}"),
+            None => format!("{list}?limit=100"),
+        };
+        let page = stripe(app, "GET", &path, &[]).await;
+        let data = page["data"].as_array().expect("a list").clone();
+        after = data
+            .last()
+            .and_then(|o| o["id"].as_str())
+            .map(str::to_owned);
+        all.extend(data);
+        if page["has_more"] != true || after.is_none() {
+            return all;
+        }
+    }
+}
+
+/// Every event localstripe holds about `customer`.
+pub async fn customer_events(app: &TestApp, customer: &str) -> Vec<Value> {
+    let mut events = stripe_all(app, "/events").await;
+    events.retain(|e| e["data"]["object"]["customer"] == customer);
+    events
+}
+
 /// A card payment method, as the app's Stripe SDK creates it.
 pub async fn card(app: &TestApp) -> String {
     let pm = stripe(

@@ -99,6 +99,11 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub db: std::sync::Arc<TestDb>,
+    /// Stops the app's own system; joined before the database goes.
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    )>,
 }
 
 pub fn test_settings(db_url: &str) -> Settings {
@@ -119,20 +124,42 @@ pub async fn spawn(backend: Backend) -> TestApp {
 pub async fn spawn_with(db: std::sync::Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings(&db.url);
     tweak(&mut settings);
-    let app = Application::build(settings.clone()).expect("application builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
+    // The app runs on an actix system of its own thread, so that dropping the TestApp stops
+    // all of it (server, jobs, pools, listener) before its database is dropped: an app left
+    // running would keep connecting to a database that is gone.
+    let (started, port) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app_settings = settings.clone();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = Application::build(app_settings).expect("application builds");
+            let handle = app.handle();
+            started
+                .send(app.port())
+                .expect("the test waits for its app");
+            let server = actix_web::rt::spawn(app.run_until_stopped());
+            let _ = stopped.await;
+            handle.stop(false).await;
+            let _ = server.await;
+        })
+    });
+    let port = port.recv().expect("application starts");
     TestApp {
-        address,
+        address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
         settings,
         db,
+        running: Some((stop, thread)),
     }
 }
 
-/// After every test: the ledger's invariants hold in its database.
+/// After every test: the app stops, then the ledger's invariants are checked in its database.
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some((stop, thread)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
         if !std::thread::panicking() {
             crate::billing_helpers::assert_ledger_invariants(&self.db.url);
         }
