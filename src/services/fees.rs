@@ -4,7 +4,8 @@
 //! clearing credited, keyed `fee:<charge>` so it is posted once whatever runs the job.
 
 use crate::app::AppState;
-use crate::db::models::ledger::{self as ledger_db, Posted};
+use crate::db::models::ledger as ledger_db;
+use crate::db::models::new_id;
 use crate::db::models::payments::Payment;
 use crate::db::{self, DbConn};
 use crate::domain::ledger;
@@ -54,11 +55,11 @@ pub fn settle(conn: &mut DbConn, payment: &Payment, fee: i64) -> Result<bool, Ap
             .map_err(|e| AppError::Internal(anyhow::anyhow!("payment currency: {e}")))?;
         let lines = ledger::stripe_fee(fee, &currency)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("fee posting: {e}")))?;
+        // The guarded update above is the once-check, as a payment's unique row is for its
+        // sale; the key's uniqueness would still refuse a second posting.
         let key = format!("fee:{}", payment.stripe_charge_id);
         let what = format!("Stripe fee on {}", payment.stripe_charge_id);
-        if let Posted::Already = ledger_db::post(conn, &key, &what, &lines)? {
-            tracing::warn!(%key, "fee posted before its payment was settled");
-        }
+        ledger_db::post_unseen(conn, &new_id("ltx"), &key, &what, &lines)?;
     }
     Ok(true)
 }
