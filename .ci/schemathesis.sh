@@ -14,7 +14,9 @@ export DATABASE_URL="$work/kopilka.db" KOPILKA__HTTP__PORT=$port KOPILKA__STRIPE
 # Purchases go to localstripe when it runs (CI starts it); without it they answer 503, which
 # schemathesis would count as a server error.
 if [ -n "${TEST_LOCALSTRIPE_URL:-}" ]; then
-  export KOPILKA__STRIPE__SECRET_KEY=sk_test_schemathesis KOPILKA__STRIPE__API_BASE="$TEST_LOCALSTRIPE_URL/"
+  # localstripe speaks an old API version (see tests/api/billing_helpers.rs).
+  export KOPILKA__STRIPE__SECRET_KEY=sk_test_schemathesis KOPILKA__STRIPE__API_BASE="$TEST_LOCALSTRIPE_URL/" \
+    KOPILKA__STRIPE__API_VERSION=2020-08-27
 fi
 "$bin" serve >"$work/serve.log" 2>&1 &
 pid=$!

@@ -25,11 +25,23 @@ fn event(run: &str, n: u64, subscriber: usize, renewal: i64, now: i64) -> String
             "id": format!("in_{run}_{n}"),
             "object": "invoice",
             "customer": format!("cus_bench_{subscriber}"),
-            "subscription": format!("sub_bench_m{subscriber}"),
+            "parent": {"type": "subscription_details", "subscription_details": {
+                "subscription": format!("sub_bench_m{subscriber}"),
+                "metadata": {"kopilka_subscription_id": format!("sub_m{subscriber}")},
+            }},
             "amount_paid": 499,
             "currency": "usd",
-            "charge": {"id": format!("ch_{run}_{n}"), "balance_transaction": {"fee": 45}},
-            "lines": {"data": [{"period": {"start": start, "end": start + 30 * 86_400}}]},
+            "payments": {"object": "list", "has_more": false, "data": [{
+                "object": "invoice_payment",
+                "id": format!("inpay_{run}_{n}"),
+                "status": "paid",
+                "payment": {"type": "charge", "charge": {
+                    "id": format!("ch_{run}_{n}"),
+                    "object": "charge",
+                    "balance_transaction": {"object": "balance_transaction", "fee": 45},
+                }},
+            }]},
+            "lines": {"object": "list", "data": [{"period": {"start": start, "end": start + 30 * 86_400}}]},
         }},
     })
     .to_string()

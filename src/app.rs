@@ -80,11 +80,20 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
         Some(key) => Some(crate::stripe::gateway::Gateway::new(
             key.expose_secret(),
             &settings.stripe.api_base,
+            crate::stripe::gateway::ApiVersion::new(&settings.stripe.api_version),
             Duration::from_secs(settings.stripe.timeout_seconds.max(1)),
             settings.stripe.attempts,
         )?),
         None => None,
     };
+    match &stripe {
+        Some(gw) => tracing::info!(
+            stripe_version = gw.version().as_str(),
+            api_base = %settings.stripe.api_base,
+            "Stripe calls pin this API version"
+        ),
+        None => tracing::info!("Stripe is not configured: purchases answer 503"),
+    }
     let state = web::Data::new(AppState {
         entitlements: Entitlements::new(pool.clone(), settings.cache.enabled, metrics.clone()),
         settings,

@@ -83,6 +83,10 @@ pub struct StripeSettings {
     pub secret_key: Option<SecretString>,
     /// Stripe's API root, or an emulator's (localstripe) for tests and local runs.
     pub api_base: String,
+    /// The API version every call pins (`Stripe-Version`): the one async-stripe's request
+    /// builders are generated for. Webhooks arrive in the account's default version, which
+    /// is read from each event (`api_version`); both shapes are decoded.
+    pub api_version: String,
     pub timeout_seconds: u64,
     /// Attempts per call (network errors, timeouts, 429 and 5xx are retried with backoff).
     pub attempts: u32,

@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
         Command::StripeSync => {
             let state = kopilka::app::build_state(settings)?;
             let runtime = actix_web::rt::System::new();
-            let new = runtime.block_on(kopilka::services::stripe_events::sync(&state))?;
+            let new = runtime.block_on(kopilka::services::billing::stripe_events::sync(&state))?;
             println!("applied {new} new Stripe event(s)");
             Ok(())
         }

@@ -229,6 +229,8 @@ diesel::table! {
         created -> BigInt,
         payload -> Text,
         received_at -> Timestamp,
+        api_version -> Nullable<Text>,
+        outcome -> Text,
     }
 }
 
@@ -269,6 +271,8 @@ diesel::table! {
         ledger_transaction_id -> Text,
         created_at -> Timestamp,
         fee_settled_at -> Nullable<Timestamp>,
+        disputed_minor -> BigInt,
+        released_at -> Nullable<Timestamp>,
     }
 }
 

@@ -165,66 +165,90 @@ pub fn stripe_fee(fee: i64, currency: &Currency) -> Result<Vec<Line>, PostingErr
     ])
 }
 
-/// The creator's part of `amount` taken back from a payment of `gross` of which the creator
-/// got `creator_share`: in proportion, rounded down (the platform bears the remainder, as it
-/// got the remainder of the split).
-pub fn creator_part(amount: i64, gross: i64, creator_share: i64) -> i64 {
+/// The creator's part when what has been reversed of a `gross` payment (of which the creator
+/// got `creator_share`) goes from `before` to `before + amount`: cumulative, so rounding never
+/// drifts. The creator has returned `floor(share × reversed / gross)` at every point, whatever
+/// the refunds that made it up; the platform bears the remainder, as it got the remainder of
+/// the split. A negative `amount` (a failed refund, a won dispute) gives back the same way.
+pub fn creator_part(before: i64, amount: i64, gross: i64, creator_share: i64) -> i64 {
     if gross <= 0 {
         return 0;
     }
-    let part = i128::from(creator_share) * i128::from(amount) / i128::from(gross);
-    i64::try_from(part).unwrap_or(0)
+    let returned = |reversed: i64| {
+        let r = i128::from(reversed.clamp(0, gross));
+        i128::from(creator_share) * r / i128::from(gross)
+    };
+    i64::try_from(returned(before + amount) - returned(before)).unwrap_or(0)
 }
 
-/// Money leaving us for a refund or a dispute of `amount` out of a `gross` payment: clearing
-/// pays it out (plus `fee`, a dispute's fee, which is a cost), and the creator's and the
-/// platform's shares are taken back in proportion. Stripe keeps its original fee on refunds,
-/// so that stays a platform cost.
-pub fn taken_back(
-    amount: i64,
-    fee: i64,
-    gross: i64,
-    currency: &Currency,
-    creator: Option<(&str, i64)>,
-) -> Result<Vec<Line>, PostingError> {
-    let creator_back = creator.map_or(0, |(_, share)| creator_part(amount, gross, share));
+/// A creator's share of a payment, and whether it has left the hold (then reversals come out
+/// of their available balance, otherwise out of pending).
+#[derive(Clone, Copy, Debug)]
+pub struct CreatorShare<'a> {
+    pub creator: &'a str,
+    pub share: i64,
+    pub released: bool,
+}
+
+impl CreatorShare<'_> {
+    fn account(&self, currency: &Currency) -> Account {
+        let kind = if self.released {
+            AccountKind::CreatorAvailable
+        } else {
+            AccountKind::CreatorPending
+        };
+        Account::creator(kind, self.creator, currency)
+    }
+}
+
+/// Part of a payment going back to the customer (a refund, a dispute's withdrawal) or coming
+/// back to us (negative: a failed refund, a dispute won or reinstated).
+#[derive(Clone, Copy, Debug)]
+pub struct Reversal<'a> {
+    /// Moving to the customer now; negative when it comes back.
+    pub amount: i64,
+    /// A dispute's fee charged now (negative: Stripe returned it).
+    pub fee: i64,
+    /// The payment's gross.
+    pub gross: i64,
+    /// Reversed before this one (refunds and disputes not won).
+    pub before: i64,
+    pub creator: Option<CreatorShare<'a>>,
+}
+
+/// Money leaving (or coming back) for a reversal: clearing pays it out, plus a dispute fee as
+/// a cost; the creator's and the platform's shares are taken back cumulatively
+/// (`creator_part`). Stripe keeps its original processing fee on refunds, so that stays a
+/// platform cost.
+pub fn taken_back(r: Reversal<'_>, currency: &Currency) -> Result<Vec<Line>, PostingError> {
+    let creator_back = r
+        .creator
+        .map_or(0, |c| creator_part(r.before, r.amount, r.gross, c.share));
     let mut lines = vec![
         Line {
             account: Account::platform(AccountKind::StripeClearing, currency),
-            amount_minor: -(amount + fee),
+            amount_minor: -(r.amount + r.fee),
         },
         Line {
             account: Account::platform(AccountKind::StripeFees, currency),
-            amount_minor: fee,
+            amount_minor: r.fee,
         },
         Line {
             account: Account::platform(AccountKind::PlatformRevenue, currency),
-            amount_minor: amount - creator_back,
+            amount_minor: r.amount - creator_back,
         },
     ];
-    if let Some((id, _)) = creator {
+    if let Some(c) = r.creator {
         lines.push(Line {
-            account: Account::creator(AccountKind::CreatorPending, id, currency),
+            account: c.account(currency),
             amount_minor: creator_back,
         });
     }
     balanced(lines)
 }
 
-/// A won dispute: the disputed amount comes back and the shares are restored (the dispute
-/// fee stays a cost).
-pub fn dispute_won(
-    amount: i64,
-    gross: i64,
-    currency: &Currency,
-    creator: Option<(&str, i64)>,
-) -> Result<Vec<Line>, PostingError> {
-    let back = taken_back(amount, 0, gross, currency, creator)?;
-    reversal(&back)
-}
-
-/// Moves `amount` of a creator's share from pending to available (negative moves it back,
-/// when refunds after release exceed new earnings).
+/// Moves `amount` of a creator's share from pending to available (a payment's share, less
+/// what was taken back during its hold).
 pub fn release(creator: &str, amount: i64, currency: &Currency) -> Result<Vec<Line>, PostingError> {
     balanced(vec![
         Line {
@@ -288,36 +312,115 @@ mod tests {
         );
     }
 
+    fn share(creator_share: i64) -> Option<CreatorShare<'static>> {
+        Some(CreatorShare {
+            creator: "artist",
+            share: creator_share,
+            released: false,
+        })
+    }
+
+    fn sum_of(lines: &[Line], kind: AccountKind) -> i64 {
+        lines
+            .iter()
+            .filter(|l| l.account.kind == kind)
+            .map(|l| l.amount_minor)
+            .sum()
+    }
+
+    fn refund(amount: i64, before: i64, gross: i64, creator_share: i64) -> Vec<Line> {
+        let r = Reversal {
+            amount,
+            fee: 0,
+            gross,
+            before,
+            creator: share(creator_share),
+        };
+        taken_back(r, &usd()).unwrap()
+    }
+
     #[test]
     fn a_partial_refund_takes_back_shares_in_proportion_creator_rounded_down() {
         // 70 % of 199 = 139 to the creator; refund 100 of 199: creator gives back 69 (69.8).
-        let back = taken_back(100, 0, 199, &usd(), Some(("artist", 139))).unwrap();
-        let get = |kind| {
-            back.iter()
-                .find(|l| l.account.kind == kind)
-                .map(|l| l.amount_minor)
+        let back = refund(100, 0, 199, 139);
+        assert_eq!(sum_of(&back, AccountKind::StripeClearing), -100);
+        assert_eq!(sum_of(&back, AccountKind::CreatorPending), 69);
+        assert_eq!(sum_of(&back, AccountKind::PlatformRevenue), 31);
+    }
+
+    #[test]
+    fn refunds_of_99_then_100_take_back_the_whole_share() {
+        // Floored one by one: 69 + 69 = 138 of 139. Cumulative: 69 (⌊139·99/199⌋), then
+        // ⌊139·199/199⌋ − 69 = 70: all 139 come back.
+        let first = refund(99, 0, 199, 139);
+        let second = refund(100, 99, 199, 139);
+        let creator = sum_of(&first, AccountKind::CreatorPending)
+            + sum_of(&second, AccountKind::CreatorPending);
+        let platform = sum_of(&first, AccountKind::PlatformRevenue)
+            + sum_of(&second, AccountKind::PlatformRevenue);
+        assert_eq!((creator, platform), (139, 60));
+    }
+
+    #[test]
+    fn after_release_a_refund_comes_out_of_available() {
+        let r = Reversal {
+            amount: 199,
+            fee: 0,
+            gross: 199,
+            before: 0,
+            creator: Some(CreatorShare {
+                creator: "artist",
+                share: 139,
+                released: true,
+            }),
         };
-        assert_eq!(get(AccountKind::StripeClearing), Some(-100));
-        assert_eq!(get(AccountKind::CreatorPending), Some(69));
-        assert_eq!(get(AccountKind::PlatformRevenue), Some(31));
+        let back = taken_back(r, &usd()).unwrap();
+        assert_eq!(sum_of(&back, AccountKind::CreatorAvailable), 139);
+        assert_eq!(sum_of(&back, AccountKind::CreatorPending), 0);
+    }
+
+    /// A dispute of `amount` opened (with its fee) and later won (amount back, fee kept).
+    fn dispute_then_won(gross: i64, amount: i64, fee: i64, creator_share: i64) -> Vec<Line> {
+        let opened = Reversal {
+            amount,
+            fee,
+            gross,
+            before: 0,
+            creator: share(creator_share),
+        };
+        let won = Reversal {
+            amount: -amount,
+            fee: 0,
+            gross,
+            before: amount,
+            creator: share(creator_share),
+        };
+        let mut lines = taken_back(opened, &usd()).unwrap();
+        lines.extend(taken_back(won, &usd()).unwrap());
+        lines
     }
 
     #[test]
     fn a_won_dispute_restores_what_the_dispute_took_but_not_its_fee() {
-        let opened = taken_back(199, 1500, 199, &usd(), Some(("artist", 139))).unwrap();
-        let won = dispute_won(199, 199, &usd(), Some(("artist", 139))).unwrap();
-        let net = |kind| -> i64 {
-            opened
-                .iter()
-                .chain(&won)
-                .filter(|l| l.account.kind == kind)
-                .map(|l| l.amount_minor)
-                .sum()
-        };
-        assert_eq!(net(AccountKind::CreatorPending), 0);
-        assert_eq!(net(AccountKind::PlatformRevenue), 0);
-        assert_eq!(net(AccountKind::StripeFees), 1500);
-        assert_eq!(net(AccountKind::StripeClearing), -1500);
+        let lines = dispute_then_won(199, 199, 1500, 139);
+        assert_eq!(sum_of(&lines, AccountKind::CreatorPending), 0);
+        assert_eq!(sum_of(&lines, AccountKind::PlatformRevenue), 0);
+        assert_eq!(sum_of(&lines, AccountKind::StripeFees), 1500);
+        assert_eq!(sum_of(&lines, AccountKind::StripeClearing), -1500);
+    }
+
+    fn sums_per_currency(lines: &[Line]) -> BTreeMap<Currency, i64> {
+        let mut sums = BTreeMap::new();
+        for l in lines {
+            *sums.entry(l.account.currency.clone()).or_default() += l.amount_minor;
+        }
+        sums
+    }
+
+    /// Cut points splitting `gross` into refunds of any sizes.
+    fn splits() -> impl Strategy<Value = (i64, Vec<i64>)> {
+        (1i64..1_000_000)
+            .prop_flat_map(|gross| (Just(gross), proptest::collection::vec(0..=gross, 0..8)))
     }
 
     proptest! {
@@ -327,7 +430,7 @@ mod tests {
         ) {
             let (share, _) = split_revenue(gross, bps);
             let amount = gross * pct / 100;
-            let part = creator_part(amount, gross, share);
+            let part = creator_part(0, amount, gross, share);
             prop_assert!(part >= 0 && part <= share);
             if amount == gross { prop_assert_eq!(part, share); }
         }
@@ -341,6 +444,74 @@ mod tests {
             let back = reversal(&sale).unwrap();
             let total: i64 = sale.iter().chain(&back).map(|l| l.amount_minor).sum();
             prop_assert_eq!(total, 0);
+        }
+
+        #[test]
+        fn take_backs_over_any_split_of_the_gross_add_up_to_the_share(
+            (gross, mut cuts) in splits(), bps in 0u16..=10_000,
+        ) {
+            let (creator_share, platform_share) = split_revenue(gross, bps);
+            cuts.push(0);
+            cuts.push(gross);
+            cuts.sort_unstable();
+            let (mut creator, mut platform) = (0, 0);
+            for w in cuts.windows(2) {
+                let lines = refund(w[1] - w[0], w[0], gross, creator_share);
+                creator += sum_of(&lines, AccountKind::CreatorPending);
+                platform += sum_of(&lines, AccountKind::PlatformRevenue);
+            }
+            prop_assert_eq!(creator, creator_share);
+            prop_assert_eq!(platform, platform_share);
+        }
+
+        #[test]
+        fn every_posting_constructor_balances_per_currency(
+            gross in 1i64..10_000_000, fee in 0i64..100_000, bps in 0u16..=10_000,
+            amount in -10_000_000i64..10_000_000, before in 0i64..10_000_000,
+            dispute_fee in -5_000i64..5_000, released: bool,
+        ) {
+            let (creator_share, _) = split_revenue(gross, bps);
+            let creator = Some(CreatorShare { creator: "c", share: creator_share, released });
+            let r = Reversal { amount, fee: dispute_fee, gross, before: before.min(gross), creator };
+            let postings = [
+                creator_sale(gross, fee, &usd(), "c", bps),
+                platform_sale(gross, fee, &usd()),
+                stripe_fee(fee, &usd()),
+                taken_back(r, &usd()),
+                release("c", amount, &usd()),
+            ];
+            for lines in postings.into_iter().flatten() {
+                prop_assert!(sums_per_currency(&lines).values().all(|s| *s == 0));
+            }
+        }
+
+        #[test]
+        fn reversing_a_reversal_restores_the_original(
+            gross in 1i64..10_000_000, fee_pct in 0i64..30, bps in 0u16..=10_000,
+        ) {
+            let sale = creator_sale(gross, gross * fee_pct / 100, &usd(), "c", bps).unwrap();
+            let twice = reversal(&reversal(&sale).unwrap()).unwrap();
+            prop_assert_eq!(twice, sale);
+        }
+
+        #[test]
+        fn a_dispute_opened_then_won_nets_to_its_fee_alone(
+            gross in 1i64..10_000_000, pct in 1i64..=100, fee in 0i64..5_000, bps in 0u16..=10_000,
+        ) {
+            let (creator_share, _) = split_revenue(gross, bps);
+            let amount = (gross * pct / 100).max(1);
+            let lines = dispute_then_won(gross, amount, fee, creator_share);
+            let mut net: BTreeMap<AccountKind, i64> = BTreeMap::new();
+            for l in &lines {
+                *net.entry(l.account.kind).or_default() += l.amount_minor;
+            }
+            net.retain(|_, v| *v != 0);
+            let expected: BTreeMap<AccountKind, i64> = if fee == 0 {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(AccountKind::StripeFees, fee), (AccountKind::StripeClearing, -fee)])
+            };
+            prop_assert_eq!(net, expected);
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::auth::{Caller, Role};
 use crate::db;
 use crate::db::schema::{ledger_accounts, ledger_entries, ledger_transactions};
 use crate::error::AppError;
-use crate::services::earnings;
+use crate::services::billing::earnings;
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 

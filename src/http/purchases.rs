@@ -8,8 +8,8 @@ use crate::db;
 use crate::db::models::donations::Donation;
 use crate::db::models::orders::Order;
 use crate::error::AppError;
+use crate::services::billing::purchases::{self, Buy, Donate, Subscribe};
 use crate::services::idempotency::{self, Reply};
-use crate::services::purchases::{self, Buy, Donate, Subscribe};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 

@@ -43,6 +43,10 @@ async fn stripe(
     )
     .map_err(|e| AppError::bad_request("invalid_signature", e.to_string()))?;
 
-    let new = crate::services::stripe_events::receive(&state, &body).await?;
+    let payload = std::str::from_utf8(&body)
+        .map_err(|_| AppError::bad_request("invalid_body", "the event is not UTF-8"))?
+        .to_owned();
+    let event: crate::stripe::events::Event = super::parse_json(&body)?;
+    let new = crate::services::billing::stripe_events::receive(&state, event, payload).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "received": true, "duplicate": !new })))
 }

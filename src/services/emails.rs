@@ -52,6 +52,28 @@ pub fn payment_failed(conn: &mut DbConn, user: &str, key: &str, what: &str) -> Q
     )
 }
 
+/// A renewal the bank wants the customer to authenticate (3-D Secure): a link to Stripe's
+/// hosted invoice page, where they can; once per invoice.
+pub fn action_required(
+    conn: &mut DbConn,
+    user: &str,
+    invoice: &str,
+    what: &str,
+    link: &str,
+) -> QueryResult<()> {
+    to_user(
+        conn,
+        user,
+        format!("action_required:{invoice}"),
+        "action_required",
+        format!("Please confirm your payment for {what}"),
+        format!(
+            "Your bank asks you to confirm the payment for {what}. Confirm it here:\n\n{link}\n\n\
+             Your access continues while you do.\n"
+        ),
+    )
+}
+
 pub fn trial_ending(
     conn: &mut DbConn,
     user: &str,

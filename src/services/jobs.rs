@@ -7,8 +7,11 @@ use crate::db::models::outbox;
 use crate::db::models::subscriptions::Subscription;
 use crate::db::{self};
 use crate::error::AppError;
+use crate::services::billing::{earnings, fees, stripe_events, subscription_events};
 use crate::services::mailer::Mail;
-use crate::services::{earnings, fees, stripe_events};
+
+/// Payments released per transaction.
+const RELEASE_BATCH: i64 = 500;
 use actix_web::web;
 use chrono::{Duration, Utc};
 use std::sync::Arc;
@@ -42,7 +45,8 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
                     tracing::warn!(error = %e, "Stripe fees");
                 }
                 let lead = Duration::seconds(state.settings.billing.plan_change_lead_seconds);
-                if let Err(e) = crate::services::purchases::apply_due_downgrades(&state, lead).await
+                if let Err(e) =
+                    crate::services::billing::purchases::apply_due_downgrades(&state, lead).await
                 {
                     tracing::warn!(error = %e, "scheduled downgrades");
                 }
@@ -112,14 +116,19 @@ pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>) -> Result<usize, Ap
 async fn release_and_remind(state: &AppState) -> Result<(), AppError> {
     let hold = state.settings.billing.hold_days;
     let remind = state.settings.billing.trial_reminder_days;
-    db::transaction(&state.pool, move |conn| {
-        earnings::release_due(conn, hold, Utc::now())?;
-        Ok(())
-    })
-    .await?;
+    // In batches, each its own short transaction, until nothing is due.
+    loop {
+        let released = db::transaction(&state.pool, move |conn| {
+            earnings::release_due(conn, hold, Utc::now(), RELEASE_BATCH)
+        })
+        .await?;
+        if released < usize::try_from(RELEASE_BATCH).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
     db::transaction(&state.pool, move |conn| {
         for sub in Subscription::trials_ending_before(conn, Utc::now() + Duration::days(remind))? {
-            stripe_events::trial_reminder(conn, &sub)?;
+            subscription_events::trial_reminder(conn, &sub)?;
         }
         Ok(())
     })

@@ -31,6 +31,29 @@ pub struct Gateway {
     base: String,
     secret: String,
     attempts: u32,
+    version: ApiVersion,
+}
+
+/// The Stripe API version every call pins (`Stripe-Version`), from `stripe.api_version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiVersion(String);
+
+impl ApiVersion {
+    pub fn new(version: &str) -> ApiVersion {
+        ApiVersion(version.trim().to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// From `2025-03-31.basil` on, invoices lost `payment_intent`/`charge` (payments are
+    /// invoice payment objects and the client secret is `confirmation_secret`) and the
+    /// subscription's period moved to its items. Older versions (and localstripe) take the
+    /// older parameters.
+    pub fn current_shapes(&self) -> bool {
+        self.0.as_str() >= "2025-03-31"
+    }
 }
 
 fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -48,7 +71,13 @@ fn currency(code: &str) -> stripe_types::Currency {
 
 impl Gateway {
     /// `base` is Stripe's API root (`https://api.stripe.com/`) or an emulator's.
-    pub fn new(secret: &str, base: &str, timeout: Duration, attempts: u32) -> anyhow::Result<Self> {
+    pub fn new(
+        secret: &str,
+        base: &str,
+        version: ApiVersion,
+        timeout: Duration,
+        attempts: u32,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -58,7 +87,12 @@ impl Gateway {
             base: base.trim_end_matches('/').to_owned(),
             secret: secret.to_owned(),
             attempts: attempts.max(1),
+            version,
         })
+    }
+
+    pub fn version(&self) -> &ApiVersion {
+        &self.version
     }
 
     /// Sends one request, retrying network errors, timeouts, 429 and 5xx with exponential
@@ -83,7 +117,8 @@ impl Gateway {
                 StripeMethod::Post => self.http.post(&url),
                 StripeMethod::Delete => self.http.delete(&url),
             }
-            .bearer_auth(&self.secret);
+            .bearer_auth(&self.secret)
+            .header("Stripe-Version", self.version.as_str());
             if let Some(key) = idempotency_key {
                 http = http.header("Idempotency-Key", key);
             }
@@ -118,7 +153,12 @@ impl Gateway {
             let message = error
                 .message
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-            if status == 429 || status >= 500 {
+            // `idempotency_key_in_use`: our first attempt with this key is still running at
+            // Stripe (it timed out on our side); the same key later gets its answer.
+            if status == 429
+                || status >= 500
+                || error.code.as_deref() == Some("idempotency_key_in_use")
+            {
                 last = format!("{status}: {message}");
                 continue;
             }
@@ -212,6 +252,12 @@ impl Gateway {
     }
 
     /// A subscription to `plan` (our price id), linked back to our record by metadata.
+    ///
+    /// Current API versions: nothing is charged until the app confirms the first payment
+    /// (`default_incomplete`, 3-D Secure included) with the client secret of the first
+    /// invoice's `confirmation_secret`; the card it confirms with becomes the subscription's
+    /// default (`save_default_payment_method`), so renewals can be charged off-session. A trial
+    /// has nothing to pay now: its `pending_setup_intent` sets the card up instead.
     pub async fn create_subscription(
         &self,
         ours: &str,
@@ -220,7 +266,24 @@ impl Gateway {
         quantity: u64,
         trial_end: Option<i64>,
     ) -> Result<(serde_json::Value, objects::Subscription), GatewayError> {
-        use stripe_billing::subscription::{CreateSubscription, CreateSubscriptionItems};
+        let req = self.subscription_request(ours, customer, plan, quantity, trial_end);
+        self.send_subscription(req.build(), Some(&format!("subscription-{ours}")))
+            .await
+    }
+
+    fn subscription_request(
+        &self,
+        ours: &str,
+        customer: &str,
+        plan: &str,
+        quantity: u64,
+        trial_end: Option<i64>,
+    ) -> stripe_billing::subscription::CreateSubscription {
+        use stripe_billing::subscription::{
+            CreateSubscription, CreateSubscriptionItems, CreateSubscriptionPaymentBehavior,
+            CreateSubscriptionPaymentSettings,
+            CreateSubscriptionPaymentSettingsSaveDefaultPaymentMethod as SaveDefault,
+        };
         let item = CreateSubscriptionItems {
             plan: Some(plan.to_owned()),
             quantity: Some(quantity),
@@ -229,15 +292,26 @@ impl Gateway {
         let mut req = CreateSubscription::new()
             .customer(customer)
             .items(vec![item])
-            .metadata(metadata(&[("kopilka_subscription_id", ours)]))
-            .expand(vec!["latest_invoice.payment_intent".to_owned()]);
+            .metadata(metadata(&[("kopilka_subscription_id", ours)]));
+        req = if self.version.current_shapes() {
+            req.payment_behavior(CreateSubscriptionPaymentBehavior::DefaultIncomplete)
+                .payment_settings(CreateSubscriptionPaymentSettings {
+                    save_default_payment_method: Some(SaveDefault::OnSubscription),
+                    ..Default::default()
+                })
+                .expand(vec![
+                    "latest_invoice.confirmation_secret".to_owned(),
+                    "pending_setup_intent".to_owned(),
+                ])
+        } else {
+            req.expand(vec!["latest_invoice.payment_intent".to_owned()])
+        };
         if let Some(end) = trial_end {
             req = req.trial_end(
                 stripe_billing::subscription::CreateSubscriptionTrialEnd::Timestamp(end),
             );
         }
-        self.send_subscription(req.build(), Some(&format!("subscription-{ours}")))
-            .await
+        req
     }
 
     /// Cancel at period end (`true`) or resume (`false`). `version` distinguishes repeated
@@ -273,9 +347,11 @@ impl Gateway {
         self.send_subscription(req.build(), Some(key)).await
     }
 
-    /// Moves the subscription's item to another plan. `prorate_now`: Stripe's default
-    /// prorations (an upgrade, invoiced at once by `invoice_now`); otherwise no proration
-    /// (a downgrade applied at the period's end).
+    /// Moves the subscription's item to another plan. `prorate_now` (an upgrade): on current
+    /// API versions the proration is invoiced and charged at once and the update waits for the
+    /// payment (`always_invoice` + `pending_if_incomplete`: a failed payment leaves the old
+    /// plan); older versions take Stripe's default prorations, invoiced by `invoice_now`.
+    /// Otherwise no proration (a downgrade applied at the period's end).
     pub async fn change_plan(
         &self,
         stripe_id: &str,
@@ -286,7 +362,8 @@ impl Gateway {
         key: &str,
     ) -> Result<(serde_json::Value, objects::Subscription), GatewayError> {
         use stripe_billing::subscription::{
-            UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+            UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionPaymentBehavior,
+            UpdateSubscriptionProrationBehavior,
         };
         let item = UpdateSubscriptionItems {
             id: Some(item_id.to_owned()),
@@ -297,6 +374,10 @@ impl Gateway {
         let mut req = UpdateSubscription::new(stripe_id).items(vec![item]);
         if !prorate_now {
             req = req.proration_behavior(UpdateSubscriptionProrationBehavior::None);
+        } else if self.version.current_shapes() {
+            req = req
+                .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice)
+                .payment_behavior(UpdateSubscriptionPaymentBehavior::PendingIfIncomplete);
         }
         self.send_subscription(req.build(), Some(key)).await
     }
@@ -358,17 +439,67 @@ impl Gateway {
             .await
     }
 
-    /// Stripe's fee on a charge, from its balance transaction; `None` while the charge has none
-    /// yet.
-    pub async fn charge_fee(&self, charge: &str) -> Result<Option<i64>, GatewayError> {
+    /// What Stripe's balance got for a charge (fee and net in the settlement currency), from
+    /// its balance transaction; `None` while the charge has none yet.
+    pub async fn charge_settlement(
+        &self,
+        charge: &str,
+    ) -> Result<Option<objects::Settlement>, GatewayError> {
         let req = stripe_core::charge::RetrieveCharge::new(charge)
             .expand(vec!["balance_transaction".to_owned()]);
         let charge: objects::Charge = self.send(req.build(), None).await?;
-        Ok(charge
-            .balance_transaction
-            .as_ref()
-            .and_then(objects::Expandable::object)
-            .map(|t| t.fee))
+        Ok(charge.settlement())
+    }
+
+    /// The charge that paid an invoice whose event did not name it (current API versions send
+    /// invoices without their payments): the invoice with its payments' intents expanded, then
+    /// the intent itself if the charge is still not named.
+    pub async fn invoice_charge(
+        &self,
+        invoice: &str,
+        intent: Option<&str>,
+    ) -> Result<Option<objects::ChargeRef>, GatewayError> {
+        #[derive(serde::Serialize)]
+        struct Expand {
+            expand: [&'static str; 1],
+        }
+        let pi_id = match intent {
+            Some(pi) => pi.to_owned(),
+            None => {
+                let mut req =
+                    RequestBuilder::new(StripeMethod::Get, format!("/invoices/{invoice}"));
+                // Older versions name the charge on the invoice itself.
+                if self.version.current_shapes() {
+                    req = req.query(&Expand {
+                        expand: ["payments.data.payment.payment_intent"],
+                    });
+                }
+                let found: objects::Invoice = self.send(req, None).await?;
+                if let Some(charge) = found.charge() {
+                    return Ok(Some(charge));
+                }
+                match found.payment_intent_id() {
+                    Some(pi) => pi.to_owned(),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let req = RequestBuilder::new(StripeMethod::Get, format!("/payment_intents/{pi_id}"));
+        let pi: objects::PaymentIntent = self.send(req, None).await?;
+        Ok(pi.charge())
+    }
+
+    /// The refunds of a charge (current API versions send `charge.refunded` without them).
+    pub async fn list_refunds(&self, charge: &str) -> Result<Vec<objects::Refund>, GatewayError> {
+        #[derive(serde::Serialize)]
+        struct Query<'a> {
+            charge: &'a str,
+            limit: u8,
+        }
+        let req =
+            RequestBuilder::new(StripeMethod::Get, "/refunds").query(&Query { charge, limit: 100 });
+        let list: objects::List<objects::Refund> = self.send(req, None).await?;
+        Ok(list.data)
     }
 
     /// One page of events created after `created_after` (oldest first is not guaranteed by
@@ -407,5 +538,69 @@ fn already_exists_is_ok(r: Result<serde_json::Value, GatewayError>) -> Result<()
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gateway(version: &str) -> Gateway {
+        let timeout = Duration::from_secs(1);
+        Gateway::new(
+            "sk_test",
+            "http://127.0.0.1:9/",
+            ApiVersion::new(version),
+            timeout,
+            1,
+        )
+        .unwrap()
+    }
+
+    fn form_of(req: RequestBuilder) -> String {
+        let body = req.body.unwrap_or_default();
+        body.replace("%5B", "[").replace("%5D", "]")
+    }
+
+    #[test]
+    fn current_versions_subscribe_default_incomplete_and_save_the_card_for_renewals() {
+        let gw = gateway(stripe_client_core::VERSION.as_str());
+        assert!(gw.version().current_shapes());
+        let form = form_of(
+            gw.subscription_request("s1", "cus_1", "plan_1", 1, None)
+                .build(),
+        );
+        assert!(
+            form.contains("payment_behavior=default_incomplete"),
+            "{form}"
+        );
+        assert!(
+            form.contains("payment_settings[save_default_payment_method]=on_subscription"),
+            "{form}"
+        );
+        assert!(
+            form.contains("latest_invoice.confirmation_secret"),
+            "{form}"
+        );
+        assert!(form.contains("pending_setup_intent"), "{form}");
+        assert!(!form.contains("latest_invoice.payment_intent"), "{form}");
+    }
+
+    #[test]
+    fn the_default_configuration_pins_the_version_async_stripe_is_generated_for() {
+        let pinned = format!("api_version = \"{}\"", stripe_client_core::VERSION.as_str());
+        assert!(include_str!("../../config/default.toml").contains(&pinned));
+    }
+
+    #[test]
+    fn older_versions_keep_the_older_parameters() {
+        let gw = gateway("2020-08-27");
+        assert!(!gw.version().current_shapes());
+        let form = form_of(
+            gw.subscription_request("s1", "cus_1", "plan_1", 1, None)
+                .build(),
+        );
+        assert!(!form.contains("payment_behavior"), "{form}");
+        assert!(form.contains("latest_invoice.payment_intent"), "{form}");
     }
 }

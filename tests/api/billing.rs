@@ -156,7 +156,9 @@ both!(
         let started = post_as(&app, &u, "/v1/me/subscriptions", &json!({"price_id": "price_premium_monthly_usd", "payment_method": pm, "email": email_of(&u)}), StatusCode::CREATED).await;
         let id = started["id"].as_str().unwrap();
         let sub = stripe_subscription(&app, id).await;
-        let failed = json!({"id": "in_failed_1", "object": "invoice", "subscription": sub["id"], "attempt_count": 1,
+        let parent = json!({"type": "subscription_details",
+                            "subscription_details": {"subscription": sub["id"], "metadata": sub["metadata"]}});
+        let failed = json!({"id": "in_failed_1", "object": "invoice", "parent": parent, "attempt_count": 1,
                         "amount_due": 499, "amount_paid": 0, "currency": "usd", "customer": sub["customer"]});
         assert_eq!(
             deliver(&app, &event("invoice.payment_failed", failed))
@@ -177,8 +179,10 @@ both!(
             "entitled during the grace period"
         );
         wait_for_mail(&email_of(&u), "payment for").await;
-        let paid = json!({"id": "in_paid_2", "object": "invoice", "subscription": sub["id"], "amount_paid": 499,
-                      "currency": "usd", "charge": "ch_renewal_2", "customer": sub["customer"]});
+        let payments = json!({"object": "list", "has_more": false, "data": [{"object": "invoice_payment",
+                              "id": "inpay_paid_2", "status": "paid", "payment": {"type": "charge", "charge": "ch_renewal_2"}}]});
+        let paid = json!({"id": "in_paid_2", "object": "invoice", "parent": parent, "amount_paid": 499,
+                      "currency": "usd", "payments": payments, "customer": sub["customer"]});
         assert_eq!(
             deliver(&app, &event("invoice.paid", paid)).await.status(),
             StatusCode::OK
@@ -208,7 +212,10 @@ both!(
         )
         .await;
         let sub = stripe_subscription(&app, started["id"].as_str().unwrap()).await;
-        let ev = event("customer.subscription.trial_will_end", sub);
+        let ev = event(
+            "customer.subscription.trial_will_end",
+            current_subscription(sub),
+        );
         for _ in 0..2 {
             assert_eq!(deliver(&app, &ev).await.status(), StatusCode::OK);
         }
@@ -304,7 +311,7 @@ both!(
         charge["refunded"] = json!(true);
         charge["refunds"] = json!({"object": "list", "data": [refund]});
         assert_eq!(
-            deliver(&app, &event("charge.refunded", charge))
+            deliver(&app, &event("charge.refunded", current_charge(charge)))
                 .await
                 .status(),
             StatusCode::OK
@@ -380,7 +387,9 @@ both!(
     a_refund_before_its_payment_is_refused_for_redelivery,
     |b: Backend| async move {
         let app = spawn_billing(b).await;
-        let charge = json!({"id": "ch_unknown", "object": "charge", "amount_refunded": 100, "refunds": {"data": []}});
+        // Ours (our order's id in its metadata), but its payment is not recorded yet.
+        let charge = json!({"id": "ch_unknown", "object": "charge", "amount_refunded": 100,
+                            "metadata": {"kopilka_order_id": "ord_not_yet"}, "refunds": {"data": []}});
         let res = deliver(&app, &event("charge.refunded", charge)).await;
         assert_problem(res, StatusCode::CONFLICT, "event_out_of_order").await;
     }
@@ -554,7 +563,7 @@ both!(replayed_events_change_nothing, |b: Backend| async move {
     charge["amount_refunded"] = json!(99);
     charge["refunds"] = json!({"object": "list", "data": [refund]});
     assert_eq!(
-        deliver(&app, &event("charge.refunded", charge))
+        deliver(&app, &event("charge.refunded", current_charge(charge)))
             .await
             .status(),
         StatusCode::OK
@@ -630,7 +639,8 @@ both!(replayed_events_change_nothing, |b: Backend| async move {
         replay.swap(i, (i * 7 + 3) % n);
     }
     for ev in &replay {
-        let res = deliver(&app, ev).await;
+        // localstripe's events as it sent them, and ours (checked when first delivered).
+        let res = forward(&app, ev).await;
         assert_eq!(res.status(), StatusCode::OK);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["duplicate"], true);
@@ -643,12 +653,13 @@ both!(replayed_events_change_nothing, |b: Backend| async move {
 });
 
 /// Delivers until accepted: a 409 (an event that overtook the one it depends on) is
-/// redelivered later, as Stripe does.
+/// redelivered later, as Stripe does. The events are localstripe's, as it made them, and ours
+/// (checked when built).
 async fn deliver_all(app: &TestApp, mut pending: Vec<Value>) {
     for _round in 0..10 {
         let mut later = Vec::new();
         for ev in pending {
-            let res = deliver(app, &ev).await;
+            let res = forward(app, &ev).await;
             match res.status() {
                 StatusCode::OK => {}
                 StatusCode::CONFLICT => later.push(ev),
@@ -707,7 +718,9 @@ both!(
         .await;
         charge["amount_refunded"] = json!(99);
         charge["refunds"] = json!({"object": "list", "data": [refund]});
-        flow.push(event("charge.refunded", charge));
+        let refunded = event("charge.refunded", current_charge(charge));
+        crate::stripe_shapes::assert_stripe_shaped(&refunded);
+        flow.push(refunded);
         assert!(flow.len() >= 4, "the flow has its events: {}", flow.len());
 
         // Three copies, shuffled (deterministically): the refund comes before its payment, the
@@ -817,9 +830,12 @@ both!(
         let mut sub = stripe_subscription(&app, &id).await;
         sub["items"]["data"][0]["plan"]["id"] = json!("price_premium_yearly_usd");
         assert_eq!(
-            deliver(&app, &event("customer.subscription.updated", sub))
-                .await
-                .status(),
+            deliver(
+                &app,
+                &event("customer.subscription.updated", current_subscription(sub))
+            )
+            .await
+            .status(),
             StatusCode::OK
         );
         let mine: Value = app

@@ -13,6 +13,11 @@ use std::time::Duration;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// The API version localstripe speaks (it predates invoice payments and item periods, and
+/// refuses the current subscription parameters): test apps pin it, as a deployment on that
+/// version would. The current version's requests are checked in `stripe::gateway`'s tests.
+pub const LOCALSTRIPE_VERSION: &str = "2020-08-27";
+
 pub async fn spawn_billing(b: Backend) -> TestApp {
     spawn_billing_with(b, |_| {}).await
 }
@@ -37,6 +42,7 @@ pub async fn spawn_unhooked(
     let app = spawn_with(Arc::new(TestDb::new(b)), move |s| {
         s.stripe.secret_key = Some("sk_test_kopilka".to_owned().into());
         s.stripe.api_base = format!("{}/", parts.stripe_url);
+        s.stripe.api_version = LOCALSTRIPE_VERSION.to_owned();
         s.stripe.webhook_secrets = vec![s2.into()];
         s.stripe.sync_interval_seconds = 0;
         s.email.transport = kopilka::config::EmailTransport::Smtp;
@@ -172,8 +178,16 @@ pub async fn confirm(app: &TestApp, intent_id: &str) {
     .await;
 }
 
-/// Delivers a Stripe-shaped event, signed with the app's webhook secret.
+/// Delivers a Stripe-shaped event, signed with the app's webhook secret. It may carry only what
+/// Stripe's current API has (`stripe_shapes`).
 pub async fn deliver(app: &TestApp, event: &Value) -> reqwest::Response {
+    crate::stripe_shapes::assert_stripe_shaped(event);
+    forward(app, event).await
+}
+
+/// Delivers an event localstripe made (in its older API's shape) as it is, signed with the app's
+/// webhook secret.
+pub async fn forward(app: &TestApp, event: &Value) -> reqwest::Response {
     use secrecy::ExposeSecret;
     let secret = app.settings.stripe.webhook_secrets[0]
         .expose_secret()
@@ -196,6 +210,73 @@ pub fn event(kind: &str, object: Value) -> Value {
         "object": "event", "type": kind, "created": chrono::Utc::now().timestamp(),
         "data": {"object": object},
     })
+}
+
+/// Removes `keys` from `object`, if it is one.
+fn without(object: Option<&mut Value>, keys: &[&str]) {
+    if let Some(object) = object.and_then(Value::as_object_mut) {
+        for key in keys {
+            object.remove(*key);
+        }
+    }
+}
+
+/// A localstripe subscription (an older API's shape) as the current API has it: its period on
+/// its item (`current_period_start/end`), its item's plan as a `price` too, and none of the
+/// fields Stripe has since removed.
+pub fn current_subscription(mut sub: Value) -> Value {
+    let period = [
+        ("current_period_start", sub["current_period_start"].clone()),
+        ("current_period_end", sub["current_period_end"].clone()),
+    ];
+    #[rustfmt::skip]
+    without(Some(&mut sub), &["current_period_start", "current_period_end", "plan", "quantity",
+                              "discount", "tax_percent", "trial_from_plan", "trial_period_days"]);
+    without(sub.get_mut("items"), &["total_count"]);
+    let items = sub.pointer_mut("/items/data").and_then(Value::as_array_mut);
+    for item in items.into_iter().flatten() {
+        without(Some(&mut *item), &["invoice", "livemode"]);
+        for (key, at) in &period {
+            if !at.is_null() {
+                item[*key] = at.clone();
+            }
+        }
+        without(item.get_mut("plan"), &["name", "statement_descriptor"]);
+        let Some(plan) = item.get("plan").filter(|p| p.is_object()) else {
+            continue;
+        };
+        let price = json!({
+            "id": plan["id"], "object": "price", "active": plan["active"],
+            "billing_scheme": plan["billing_scheme"], "created": plan["created"],
+            "currency": plan["currency"], "livemode": plan["livemode"],
+            "metadata": plan["metadata"], "nickname": plan["nickname"],
+            "product": plan["product"], "type": "recurring", "unit_amount": plan["amount"],
+            "recurring": {"interval": plan["interval"], "interval_count": plan["interval_count"],
+                          "usage_type": plan["usage_type"]},
+        });
+        item["price"] = price;
+    }
+    sub
+}
+
+/// A localstripe refund as the current API has it (no `date`, no `livemode`).
+pub fn current_refund(mut refund: Value) -> Value {
+    without(Some(&mut refund), &["date", "livemode"]);
+    refund
+}
+
+/// A localstripe charge as the current API has it (no `invoice`; its refunds, when included,
+/// current too).
+pub fn current_charge(mut charge: Value) -> Value {
+    without(Some(&mut charge), &["invoice"]);
+    without(charge.get_mut("refunds"), &["total_count"]);
+    let refunds = charge
+        .pointer_mut("/refunds/data")
+        .and_then(Value::as_array_mut);
+    for refund in refunds.into_iter().flatten() {
+        *refund = current_refund(refund.take());
+    }
+    charge
 }
 
 pub async fn holds(app: &TestApp, user: &str, key: &str) -> bool {

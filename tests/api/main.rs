@@ -19,5 +19,7 @@ mod multi_instance;
 mod openapi;
 mod operations;
 mod seats;
+mod stripe_shapes;
+mod stripe_today;
 mod tokens;
 mod webhooks;

@@ -1,11 +1,12 @@
 //! The real parts billing tests talk to: localstripe (a stateful Stripe emulator that sends
 //! signed webhooks) and aiosmtpd (an SMTP server writing a Maildir). Started once per test
 //! run from a Python venv (`target/test-venv`, created on first use from PyPI), or taken from
-//! `TEST_LOCALSTRIPE_URL` / `TEST_SMTP_PORT` + `TEST_MAILDIR` when CI started them.
+//! `TEST_LOCALSTRIPE_URL` / `TEST_SMTP_PORT` + `TEST_MAILDIR` when CI started them. The same
+//! venv (or CI's, `TEST_PYTHON`) has Stripe's Python package, whose types `stripe_shapes` reads.
 //! Both stop when the test binary exits (their stdin closes).
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -27,9 +28,23 @@ fn free_port() -> u16 {
 }
 
 fn venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(make_venv).clone()
+}
+
+/// Whether the venv has the `stripe` package (a venv made before it was added lacks it).
+fn has_stripe(root: &Path) -> bool {
+    std::fs::read_dir(root.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|python| python.path().join("site-packages/stripe").is_dir())
+}
+
+fn make_venv() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv");
     let python = root.join("bin/python");
-    if !root.join("bin/localstripe").exists() {
+    if !root.join("bin/localstripe").exists() || !has_stripe(&root) {
         let ok = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&root)
@@ -44,16 +59,25 @@ fn venv() -> PathBuf {
                     "-q",
                     "localstripe==1.15.10",
                     "aiosmtpd==1.4.6",
+                    "stripe==16.*",
                 ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
         assert!(
             ok,
-            "could not install localstripe and aiosmtpd into {root:?}"
+            "could not install localstripe, aiosmtpd and stripe into {root:?}"
         );
     }
     root
+}
+
+/// A Python with the `stripe` package: CI's venv (`TEST_PYTHON`), or the tests' own.
+pub fn python() -> PathBuf {
+    match std::env::var_os("TEST_PYTHON") {
+        Some(python) => PathBuf::from(python),
+        None => venv().join("bin/python"),
+    }
 }
 
 /// Runs `command` in the background until this process exits.

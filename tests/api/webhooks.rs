@@ -17,6 +17,7 @@ async fn with_secrets(b: Backend) -> TestApp {
 }
 
 async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> reqwest::Response {
+    crate::stripe_shapes::assert_stripe_shaped(&serde_json::from_str(body).unwrap());
     let mut req = app
         .client
         .post(app.url("/v1/webhooks/stripe"))
@@ -99,8 +100,10 @@ fn subscription_event(id: &str, kind: &str, created: i64, ours: &str, status: &s
     let now = *NOW.get_or_init(|| chrono::Utc::now().timestamp());
     json!({"id": id, "object": "event", "type": kind, "created": created,
            "data": {"object": {"id": format!("stripe_{ours}"), "object": "subscription", "status": status,
-               "cancel_at_period_end": false, "quantity": 1,
-               "current_period_start": now - 86_400, "current_period_end": now + 29 * 86_400,
+               "cancel_at_period_end": false,
+               "items": {"object": "list", "has_more": false, "data": [{
+                   "id": format!("si_{ours}"), "object": "subscription_item", "quantity": 1,
+                   "current_period_start": now - 86_400, "current_period_end": now + 29 * 86_400}]},
                "metadata": {"kopilka_subscription_id": ours}}}})
     .to_string()
 }

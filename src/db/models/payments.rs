@@ -39,11 +39,17 @@ pub struct Payment {
     /// When `fee_minor` became Stripe's actual fee; `None` while it is still to be fetched.
     #[serde(skip)]
     pub fee_settled_at: Option<NaiveDateTime>,
+    /// Taken by disputes, less what won disputes gave back.
+    #[serde(skip)]
+    pub disputed_minor: i64,
+    /// When the creator's share left the hold (`None`: still pending, or no creator).
+    #[serde(skip)]
+    pub released_at: Option<NaiveDateTime>,
 }
 
 impl Payment {
     /// The fee as the event told it: known when the charge came with its balance transaction,
-    /// else `None`, and the fee job asks Stripe later (`services::fees`).
+    /// else `None`, and the fee job asks Stripe later (`services::billing::fees`).
     pub fn with_fee(mut self, fee: Option<i64>) -> Payment {
         self.fee_minor = fee.unwrap_or(0);
         self.fee_settled_at = fee.map(|_| to_db(Utc::now()));
@@ -85,6 +91,14 @@ impl Payment {
         Ok(n == 1)
     }
 
+    pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<Payment>> {
+        payments::table
+            .find(id)
+            .select(Payment::as_select())
+            .first(conn)
+            .optional()
+    }
+
     pub fn by_charge(conn: &mut DbConn, charge: &str) -> QueryResult<Option<Payment>> {
         payments::table
             .filter(payments::stripe_charge_id.eq(charge))
@@ -93,11 +107,54 @@ impl Payment {
             .optional()
     }
 
+    /// What has gone back to the customer so far: refunds and disputes not won.
+    pub fn reversed_minor(&self) -> i64 {
+        self.refunded_minor + self.disputed_minor
+    }
+
+    /// Adds `amount` (negative: a failed refund given back) to what was refunded.
     pub fn add_refunded(conn: &mut DbConn, id: &str, amount: i64) -> QueryResult<()> {
         diesel::update(payments::table.find(id))
             .set(payments::refunded_minor.eq(payments::refunded_minor + amount))
             .execute(conn)?;
         Ok(())
+    }
+
+    /// Adds `amount` (negative: given back by a won dispute) to what disputes took.
+    pub fn add_disputed(conn: &mut DbConn, id: &str, amount: i64) -> QueryResult<()> {
+        diesel::update(payments::table.find(id))
+            .set(payments::disputed_minor.eq(payments::disputed_minor + amount))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Creator payments still in their hold that were made at or before `cutoff`, oldest
+    /// first.
+    pub fn unreleased_before(
+        conn: &mut DbConn,
+        cutoff: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<Payment>> {
+        payments::table
+            .filter(payments::creator_id.is_not_null())
+            .filter(payments::released_at.is_null())
+            .filter(payments::created_at.le(cutoff))
+            .order(payments::created_at.asc())
+            .limit(limit)
+            .select(Payment::as_select())
+            .load(conn)
+    }
+
+    /// Marks the payment's share released; `false` when it was already.
+    pub fn mark_released(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+        let n = diesel::update(
+            payments::table
+                .find(id)
+                .filter(payments::released_at.is_null()),
+        )
+        .set(payments::released_at.eq(to_db(Utc::now())))
+        .execute(conn)?;
+        Ok(n == 1)
     }
 
     /// A creator's most recent sales and donations received.

@@ -13,10 +13,12 @@ pub fn record(
     id: &str,
     event_type: &str,
     created: i64,
+    api_version: Option<&str>,
     payload: &str,
 ) -> QueryResult<bool> {
     let row = (
         stripe_events::id.eq(id),
+        stripe_events::api_version.eq(api_version),
         stripe_events::type_.eq(event_type),
         stripe_events::created.eq(created),
         stripe_events::payload.eq(payload),
@@ -24,6 +26,23 @@ pub fn record(
     );
     let inserted = crate::db::insert_or_ignore!(conn, stripe_events::table, row)?;
     Ok(inserted == 1)
+}
+
+/// Marks a stored event as not concerning anything of ours (kept, acknowledged, not retried).
+pub fn mark_ignored(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    diesel::update(stripe_events::table.find(id))
+        .set(stripe_events::outcome.eq("ignored"))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How an event was taken: `applied` or `ignored`.
+pub fn outcome(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
+    stripe_events::table
+        .find(id)
+        .select(stripe_events::outcome)
+        .first(conn)
+        .optional()
 }
 
 pub fn count(conn: &mut DbConn) -> QueryResult<i64> {

@@ -1,76 +1,62 @@
 //! Creator earnings: each sale's share is *pending* for the hold period (the refund window),
-//! then a release posting moves it to *available*. Refunds after release come out of the
-//! pending account, and the next release nets them, so a balance may go negative and is
-//! recovered from later earnings.
+//! then a release posting moves what is left of it — the share less everything refunds and
+//! disputes took back so far — to *available*. Each payment is released once, by its own
+//! posting (`release:<charge>`), so the job only reads payments still in their hold. A
+//! reversal after the release comes out of available, which may go negative and is recovered
+//! from later earnings.
 
 use crate::db::models::ledger::{self as ledger_db, balance};
 use crate::db::models::payments::Payment;
-use crate::db::schema::{ledger_accounts, ledger_entries, ledger_transactions};
+use crate::db::schema::ledger_accounts;
 use crate::db::DbConn;
-use crate::domain::ledger::{self, Account, AccountKind};
+use crate::domain::ledger::{self, creator_part, Account, AccountKind};
 use crate::domain::money::Currency;
 use crate::error::AppError;
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-const RELEASE: &str = "release:";
-
-/// Releases every creator's shares older than `hold_days`; returns the postings made.
+/// Releases the shares of up to `limit` payments made at least `hold_days` ago; returns the
+/// payments released.
 pub fn release_due(
     conn: &mut DbConn,
     hold_days: i64,
     now: DateTime<Utc>,
+    limit: i64,
 ) -> Result<usize, AppError> {
     let cutoff = crate::db::models::to_db(now - Duration::days(hold_days));
-    let accounts: Vec<(String, Option<String>, String)> = ledger_accounts::table
-        .filter(ledger_accounts::kind.eq(AccountKind::CreatorPending.as_str()))
-        .select((
-            ledger_accounts::id,
-            ledger_accounts::owner_id,
-            ledger_accounts::currency,
-        ))
-        .load(conn)?;
-    let mut posted = 0;
-    for (account, owner, currency) in accounts {
-        let Some(creator) = owner else { continue };
-        let entries: Vec<(i64, NaiveDateTime, String)> = ledger_entries::table
-            .inner_join(ledger_transactions::table)
-            .filter(ledger_entries::account_id.eq(&account))
-            .select((
-                ledger_entries::amount_minor,
-                ledger_entries::created_at,
-                ledger_transactions::source_key,
-            ))
-            .load(conn)?;
-        let (mut due, mut released) = (0i64, 0i64);
-        for (amount, at, key) in entries {
-            if key.starts_with(RELEASE) {
-                released += amount;
-            } else if at <= cutoff {
-                due += amount;
-            }
-        }
-        // Shares are credits (negative); releases debit the pending account.
-        let move_now = -due - released;
-        if move_now == 0 {
+    let mut released = 0;
+    for payment in Payment::unreleased_before(conn, cutoff, limit)? {
+        let Some(creator) = payment.creator_id.as_deref() else {
+            continue;
+        };
+        // Guarded: an instance that got here first released it.
+        if !Payment::mark_released(conn, &payment.id)? {
             continue;
         }
-        let currency =
-            Currency::parse(&currency).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
-        let lines = ledger::release(&creator, move_now, &currency)
+        released += 1;
+        let taken_back = creator_part(
+            0,
+            payment.reversed_minor(),
+            payment.amount_minor,
+            payment.creator_share_minor,
+        );
+        let amount = payment.creator_share_minor - taken_back;
+        if amount == 0 {
+            continue;
+        }
+        let currency = Currency::parse(&payment.currency)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+        let lines = ledger::release(creator, amount, &currency)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-        let key = format!("{RELEASE}{account}:{}", cutoff.and_utc().timestamp_micros());
-        if let ledger_db::Posted::New(_) = ledger_db::post(
+        ledger_db::post(
             conn,
-            &key,
+            &format!("release:{}", payment.stripe_charge_id),
             "earnings released after the hold period",
             &lines,
-        )? {
-            posted += 1;
-        }
+        )?;
     }
-    Ok(posted)
+    Ok(released)
 }
 
 #[derive(Serialize)]

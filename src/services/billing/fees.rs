@@ -17,7 +17,7 @@ use crate::stripe::gateway::GatewayError;
 /// many it settled. A charge whose balance transaction Stripe has not made yet (asynchronous
 /// payment methods) waits for the next run.
 pub async fn settle_pending(state: &AppState, limit: i64) -> Result<usize, AppError> {
-    let gw = crate::services::purchases::gateway(state)?;
+    let gw = crate::services::billing::purchases::gateway(state)?;
     let due = db::run(&state.pool, move |conn| {
         Ok(Payment::fee_unsettled(conn, limit)?)
     })
@@ -28,8 +28,15 @@ pub async fn settle_pending(state: &AppState, limit: i64) -> Result<usize, AppEr
         let fee = if payment.stripe_charge_id.contains(':') {
             0
         } else {
-            match gw.charge_fee(&payment.stripe_charge_id).await {
-                Ok(Some(fee)) => fee,
+            match gw.charge_settlement(&payment.stripe_charge_id).await {
+                // Settled in the payment's currency: the fee is booked there.
+                Ok(Some(s)) if s.currency.is_empty() || s.currency == payment.currency => s.fee,
+                // Settled in another currency: never booked as if it were the payment's
+                // (the ledger has no FX accounts yet to book it in its own currency).
+                Ok(Some(s)) => {
+                    tracing::warn!(charge = %payment.stripe_charge_id, settlement = %s.currency, "fee: settled in another currency; not booked in the payment's");
+                    0
+                }
                 Ok(None) => continue,
                 Err(GatewayError::Refused { status: 404, .. }) => {
                     tracing::warn!(charge = %payment.stripe_charge_id, "fee: Stripe does not know this charge; settled at 0");

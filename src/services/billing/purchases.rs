@@ -12,6 +12,7 @@ use crate::db::models::subscriptions::{Subscription, SubscriptionState};
 use crate::db::models::{to_db, users};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
+use crate::services::billing::subscription_events;
 use crate::stripe::gateway::{Gateway, GatewayError};
 use crate::stripe::objects;
 use actix_web::http::StatusCode;
@@ -118,13 +119,17 @@ fn subscription_price(
     Ok((price, product))
 }
 
-/// Writes Stripe's view of the subscription onto ours, as a webhook would.
+/// Writes Stripe's answer to our call onto our subscription, as a webhook would: as of now,
+/// so an event Stripe created before the answer does not undo it, and one created after it
+/// does.
 fn take_state(
     conn: &mut DbConn,
-    object: &serde_json::Value,
+    object: &objects::Subscription,
     grace_days: i64,
 ) -> Result<Vec<String>, AppError> {
-    crate::services::stripe_events::subscription_changed(conn, 0, object, grace_days)
+    let now = Utc::now();
+    let applied = subscription_events::changed(conn, now.timestamp(), now, object, grace_days)?;
+    Ok(applied.affected)
 }
 
 pub async fn subscribe(
@@ -186,8 +191,13 @@ pub async fn subscribe(
     .await;
     let stripe_sub = match result {
         Ok(s) => s,
+        // Stripe may have made the subscription before the call timed out: our record stays,
+        // and Stripe's events (carrying our id in metadata) or a retry link it.
+        Err(e) if actix_web::ResponseError::status_code(&e) != StatusCode::PAYMENT_REQUIRED => {
+            return Err(e)
+        }
         Err(e) => {
-            // Nothing was bought: leave no record of a subscription behind.
+            // Stripe refused: nothing was bought, so no record of a subscription stays behind.
             let id = sub.id.clone();
             db::run(&state.pool, move |conn| {
                 Ok(Subscription::delete_unpaid(conn, &id)?)
@@ -202,10 +212,11 @@ pub async fn subscribe(
 async fn finish_subscription(
     state: &AppState,
     id: &str,
-    (object, typed): (serde_json::Value, objects::Subscription),
+    (_, typed): (serde_json::Value, objects::Subscription),
 ) -> Result<Started<Subscription>, AppError> {
     let grace = state.settings.stripe.past_due_grace_days;
     let id = id.to_owned();
+    let object = typed.clone();
     let (sub, affected) = db::transaction(&state.pool, move |conn| {
         let affected = take_state(conn, &object, grace)?;
         let sub =
@@ -216,7 +227,7 @@ async fn finish_subscription(
     state.changed(&affected);
     Ok(Started {
         record: sub,
-        stripe_status: typed.status.clone(),
+        stripe_status: typed.status.as_str().to_owned(),
         client_secret: typed.client_secret(),
     })
 }
@@ -426,7 +437,8 @@ pub async fn change_plan(
         Ok(users::stripe_customer(conn, &u)?)
     })
     .await?;
-    if let Some(customer) = customer {
+    // Current API versions invoiced and charged the proration with the update itself.
+    if let (Some(customer), false) = (customer, gw.version().current_shapes()) {
         gw.invoice_now(&customer, &stripe_id, &format!("{key}-invoice"))
             .await
             .map_err(stripe_error)?;
@@ -655,7 +667,7 @@ pub async fn donate(
             .await
             .map_err(stripe_error)?;
         let secret = s.client_secret();
-        (None, Some(s.id), s.status, secret)
+        (None, Some(s.id), s.status.as_str().to_owned(), secret)
     } else {
         let i = gw
             .create_payment_intent(

@@ -1,0 +1,242 @@
+//! Receiving Stripe's events: each is decoded at the edge (`stripe::events`), completed from
+//! Stripe when it does not carry what we need (outside any transaction), then stored once by
+//! its id and applied in one transaction, so an event is applied exactly once. Events about
+//! objects that are not ours are stored as `ignored` and acknowledged; only an event about
+//! something of ours we have not recorded yet is refused (409) for Stripe to deliver again.
+
+use crate::app::AppState;
+use crate::db::models::stripe_events;
+use crate::db::{self, DbConn};
+use crate::error::AppError;
+use crate::services::billing::{disputes, payments, refunds, subscription_events};
+use crate::stripe::events::{Change, Event};
+use crate::stripe::gateway::{Gateway, GatewayError};
+use crate::stripe::objects::{ChargeRef, Refund};
+use chrono::{DateTime, Utc};
+
+/// What applying an event did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Users whose entitlements may have changed.
+    pub affected: Vec<String>,
+    /// The event concerned nothing of ours.
+    pub ignored: bool,
+}
+
+impl Applied {
+    pub fn users(affected: Vec<String>) -> Applied {
+        Applied {
+            affected,
+            ignored: false,
+        }
+    }
+
+    pub fn ignored() -> Applied {
+        Applied {
+            affected: Vec::new(),
+            ignored: true,
+        }
+    }
+}
+
+/// What the event did not carry and Stripe told us before the transaction.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// The charge that paid an invoice (current API versions send invoices without it).
+    pub invoice_charge: Option<ChargeRef>,
+    /// A refunded charge's refunds (current API versions send a charge without them).
+    pub refunds: Option<Vec<Refund>>,
+}
+
+/// Settings an event's effects depend on.
+#[derive(Clone, Copy, Debug)]
+pub struct Rules {
+    pub grace_days: i64,
+}
+
+/// Stores and applies one event (a verified webhook body, decoded, with the body as received;
+/// or one fetched by `sync`) in one transaction; `false` when it was seen before. Caches of
+/// affected users are invalidated.
+pub async fn receive(state: &AppState, event: Event, payload: String) -> Result<bool, AppError> {
+    if event.id.is_empty()
+        || event.id.len() > 255
+        || event.event_type.len() > 255
+        || event.api_version.as_ref().is_some_and(|v| v.len() > 64)
+    {
+        return Err(AppError::bad_request(
+            "invalid_body",
+            "event id, type or api_version out of bounds",
+        ));
+    }
+    let change = event
+        .change()
+        .map_err(|e| AppError::bad_request("invalid_event", format!("event object: {e}")))?;
+    let fetched = fetch_missing(state, &event, &change).await?;
+    let rules = Rules {
+        grace_days: state.settings.stripe.past_due_grace_days,
+    };
+    let (new, affected) = db::transaction(&state.pool, move |conn| {
+        let new = stripe_events::record(
+            conn,
+            &event.id,
+            &event.event_type,
+            event.created,
+            event.api_version.as_deref(),
+            &payload,
+        )?;
+        // Stored and applied together: a redelivery finds the row and applies nothing.
+        if !new {
+            return Ok((false, Vec::new()));
+        }
+        let applied = apply(conn, &event, change, fetched, rules)?;
+        if applied.ignored {
+            stripe_events::mark_ignored(conn, &event.id)?;
+        }
+        // Other instances drop these users' cached answers at commit.
+        let refs: Vec<&str> = applied.affected.iter().map(String::as_str).collect();
+        db::notify_changed(conn, &refs)?;
+        Ok((true, applied.affected))
+    })
+    .await?;
+    state.changed(&affected);
+    Ok(new)
+}
+
+/// Asks Stripe for what an event needs and does not carry. Only for events not stored yet,
+/// so a redelivery costs no call.
+async fn fetch_missing(
+    state: &AppState,
+    event: &Event,
+    change: &Change,
+) -> Result<Fetched, AppError> {
+    let mut fetched = Fetched::default();
+    let needs_invoice_charge =
+        matches!(change, Change::InvoicePaid(i) if i.amount_paid > 0 && i.charge().is_none());
+    let needs_refunds = matches!(change, Change::ChargeRefunded(c) if c.refunds.is_none());
+    if !needs_invoice_charge && !needs_refunds {
+        return Ok(fetched);
+    }
+    let Some(gw) = state.stripe.as_ref() else {
+        return Ok(fetched);
+    };
+    let id = event.id.clone();
+    let seen = db::run(&state.pool, move |conn| {
+        Ok(stripe_events::outcome(conn, &id)?.is_some())
+    })
+    .await?;
+    if seen {
+        return Ok(fetched);
+    }
+    match change {
+        Change::InvoicePaid(invoice) if needs_invoice_charge => {
+            fetched.invoice_charge = gw
+                .invoice_charge(&invoice.id, invoice.payment_intent_id())
+                .await
+                .map_err(unavailable)?;
+        }
+        Change::ChargeRefunded(charge) if needs_refunds => {
+            fetched.refunds = Some(refunds_of(gw, &charge.id).await?);
+        }
+        _ => {}
+    }
+    Ok(fetched)
+}
+
+async fn refunds_of(gw: &Gateway, charge: &str) -> Result<Vec<Refund>, AppError> {
+    match gw.list_refunds(charge).await {
+        Ok(list) => Ok(list),
+        // Not a charge Stripe knows under this key: nothing of ours to refund.
+        Err(GatewayError::Refused { status: 404, .. }) => Ok(Vec::new()),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+fn unavailable(e: GatewayError) -> AppError {
+    AppError::Unavailable(format!("fetching what the event does not carry: {e}"))
+}
+
+/// Fetches events created since the newest one we hold (less a margin for events created in
+/// the same second) and feeds them through `receive`: recovery for failed deliveries.
+/// Returns how many were new.
+pub async fn sync(state: &AppState) -> Result<usize, AppError> {
+    let gw = crate::services::billing::purchases::gateway(state)?;
+    let newest = db::run(&state.pool, |conn| Ok(stripe_events::newest_created(conn)?)).await?;
+    let since = newest.unwrap_or(0) - 300;
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = gw
+            .list_events(since, after.as_deref())
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        after = page
+            .data
+            .last()
+            .and_then(|e| e["id"].as_str().map(str::to_owned));
+        events.extend(page.data);
+        if !page.has_more || after.is_none() {
+            break;
+        }
+    }
+    events.sort_by_key(|e| e["created"].as_i64().unwrap_or(0));
+    let mut new = 0;
+    for value in events {
+        let payload = value.to_string();
+        let event = match serde_json::from_value::<Event>(value) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(error = %e, "stripe-sync: unreadable event skipped");
+                continue;
+            }
+        };
+        match receive(state, event, payload).await {
+            Ok(true) => new += 1,
+            Ok(false) => {}
+            // Out of order within the page: the next sync gets it.
+            Err(e) => tracing::warn!(error = %e, "stripe-sync: event not applied"),
+        }
+    }
+    Ok(new)
+}
+
+/// When the event happened (Stripe's `created`), for grace periods that count from it.
+fn happened(event: &Event) -> DateTime<Utc> {
+    DateTime::from_timestamp(event.created, 0)
+        .filter(|t| *t <= Utc::now())
+        .unwrap_or_else(Utc::now)
+}
+
+pub fn apply(
+    conn: &mut DbConn,
+    event: &Event,
+    change: Change,
+    fetched: Fetched,
+    rules: Rules,
+) -> Result<Applied, AppError> {
+    let created = event.created;
+    let at = happened(event);
+    match change {
+        Change::Subscription(sub) => {
+            subscription_events::changed(conn, created, at, &sub, rules.grace_days)
+        }
+        Change::TrialWillEnd(sub) => subscription_events::trial_will_end(conn, &sub),
+        Change::InvoicePaid(invoice) => {
+            let charge = invoice.charge().or(fetched.invoice_charge);
+            payments::invoice_paid(conn, created, &invoice, charge)
+        }
+        Change::InvoiceFailed(invoice) => {
+            payments::invoice_failed(conn, created, at, &invoice, rules.grace_days)
+        }
+        Change::InvoiceActionRequired(invoice) => payments::action_required(conn, &invoice),
+        Change::IntentSucceeded(intent) => payments::intent_succeeded(conn, &intent),
+        Change::IntentFailed(intent) => payments::intent_failed(conn, &intent),
+        Change::ChargeRefunded(charge) => refunds::charge_refunded(conn, &charge, fetched.refunds),
+        Change::Refund(refund) => refunds::refund_changed(conn, &refund),
+        Change::DisputeCreated(d) | Change::DisputeFundsWithdrawn(d) => {
+            disputes::funds_withdrawn(conn, &d)
+        }
+        Change::DisputeFundsReinstated(d) => disputes::funds_reinstated(conn, &d),
+        Change::DisputeClosed(d) => disputes::closed(conn, &d),
+        Change::Other => Ok(Applied::default()),
+    }
+}

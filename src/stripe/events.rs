@@ -1,0 +1,114 @@
+//! Stripe's webhook events, typed at the edge: the envelope, and the object of each event type
+//! we act on decoded into the tolerant structs of `objects`. Services never read event JSON.
+
+use super::objects::{Charge, Dispute, Invoice, PaymentIntent, Refund, Subscription};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// The envelope every event has. `api_version` is the version Stripe rendered the object in:
+/// the account's default for webhooks, which may differ from the version our calls pin.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub created: i64,
+    pub api_version: Option<String>,
+    pub data: EventData,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EventData {
+    pub object: serde_json::Value,
+}
+
+/// What an event means to us.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// `customer.subscription.created/updated/deleted` (and our own calls' answers).
+    Subscription(Subscription),
+    TrialWillEnd(Subscription),
+    /// `invoice.paid` / `invoice.payment_succeeded`.
+    InvoicePaid(Invoice),
+    InvoiceFailed(Invoice),
+    /// `invoice.payment_action_required`: the bank wants the customer (3-D Secure).
+    InvoiceActionRequired(Invoice),
+    IntentSucceeded(PaymentIntent),
+    IntentFailed(PaymentIntent),
+    /// `charge.refunded`: the charge with its refunded total (and, in older versions, the
+    /// refunds themselves).
+    ChargeRefunded(Charge),
+    /// `refund.created/updated/failed`, `charge.refund.updated`: one refund's state.
+    Refund(Refund),
+    DisputeCreated(Dispute),
+    DisputeFundsWithdrawn(Dispute),
+    DisputeFundsReinstated(Dispute),
+    DisputeClosed(Dispute),
+    /// Stored and acknowledged, nothing to do.
+    Other,
+}
+
+impl Event {
+    /// The event's object as what the event means; an object that does not decode is an
+    /// error (400: a body Stripe would never send).
+    pub fn change(&self) -> Result<Change, serde_json::Error> {
+        Ok(match self.event_type.as_str() {
+            "customer.subscription.created"
+            | "customer.subscription.updated"
+            | "customer.subscription.deleted" => Change::Subscription(self.object()?),
+            "customer.subscription.trial_will_end" => Change::TrialWillEnd(self.object()?),
+            "invoice.paid" | "invoice.payment_succeeded" => Change::InvoicePaid(self.object()?),
+            "invoice.payment_failed" => Change::InvoiceFailed(self.object()?),
+            "invoice.payment_action_required" => Change::InvoiceActionRequired(self.object()?),
+            "payment_intent.succeeded" => Change::IntentSucceeded(self.object()?),
+            "payment_intent.payment_failed" => Change::IntentFailed(self.object()?),
+            "charge.refunded" => Change::ChargeRefunded(self.object()?),
+            "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
+                Change::Refund(self.object()?)
+            }
+            "charge.dispute.created" => Change::DisputeCreated(self.object()?),
+            "charge.dispute.funds_withdrawn" => Change::DisputeFundsWithdrawn(self.object()?),
+            "charge.dispute.funds_reinstated" => Change::DisputeFundsReinstated(self.object()?),
+            "charge.dispute.closed" => Change::DisputeClosed(self.object()?),
+            _ => Change::Other,
+        })
+    }
+
+    fn object<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.data.object)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_types_decode_and_others_are_acknowledged() {
+        let event: Event = serde_json::from_str(
+            r#"{"id":"evt_1","type":"invoice.paid","created":5,"api_version":"2026-09-30.endive",
+                "data":{"object":{"id":"in_1","amount_paid":99,"currency":"usd"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.api_version.as_deref(), Some("2026-09-30.endive"));
+        let Change::InvoicePaid(invoice) = event.change().unwrap() else {
+            panic!("an invoice")
+        };
+        assert_eq!(
+            (invoice.amount_paid, invoice.currency.as_str()),
+            (99, "usd")
+        );
+        let other: Event = serde_json::from_str(
+            r#"{"id":"evt_2","type":"balance.available","created":5,"data":{"object":{}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(other.change().unwrap(), Change::Other));
+        let bad: Event = serde_json::from_str(
+            r#"{"id":"evt_3","type":"invoice.paid","created":5,"data":{"object":{"amount_paid":"x"}}}"#,
+        )
+        .unwrap();
+        assert!(bad.change().is_err());
+    }
+}
