@@ -129,10 +129,15 @@ async fn fetch_missing(
     }
     match change {
         Change::InvoicePaid(invoice) if needs_invoice_charge => {
-            fetched.invoice_charge = gw
+            fetched.invoice_charge = match gw
                 .invoice_charge(&invoice.id, invoice.payment_intent_id())
                 .await
-                .map_err(unavailable)?;
+            {
+                Ok(charge) => charge,
+                // Stripe does not know it under our key (not ours): recorded by invoice.
+                Err(GatewayError::Refused { .. }) => None,
+                Err(e) => return Err(unavailable(e)),
+            };
         }
         Change::ChargeRefunded(charge) if needs_refunds => {
             fetched.refunds = Some(refunds_of(gw, &charge.id).await?);
