@@ -443,7 +443,8 @@ struct UpdateOrder {
     status: String,
 }
 
-/// PATCH /v1/admin/orders/{id} — marks an order paid, refunded or disputed.
+/// PATCH /v1/admin/orders/{id} — marks a hand-made order paid, refunded or disputed (one paid
+/// through Stripe is refunded through Stripe: `POST /v1/admin/orders/{id}/refund`).
 async fn update_order(
     state: web::Data<AppState>,
     caller: Caller,
@@ -461,6 +462,7 @@ async fn update_order(
     let id = path.into_inner();
     let order = db::transaction(&state.pool, move |conn| {
         Order::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("order {id}")))?;
+        crate::services::billing::refund_requests::ensure_hand_made(conn, &id)?;
         let order = Order::set_status(conn, &id, &change.status)?;
         db::notify_changed(conn, &[order.holder()])?;
         Ok(order)

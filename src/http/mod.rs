@@ -5,6 +5,7 @@ mod admin_catalog;
 mod admin_creators;
 mod admin_holdings;
 mod admin_keys;
+mod admin_refunds;
 mod earnings;
 mod entitlements;
 mod health;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(admin_catalog::routes)
                 .configure(admin_creators::routes)
                 .configure(admin_holdings::routes)
+                .configure(admin_refunds::routes)
                 // No default service here: resources would inherit it and answer 404 where
                 // actix answers 405; `problems_only` turns both into problems.
                 .configure(admin_keys::routes),

@@ -31,7 +31,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/me/donations")
             .route(web::get().to(my_donations))
             .route(web::post().to(donate)),
-    );
+    )
+    .service(web::resource("/v1/me/donations/{id}/cancel").route(web::post().to(cancel_donation)));
+}
+
+/// POST /v1/me/donations/{id}/cancel — the donor ends their monthly donation.
+async fn cancel_donation(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let user = caller.user()?.to_owned();
+    let id = path.into_inner();
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let donation = crate::services::billing::donations::cancel(&state, &user, &id).await?;
+        Ok(Reply::ok(donation))
+    })
+    .await
 }
 
 fn check_email(email: &Option<String>) -> Result<(), AppError> {

@@ -31,7 +31,7 @@ impl Reply {
     pub fn ok(body: impl serde::Serialize) -> Reply {
         Self::json(StatusCode::OK, body)
     }
-    fn json(status: StatusCode, body: impl serde::Serialize) -> Reply {
+    pub fn json(status: StatusCode, body: impl serde::Serialize) -> Reply {
         Reply {
             status,
             body: serde_json::to_string(&body).unwrap_or_else(|_| "{}".into()),
@@ -117,7 +117,7 @@ where
             status,
             code,
             detail,
-        }) => {
+        }) if !status.is_server_error() => {
             // The client's mistake is the answer: replaying it is what the client expects.
             let res = problem_response(status, code, &detail);
             let text = serde_json::json!({
@@ -134,7 +134,9 @@ where
             Ok(res)
         }
         Err(other) => {
-            // Our failure, not an answer: free the key so a retry can run.
+            // Our failure or a dependency's (a 5xx: Stripe unreachable, say), not an answer:
+            // free the key so a retry runs again — with the same Stripe idempotency keys, so
+            // whatever the first attempt made at Stripe is found, not made twice.
             let (s, k) = (scope, key);
             let _ = db::run(pool, move |conn| Ok(idempotency::release(conn, &s, &k)?)).await;
             Err(other)

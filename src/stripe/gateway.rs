@@ -63,10 +63,16 @@ fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-fn currency(code: &str) -> stripe_types::Currency {
+/// Stripe's currency for our ISO code; one it does not list is refused, never charged as
+/// another currency.
+fn currency(code: &str) -> Result<stripe_types::Currency, GatewayError> {
     code.to_ascii_lowercase()
         .parse()
-        .unwrap_or(stripe_types::Currency::USD)
+        .map_err(|_| GatewayError::Refused {
+            status: 400,
+            code: Some("unsupported_currency".into()),
+            message: format!("Stripe does not take {code}"),
+        })
 }
 
 impl Gateway {
@@ -239,7 +245,7 @@ impl Gateway {
         } else {
             stripe_shared::PlanInterval::Month
         };
-        let plan = stripe_billing::plan::CreatePlan::new(currency(currency_code), interval)
+        let plan = stripe_billing::plan::CreatePlan::new(currency(currency_code)?, interval)
             .id(price_id)
             .amount(amount_minor)
             .product(stripe_billing::plan::CreatePlanProduct::Id(
@@ -365,19 +371,26 @@ impl Gateway {
             UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionPaymentBehavior,
             UpdateSubscriptionProrationBehavior,
         };
+        let pending = prorate_now && self.version.current_shapes();
+        // A pending update takes only `price` and `quantity` (our plan ids are Stripe price
+        // ids too); older versions know the item's `plan`.
         let item = UpdateSubscriptionItems {
             id: Some(item_id.to_owned()),
-            plan: Some(plan.to_owned()),
+            plan: (!pending).then(|| plan.to_owned()),
+            price: pending.then(|| plan.to_owned()),
             quantity: Some(quantity),
             ..Default::default()
         };
         let mut req = UpdateSubscription::new(stripe_id).items(vec![item]);
         if !prorate_now {
             req = req.proration_behavior(UpdateSubscriptionProrationBehavior::None);
-        } else if self.version.current_shapes() {
+        } else if pending {
+            // The proration is invoiced and charged now; the answer carries its client
+            // secret for the app when the bank asks the customer to confirm.
             req = req
                 .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice)
-                .payment_behavior(UpdateSubscriptionPaymentBehavior::PendingIfIncomplete);
+                .payment_behavior(UpdateSubscriptionPaymentBehavior::PendingIfIncomplete)
+                .expand(vec!["latest_invoice.confirmation_secret".to_owned()]);
         }
         self.send_subscription(req.build(), Some(key)).await
     }
@@ -428,7 +441,7 @@ impl Gateway {
     ) -> Result<objects::PaymentIntent, GatewayError> {
         let mut req = stripe_core::payment_intent::CreatePaymentIntent::new(
             amount_minor,
-            currency(currency_code),
+            currency(currency_code)?,
         )
         .customer(customer)
         .metadata(metadata(&[(ours_kind, ours)]));
@@ -487,6 +500,59 @@ impl Gateway {
         let req = RequestBuilder::new(StripeMethod::Get, format!("/payment_intents/{pi_id}"));
         let pi: objects::PaymentIntent = self.send(req, None).await?;
         Ok(pi.charge())
+    }
+
+    /// Ends a subscription now (a monthly donation the donor stops).
+    pub async fn cancel_subscription(
+        &self,
+        stripe_id: &str,
+    ) -> Result<objects::Subscription, GatewayError> {
+        let req = RequestBuilder::new(StripeMethod::Delete, format!("/subscriptions/{stripe_id}"));
+        self.send(req, None).await
+    }
+
+    /// Refunds `amount` of a charge; `key` names this refund, so a retried request makes it
+    /// once. Our order's id rides in its metadata.
+    pub async fn create_refund(
+        &self,
+        charge: &str,
+        amount: i64,
+        reason: Option<&str>,
+        order: &str,
+        key: &str,
+    ) -> Result<objects::Refund, GatewayError> {
+        #[derive(serde::Serialize)]
+        struct Form<'a> {
+            charge: &'a str,
+            amount: i64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<&'a str>,
+            metadata: HashMap<&'a str, &'a str>,
+        }
+        let form = Form {
+            charge,
+            amount,
+            reason,
+            metadata: HashMap::from([("kopilka_order_id", order)]),
+        };
+        let req = RequestBuilder::new(StripeMethod::Post, "/refunds").form(&form);
+        self.send(req, Some(key)).await
+    }
+
+    pub async fn retrieve_refund(&self, id: &str) -> Result<objects::Refund, GatewayError> {
+        self.send(
+            RequestBuilder::new(StripeMethod::Get, format!("/refunds/{id}")),
+            None,
+        )
+        .await
+    }
+
+    pub async fn retrieve_charge(&self, id: &str) -> Result<objects::Charge, GatewayError> {
+        self.send(
+            RequestBuilder::new(StripeMethod::Get, format!("/charges/{id}")),
+            None,
+        )
+        .await
     }
 
     /// The refunds of a charge (current API versions send `charge.refunded` without them).

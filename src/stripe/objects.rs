@@ -270,10 +270,10 @@ impl Invoice {
 
     fn paid_payment(&self) -> Option<&InvoicePaymentDetails> {
         let payments = &self.payments.as_ref()?.data;
+        // A canceled or failed attempt paid nothing.
         payments
             .iter()
             .find(|p| p.status == "paid")
-            .or(payments.first())
             .map(|p| &p.payment)
     }
 
@@ -467,18 +467,47 @@ impl BalanceTransaction {
 pub enum RefundStatus {
     Pending,
     RequiresAction,
-    #[default]
     Succeeded,
     Failed,
     Canceled,
+    #[default]
     #[serde(other)]
     Unknown,
 }
 
+/// What a refund's state means for our books.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The money left, or is leaving, our balance.
+    Made,
+    /// It came back (failed or canceled).
+    Undone,
+    /// A state we do not know (or none): nothing to do yet.
+    Unknown,
+}
+
+impl Refund {
+    pub fn outcome(&self) -> RefundOutcome {
+        match self.status {
+            Some(
+                RefundStatus::Pending | RefundStatus::Succeeded | RefundStatus::RequiresAction,
+            ) => RefundOutcome::Made,
+            Some(RefundStatus::Failed | RefundStatus::Canceled) => RefundOutcome::Undone,
+            Some(RefundStatus::Unknown) | None => RefundOutcome::Unknown,
+        }
+    }
+}
+
 impl RefundStatus {
-    /// Whether the money left (or is leaving) our balance.
-    pub fn moves_money(self) -> bool {
-        matches!(self, Self::Pending | Self::Succeeded | Self::RequiresAction)
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::RequiresAction => "requires_action",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Unknown => "unknown",
+        }
     }
 }
 
@@ -488,7 +517,9 @@ pub struct Refund {
     pub id: String,
     pub amount: i64,
     pub currency: String,
-    pub status: RefundStatus,
+    /// Nullable in Stripe's schema.
+    pub status: Option<RefundStatus>,
+    pub customer: Option<Expandable<Customer>>,
     pub charge: Option<Expandable<Charge>>,
     pub payment_intent: Option<Expandable<PaymentIntent>>,
 }
@@ -503,6 +534,9 @@ pub enum DisputeStatus {
     UnderReview,
     Won,
     Lost,
+    /// Resolved before it became a dispute (e.g. Visa's rapid dispute resolution refunds the
+    /// payment instead): no dispute money moves.
+    Prevented,
     #[default]
     #[serde(other)]
     Unknown,
@@ -529,6 +563,21 @@ impl Dispute {
             DisputeStatus::WarningNeedsResponse
                 | DisputeStatus::WarningUnderReview
                 | DisputeStatus::WarningClosed
+        )
+    }
+
+    /// Whether Stripe took the disputed funds: a withdrawal among its balance transactions,
+    /// or — when they are not included — a real dispute's state.
+    pub fn funds_taken(&self) -> bool {
+        if !self.balance_transactions.is_empty() {
+            return self.balance_transactions.iter().any(|t| t.amount < 0);
+        }
+        matches!(
+            self.status,
+            DisputeStatus::NeedsResponse
+                | DisputeStatus::UnderReview
+                | DisputeStatus::Lost
+                | DisputeStatus::Won
         )
     }
 }

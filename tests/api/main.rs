@@ -19,6 +19,7 @@ mod multi_instance;
 mod openapi;
 mod operations;
 mod seats;
+mod stripe_requests;
 mod stripe_shapes;
 mod stripe_today;
 mod tokens;

@@ -103,10 +103,12 @@ fn refund_today(charge: &str, amount: i64, status: &str, refund: &str) -> Value 
 }
 
 fn dispute_today(charge: &str, amount: i64, status: &str, moves: &[(i64, i64)]) -> Value {
+    // A dispute's balance transactions keep their ids from one event to the next.
     let bts: Vec<Value> = moves
         .iter()
-        .map(|(amount, fee)| {
-            json!({"id": id("txn"), "object": "balance_transaction",
+        .enumerate()
+        .map(|(i, (amount, fee))| {
+            json!({"id": format!("txn_{}_{i}", &charge[3..]), "object": "balance_transaction",
             "amount": amount, "fee": fee, "net": amount - fee, "currency": "usd"})
         })
         .collect();

@@ -1,3 +1,4 @@
+DROP INDEX payments_invoice;
 DROP INDEX payments_unreleased;
 ALTER TABLE payments DROP COLUMN released_at;
 ALTER TABLE payments DROP COLUMN disputed_minor;

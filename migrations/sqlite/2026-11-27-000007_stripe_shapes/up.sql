@@ -21,3 +21,7 @@ WHERE creator_id IS NOT NULL
       AND t.created_at >= datetime(payments.created_at, '+14 days'));
 CREATE INDEX payments_unreleased ON payments(created_at)
     WHERE creator_id IS NOT NULL AND released_at IS NULL;
+-- An invoice is paid once: whichever of its events names the charge (`invoice.paid` or
+-- `invoice.payment_succeeded`, one completed from Stripe), the payment is recorded once.
+CREATE UNIQUE INDEX payments_invoice ON payments(stripe_invoice_id)
+    WHERE stripe_invoice_id IS NOT NULL;

@@ -99,6 +99,15 @@ impl Payment {
             .optional()
     }
 
+    /// The Stripe payment of an order (one per order: an order is paid once).
+    pub fn by_order(conn: &mut DbConn, order: &str) -> QueryResult<Option<Payment>> {
+        payments::table
+            .filter(payments::order_id.eq(order))
+            .select(Payment::as_select())
+            .first(conn)
+            .optional()
+    }
+
     pub fn by_charge(conn: &mut DbConn, charge: &str) -> QueryResult<Option<Payment>> {
         payments::table
             .filter(payments::stripe_charge_id.eq(charge))

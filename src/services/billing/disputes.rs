@@ -1,77 +1,98 @@
-//! Disputes as Stripe runs them. An inquiry (`warning_*`) moves no money and revokes nothing.
-//! When Stripe withdraws the funds (`charge.dispute.created` for a real dispute, or
-//! `charge.dispute.funds_withdrawn`, e.g. an inquiry that escalated), the amount and the
-//! dispute fee leave, shares are taken back cumulatively, and what was bought is revoked —
-//! once, keyed `dispute:<id>`. When Stripe gives the funds back (`funds_reinstated`, or the
-//! dispute `won`), the amount comes back with the shares and the purchase, and a dispute fee
-//! Stripe returned comes back too — once, keyed `dispute:<id>:reinstated`. A lost dispute
-//! changes nothing more.
+//! Disputes as Stripe runs them. An inquiry (`warning_*`) and a dispute resolved before it
+//! became one (`prevented`) move no money and revoke nothing. When Stripe withdraws the funds
+//! (`charge.dispute.created` for a real dispute, or `charge.dispute.funds_withdrawn`, e.g. an
+//! inquiry that escalated), the amount leaves, shares are taken back cumulatively, and what
+//! was bought is revoked — once, keyed `dispute:<id>`. When Stripe gives the funds back
+//! (`funds_reinstated`, or the dispute `won`), the amount comes back with the shares and the
+//! purchase — once, keyed `dispute:<id>:reinstated`. A lost dispute changes nothing more.
+//!
+//! Stripe's dispute fees (and a fee it returns, as a negative fee) are read from the dispute's
+//! balance transactions and posted each once by the transaction's id (`dispute_fee:txn_…`),
+//! whichever event first carries it — only in the payment's currency: a fee settled in another
+//! currency is never booked as if it were in this one.
 
-use super::payments::{creator_share, currency, posting_error, restore, revoke};
+use super::payments::{creator_share, currency, out_of_order, posting_error, restore, revoke};
 use super::refunds::payment_of;
 use super::stripe_events::Applied;
 use crate::db::models::ledger::{self as ledger_db, Posted};
 use crate::db::models::payments::Payment;
 use crate::db::DbConn;
 use crate::domain::ledger::{self, Reversal};
+use crate::domain::money::Currency;
 use crate::error::AppError;
-use crate::stripe::objects::{id_of, Dispute, DisputeStatus};
+use crate::stripe::objects::{id_of, Charge, Dispute, DisputeStatus};
 
-fn payment(conn: &mut DbConn, dispute: &Dispute) -> Result<Option<Payment>, AppError> {
-    let charge = id_of(&dispute.charge).unwrap_or_default();
-    let charge_object = dispute.charge.as_ref().and_then(|c| c.object());
-    let customer = charge_object.and_then(|c| id_of(&c.customer));
-    let metadata = charge_object
-        .map(|c| c.metadata.clone())
-        .unwrap_or_default();
-    let intent = id_of(&dispute.payment_intent)
-        .or_else(|| charge_object.and_then(|c| id_of(&c.payment_intent)));
-    payment_of(conn, charge, customer, &metadata, intent)
+/// The disputed payment: `charge` is the disputed charge when Stripe told us more of it than
+/// the event did (fetched before the transaction).
+fn payment(
+    conn: &mut DbConn,
+    dispute: &Dispute,
+    charge: Option<&Charge>,
+) -> Result<Option<Payment>, AppError> {
+    let id = id_of(&dispute.charge).unwrap_or_default();
+    let charge = charge.or_else(|| dispute.charge.as_ref().and_then(|c| c.object()));
+    let customer = charge.and_then(|c| id_of(&c.customer));
+    let metadata = charge.map(|c| c.metadata.clone()).unwrap_or_default();
+    let intent =
+        id_of(&dispute.payment_intent).or_else(|| charge.and_then(|c| id_of(&c.payment_intent)));
+    payment_of(conn, id, customer, &metadata, intent)
 }
 
-/// Fees on the dispute's balance transactions that took money (withdrawals), and the fee
-/// returned on those that gave money back (a negative fee).
-fn fees(dispute: &Dispute) -> (i64, i64) {
-    let taken = dispute
-        .balance_transactions
-        .iter()
-        .filter(|t| t.amount < 0)
-        .map(|t| t.fee.max(0))
-        .sum();
-    let returned = dispute
-        .balance_transactions
-        .iter()
-        .filter(|t| t.amount > 0)
-        .map(|t| (-t.fee).max(0))
-        .sum();
-    (taken, returned)
+/// Posts each dispute fee (or returned fee) of the dispute's balance transactions once.
+fn post_fees(conn: &mut DbConn, dispute: &Dispute, currency: &Currency) -> Result<(), AppError> {
+    for (i, txn) in dispute.balance_transactions.iter().enumerate() {
+        let same_currency =
+            txn.currency.is_empty() || txn.currency.eq_ignore_ascii_case(currency.as_str());
+        if txn.fee == 0 || !same_currency {
+            if txn.fee != 0 && !same_currency {
+                tracing::warn!(dispute = %dispute.id, txn = %txn.id, "dispute fee settled in another currency: not booked");
+            }
+            continue;
+        }
+        let lines = ledger::stripe_fee(txn.fee, currency).map_err(posting_error)?;
+        // Stripe names every balance transaction; by position only if one came without.
+        let key = if txn.id.is_empty() {
+            format!("dispute_fee:{}:{i}", dispute.id)
+        } else {
+            format!("dispute_fee:{}", txn.id)
+        };
+        let what = format!("dispute {} fee", dispute.id);
+        ledger_db::post(conn, &key, &what, &lines)?;
+    }
+    Ok(())
 }
 
 /// `charge.dispute.created` / `charge.dispute.funds_withdrawn`.
-pub fn funds_withdrawn(conn: &mut DbConn, dispute: &Dispute) -> Result<Applied, AppError> {
-    let Some(payment) = payment(conn, dispute)? else {
+pub fn funds_withdrawn(
+    conn: &mut DbConn,
+    dispute: &Dispute,
+    charge: Option<&Charge>,
+) -> Result<Applied, AppError> {
+    let Some(payment) = payment(conn, dispute, charge)? else {
         return Ok(Applied::ignored());
     };
-    if dispute.is_inquiry() && dispute.balance_transactions.is_empty() {
+    let currency = currency(&payment.currency)?;
+    post_fees(conn, dispute, &currency)?;
+    if dispute.is_inquiry() || dispute.status == DisputeStatus::Prevented || !dispute.funds_taken()
+    {
         return Ok(Applied::default());
     }
     let amount = dispute
         .amount
         .min(payment.amount_minor - payment.reversed_minor())
         .max(0);
-    let (fee, _) = fees(dispute);
-    if amount == 0 && fee == 0 {
+    if amount == 0 {
         return Ok(Applied::default());
     }
     let lines = ledger::taken_back(
         Reversal {
             amount,
-            fee,
+            fee: 0,
             gross: payment.amount_minor,
             before: payment.reversed_minor(),
             creator: creator_share(&payment),
         },
-        &currency(&payment.currency)?,
+        &currency,
     )
     .map_err(posting_error)?;
     let key = format!("dispute:{}", dispute.id);
@@ -86,62 +107,70 @@ pub fn funds_withdrawn(conn: &mut DbConn, dispute: &Dispute) -> Result<Applied, 
 }
 
 /// `charge.dispute.funds_reinstated`, and `charge.dispute.closed` as won.
-pub fn funds_reinstated(conn: &mut DbConn, dispute: &Dispute) -> Result<Applied, AppError> {
-    let Some(payment) = payment(conn, dispute)? else {
+pub fn funds_reinstated(
+    conn: &mut DbConn,
+    dispute: &Dispute,
+    charge: Option<&Charge>,
+) -> Result<Applied, AppError> {
+    let Some(payment) = payment(conn, dispute, charge)? else {
         return Ok(Applied::ignored());
     };
+    let currency = currency(&payment.currency)?;
+    post_fees(conn, dispute, &currency)?;
     let withdrawn = format!("dispute:{}", dispute.id);
-    let fee = ledger_db::amount_in(conn, &withdrawn, "stripe_fees")?;
-    // What left clearing, less the fee, is what the dispute took.
-    let taken = -ledger_db::amount_in(conn, &withdrawn, "stripe_clearing")? - fee;
-    if taken <= 0 && fee <= 0 {
+    // What left clearing is what the dispute took.
+    let taken = -ledger_db::amount_in(conn, &withdrawn, "stripe_clearing")?;
+    if taken <= 0 {
         // Nothing was withdrawn: an inquiry, or the withdrawal is still to arrive.
-        return if dispute.is_inquiry() {
+        return if dispute.is_inquiry() || dispute.status == DisputeStatus::Prevented {
             Ok(Applied::default())
         } else {
-            Err(super::payments::out_of_order(&format!(
+            Err(out_of_order(&format!(
                 "the withdrawal of dispute {}",
                 dispute.id
             )))
         };
     }
-    let (_, fee_returned) = fees(dispute);
     let lines = ledger::taken_back(
         Reversal {
             amount: -taken,
-            fee: -fee_returned.min(fee),
+            fee: 0,
             gross: payment.amount_minor,
             before: payment.reversed_minor(),
             creator: creator_share(&payment),
         },
-        &currency(&payment.currency)?,
+        &currency,
     )
     .map_err(posting_error)?;
     let key = format!("{withdrawn}:reinstated");
     let what = format!("dispute {} reinstated", dispute.id);
-    match ledger_db::post(conn, &key, &what, &lines)? {
-        Posted::New(_) => {
-            Payment::add_disputed(conn, &payment.id, -taken)?;
-            let fully_refunded = payment.refunded_minor >= payment.amount_minor;
-            let affected = if fully_refunded {
-                Vec::new()
-            } else {
-                restore(conn, &payment)?
-            };
-            Ok(Applied::users(affected))
-        }
-        Posted::Already => Ok(Applied::default()),
+    if let Posted::Already = ledger_db::post(conn, &key, &what, &lines)? {
+        return Ok(Applied::default());
     }
+    Payment::add_disputed(conn, &payment.id, -taken)?;
+    let fully_refunded = payment.refunded_minor >= payment.amount_minor;
+    let affected = if fully_refunded {
+        Vec::new()
+    } else {
+        restore(conn, &payment)?
+    };
+    Ok(Applied::users(affected))
 }
 
 /// `charge.dispute.closed`: won gives the funds back (if `funds_reinstated` has not already);
-/// lost, and an inquiry closed (`warning_closed`), change nothing — an inquiry took nothing.
-pub fn closed(conn: &mut DbConn, dispute: &Dispute) -> Result<Applied, AppError> {
-    match dispute.status {
-        DisputeStatus::Won => funds_reinstated(conn, dispute),
-        _ => match payment(conn, dispute)? {
-            Some(_) => Ok(Applied::default()),
-            None => Ok(Applied::ignored()),
-        },
+/// lost, and an inquiry closed (`warning_closed`), change nothing more — an inquiry took
+/// nothing. Fees the closing carries are posted either way.
+pub fn closed(
+    conn: &mut DbConn,
+    dispute: &Dispute,
+    charge: Option<&Charge>,
+) -> Result<Applied, AppError> {
+    if dispute.status == DisputeStatus::Won {
+        return funds_reinstated(conn, dispute, charge);
     }
+    let Some(payment) = payment(conn, dispute, charge)? else {
+        return Ok(Applied::ignored());
+    };
+    post_fees(conn, dispute, &currency(&payment.currency)?)?;
+    Ok(Applied::default())
 }

@@ -42,7 +42,15 @@ pub async fn settle_pending(state: &AppState, limit: i64) -> Result<usize, AppEr
                     tracing::warn!(charge = %payment.stripe_charge_id, "fee: Stripe does not know this charge; settled at 0");
                     0
                 }
-                Err(e) => return Err(AppError::Unavailable(e.to_string())),
+                // Stripe unreachable: the next run tries again.
+                Err(e @ GatewayError::Unavailable(_)) => {
+                    return Err(AppError::Unavailable(e.to_string()))
+                }
+                // Refused for this charge alone: the others still settle.
+                Err(e) => {
+                    tracing::warn!(charge = %payment.stripe_charge_id, error = %e, "fee: Stripe refused; tried again next run");
+                    continue;
+                }
             }
         };
         if db::transaction(&state.pool, move |conn| settle(conn, &payment, fee)).await? {

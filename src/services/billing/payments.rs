@@ -214,8 +214,14 @@ pub fn invoice_paid(
             Some(stripe_sub),
         )?;
         if amount > 0 {
-            let intent = invoice.payment_intent_id();
-            donation_paid(conn, &donation, &charge_id, settlement, amount, intent)?;
+            let paid = Paid {
+                charge: &charge_id,
+                settlement,
+                amount,
+                intent: invoice.payment_intent_id(),
+                invoice: Some(&invoice.id),
+            };
+            donation_paid(conn, &donation, paid)?;
         }
         if donation.status == "pending" {
             Donation::set_status(conn, &donation.id, "active")?;
@@ -231,18 +237,28 @@ pub fn invoice_paid(
     Ok(Applied::ignored())
 }
 
-fn donation_paid(
-    conn: &mut DbConn,
-    donation: &Donation,
-    charge: &str,
+/// A payment as Stripe reported it.
+struct Paid<'a> {
+    charge: &'a str,
     settlement: Option<Settlement>,
     amount: i64,
-    intent: Option<&str>,
-) -> Result<(), AppError> {
+    intent: Option<&'a str>,
+    invoice: Option<&'a str>,
+}
+
+fn donation_paid(conn: &mut DbConn, donation: &Donation, paid: Paid<'_>) -> Result<(), AppError> {
+    let Paid {
+        charge,
+        settlement,
+        amount,
+        intent,
+        invoice,
+    } = paid;
     let creator = creator_rule(conn, donation.creator_id.as_deref())?;
     let payment = Payment {
         stripe_charge_id: charge.to_owned(),
         stripe_payment_intent_id: intent.map(str::to_owned),
+        stripe_invoice_id: invoice.map(str::to_owned),
         user_id: donation.donor_id.clone(),
         donation_id: Some(donation.id.clone()),
         amount_minor: amount,
@@ -345,7 +361,14 @@ pub fn intent_succeeded(conn: &mut DbConn, intent: &PaymentIntent) -> Result<App
     if donation.status == "pending" {
         Donation::set_status(conn, &donation.id, "paid")?;
     }
-    donation_paid(conn, &donation, &charge, settlement, amount, Some(pi))?;
+    let paid = Paid {
+        charge: &charge,
+        settlement,
+        amount,
+        intent: Some(pi),
+        invoice: None,
+    };
+    donation_paid(conn, &donation, paid)?;
     Ok(Applied::default())
 }
 

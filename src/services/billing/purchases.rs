@@ -29,7 +29,7 @@ pub fn gateway(state: &AppState) -> Result<&Gateway, AppError> {
     })
 }
 
-fn stripe_error(e: GatewayError) -> AppError {
+pub(super) fn stripe_error(e: GatewayError) -> AppError {
     match e {
         GatewayError::Refused { message, .. } => AppError::client(
             StatusCode::PAYMENT_REQUIRED,

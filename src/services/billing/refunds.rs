@@ -17,7 +17,7 @@ use crate::db::models::payments::Payment;
 use crate::db::DbConn;
 use crate::domain::ledger::{self, Reversal};
 use crate::error::AppError;
-use crate::stripe::objects::{id_of, Charge, Metadata, Refund};
+use crate::stripe::objects::{id_of, Charge, Metadata, Refund, RefundOutcome, RefundStatus};
 
 /// The payment a refund or dispute of `charge` reverses. `Err(409)` when the charge is ours
 /// but not recorded yet (Stripe delivers the event again); `Ok(None)` when it is not ours.
@@ -55,23 +55,30 @@ pub fn charge_refunded(
         None => vec![Refund {
             id: format!("{}:{}", charge.id, charge.amount_refunded),
             amount: charge.amount_refunded - payment.refunded_minor,
+            status: Some(RefundStatus::Succeeded),
             ..Default::default()
         }],
     };
     let mut affected = Vec::new();
-    for refund in refunds.iter().filter(|r| r.status.moves_money()) {
+    for refund in refunds
+        .iter()
+        .filter(|r| r.outcome() == RefundOutcome::Made)
+    {
         affected.extend(refund_made(conn, &payment.id, refund)?);
     }
     Ok(Applied::users(affected))
 }
 
 /// `refund.*` / `charge.refund.updated`: a refund made, or one that failed or was canceled.
+/// `refund` is the refund as Stripe has it now (fetched before the transaction when it could
+/// be), so a late snapshot of a refund that failed since cannot post it again.
 pub fn refund_changed(conn: &mut DbConn, refund: &Refund) -> Result<Applied, AppError> {
     let Some(charge) = id_of(&refund.charge) else {
         return Ok(Applied::ignored());
     };
     let charge_object = refund.charge.as_ref().and_then(|c| c.object());
-    let customer = charge_object.and_then(|c| id_of(&c.customer));
+    let customer =
+        id_of(&refund.customer).or_else(|| charge_object.and_then(|c| id_of(&c.customer)));
     let metadata = charge_object
         .map(|c| c.metadata.clone())
         .unwrap_or_default();
@@ -79,10 +86,10 @@ pub fn refund_changed(conn: &mut DbConn, refund: &Refund) -> Result<Applied, App
     let Some(payment) = payment_of(conn, charge, customer, &metadata, intent)? else {
         return Ok(Applied::ignored());
     };
-    let affected = if refund.status.moves_money() {
-        refund_made(conn, &payment.id, refund)?
-    } else {
-        refund_failed(conn, &payment.id, refund)?
+    let affected = match refund.outcome() {
+        RefundOutcome::Made => refund_made(conn, &payment.id, refund)?,
+        RefundOutcome::Undone => refund_failed(conn, &payment.id, refund)?,
+        RefundOutcome::Unknown => Vec::new(),
     };
     Ok(Applied::users(affected))
 }

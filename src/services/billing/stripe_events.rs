@@ -5,13 +5,14 @@
 //! something of ours we have not recorded yet is refused (409) for Stripe to deliver again.
 
 use crate::app::AppState;
+use crate::db::models::payments::Payment;
 use crate::db::models::stripe_events;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::services::billing::{disputes, payments, refunds, subscription_events};
 use crate::stripe::events::{Change, Event};
 use crate::stripe::gateway::{Gateway, GatewayError};
-use crate::stripe::objects::{ChargeRef, Refund};
+use crate::stripe::objects::{Charge, ChargeRef, Expandable, Invoice, Refund};
 use chrono::{DateTime, Utc};
 
 /// What applying an event did.
@@ -46,6 +47,10 @@ pub struct Fetched {
     pub invoice_charge: Option<ChargeRef>,
     /// A refunded charge's refunds (current API versions send a charge without them).
     pub refunds: Option<Vec<Refund>>,
+    /// A refund as Stripe has it now.
+    pub refund: Option<Refund>,
+    /// A disputed charge we have not recorded, to tell whether it is ours.
+    pub charge: Option<Charge>,
 }
 
 /// Settings an event's effects depend on.
@@ -102,58 +107,95 @@ pub async fn receive(state: &AppState, event: Event, payload: String) -> Result<
     Ok(new)
 }
 
-/// Asks Stripe for what an event needs and does not carry. Only for events not stored yet,
-/// so a redelivery costs no call.
+/// What an event needs from Stripe before it can be applied.
+enum Need<'a> {
+    InvoiceCharge(&'a Invoice),
+    Refunds(&'a str),
+    /// A refund's state now: a late snapshot must not undo or redo what happened since.
+    Refund(&'a str),
+    /// The disputed charge (its customer and metadata say whether it is ours).
+    DisputedCharge(&'a str),
+}
+
+fn need(change: &Change) -> Option<Need<'_>> {
+    match change {
+        Change::InvoicePaid(i) if i.amount_paid > 0 && i.charge().is_none() => {
+            Some(Need::InvoiceCharge(i))
+        }
+        Change::ChargeRefunded(c) if c.refunds.is_none() => Some(Need::Refunds(&c.id)),
+        Change::Refund(r) if !r.id.is_empty() => Some(Need::Refund(&r.id)),
+        Change::DisputeCreated(d)
+        | Change::DisputeFundsWithdrawn(d)
+        | Change::DisputeFundsReinstated(d)
+        | Change::DisputeClosed(d) => match &d.charge {
+            Some(Expandable::Id(id)) => Some(Need::DisputedCharge(id)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Asks Stripe for what an event needs and does not carry. Only for events not stored yet
+/// (and disputes of charges not recorded), so a redelivery costs no call. Stripe not
+/// answering is 503: the event is not stored and Stripe delivers it again.
 async fn fetch_missing(
     state: &AppState,
     event: &Event,
     change: &Change,
 ) -> Result<Fetched, AppError> {
     let mut fetched = Fetched::default();
-    let needs_invoice_charge =
-        matches!(change, Change::InvoicePaid(i) if i.amount_paid > 0 && i.charge().is_none());
-    let needs_refunds = matches!(change, Change::ChargeRefunded(c) if c.refunds.is_none());
-    if !needs_invoice_charge && !needs_refunds {
+    let Some(need) = need(change) else {
         return Ok(fetched);
-    }
+    };
     let Some(gw) = state.stripe.as_ref() else {
         return Ok(fetched);
     };
-    let id = event.id.clone();
-    let seen = db::run(&state.pool, move |conn| {
-        Ok(stripe_events::outcome(conn, &id)?.is_some())
+    let (id, charge) = (
+        event.id.clone(),
+        match &need {
+            Need::DisputedCharge(c) => Some((*c).to_owned()),
+            _ => None,
+        },
+    );
+    let skip = db::run(&state.pool, move |conn| {
+        let seen = stripe_events::outcome(conn, &id)?.is_some();
+        let recorded = match charge {
+            Some(c) => Payment::by_charge(conn, &c)?.is_some(),
+            None => false,
+        };
+        Ok(seen || recorded)
     })
     .await?;
-    if seen {
+    if skip {
         return Ok(fetched);
     }
-    match change {
-        Change::InvoicePaid(invoice) if needs_invoice_charge => {
-            fetched.invoice_charge = match gw
+    match need {
+        Need::InvoiceCharge(invoice) => {
+            fetched.invoice_charge = gw
                 .invoice_charge(&invoice.id, invoice.payment_intent_id())
                 .await
-            {
-                Ok(charge) => charge,
-                // Stripe does not know it under our key (not ours): recorded by invoice.
-                Err(GatewayError::Refused { .. }) => None,
-                Err(e) => return Err(unavailable(e)),
-            };
+                .map_err(unavailable)?;
         }
-        Change::ChargeRefunded(charge) if needs_refunds => {
-            fetched.refunds = Some(refunds_of(gw, &charge.id).await?);
+        Need::Refunds(charge) => fetched.refunds = Some(refunds_of(gw, charge).await?),
+        Need::Refund(id) => fetched.refund = not_found_is_none(gw.retrieve_refund(id).await)?,
+        Need::DisputedCharge(id) => {
+            fetched.charge = not_found_is_none(gw.retrieve_charge(id).await)?;
         }
-        _ => {}
     }
     Ok(fetched)
 }
 
-async fn refunds_of(gw: &Gateway, charge: &str) -> Result<Vec<Refund>, AppError> {
-    match gw.list_refunds(charge).await {
-        Ok(list) => Ok(list),
-        // Not a charge Stripe knows under this key: nothing of ours to refund.
-        Err(GatewayError::Refused { status: 404, .. }) => Ok(Vec::new()),
+/// Stripe's 404: not an object it has under our key (not ours), so nothing to learn.
+fn not_found_is_none<T>(r: Result<T, GatewayError>) -> Result<Option<T>, AppError> {
+    match r {
+        Ok(t) => Ok(Some(t)),
+        Err(GatewayError::Refused { status: 404, .. }) => Ok(None),
         Err(e) => Err(unavailable(e)),
     }
+}
+
+async fn refunds_of(gw: &Gateway, charge: &str) -> Result<Vec<Refund>, AppError> {
+    Ok(not_found_is_none(gw.list_refunds(charge).await)?.unwrap_or_default())
 }
 
 fn unavailable(e: GatewayError) -> AppError {
@@ -236,12 +278,16 @@ pub fn apply(
         Change::IntentSucceeded(intent) => payments::intent_succeeded(conn, &intent),
         Change::IntentFailed(intent) => payments::intent_failed(conn, &intent),
         Change::ChargeRefunded(charge) => refunds::charge_refunded(conn, &charge, fetched.refunds),
-        Change::Refund(refund) => refunds::refund_changed(conn, &refund),
-        Change::DisputeCreated(d) | Change::DisputeFundsWithdrawn(d) => {
-            disputes::funds_withdrawn(conn, &d)
+        Change::Refund(refund) => {
+            refunds::refund_changed(conn, fetched.refund.as_ref().unwrap_or(&refund))
         }
-        Change::DisputeFundsReinstated(d) => disputes::funds_reinstated(conn, &d),
-        Change::DisputeClosed(d) => disputes::closed(conn, &d),
+        Change::DisputeCreated(d) | Change::DisputeFundsWithdrawn(d) => {
+            disputes::funds_withdrawn(conn, &d, fetched.charge.as_ref())
+        }
+        Change::DisputeFundsReinstated(d) => {
+            disputes::funds_reinstated(conn, &d, fetched.charge.as_ref())
+        }
+        Change::DisputeClosed(d) => disputes::closed(conn, &d, fetched.charge.as_ref()),
         Change::Other => Ok(Applied::default()),
     }
 }

@@ -9,6 +9,7 @@
 
 use super::stripe_events::Applied;
 use crate::db::models::catalog::Price;
+use crate::db::models::donations::Donation;
 use crate::db::models::subscriptions::Subscription;
 use crate::db::models::{from_db, to_db};
 use crate::db::DbConn;
@@ -63,7 +64,7 @@ pub fn changed(
         .get("kopilka_subscription_id")
         .map(String::as_str);
     let Some((mut sub, holders)) = Subscription::by_stripe(conn, &object.id, ours)? else {
-        return Ok(Applied::ignored());
+        return donation_changed(conn, object);
     };
     if sub.stripe_event_created.is_some_and(|seen| seen > created) {
         return Ok(Applied::default());
@@ -106,6 +107,25 @@ pub fn changed(
     sub.stripe_event_created = Some(created);
     sub.save(conn)?;
     Ok(Applied::users(holders))
+}
+
+/// A monthly donation's subscription: ended at Stripe (`canceled`, `incomplete_expired`,
+/// `unpaid`), it ends ours.
+fn donation_changed(
+    conn: &mut DbConn,
+    object: &objects::Subscription,
+) -> Result<Applied, AppError> {
+    let Some(donation) = Donation::by_stripe_subscription(conn, &object.id)? else {
+        return Ok(Applied::ignored());
+    };
+    let ended = matches!(
+        object.status,
+        Stripe::Canceled | Stripe::IncompleteExpired | Stripe::Unpaid
+    );
+    if ended && donation.status != "canceled" {
+        super::donations::ended(conn, &donation.id)?;
+    }
+    Ok(Applied::default())
 }
 
 /// `customer.subscription.trial_will_end` (three days before): the reminder, once per trial

@@ -1,0 +1,221 @@
+//! What we ask of Stripe on someone's behalf: support's refunds (made at Stripe, applied by
+//! its events), a donor ending a monthly donation, and purchases retried after Stripe could
+//! not be reached (a 5xx is never replayed as the answer).
+
+use crate::billing_helpers::*;
+use crate::both;
+use crate::helpers::{assert_problem, Backend, TestApp};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+async fn support_post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
+    app.post(path, &app.support(), body).await
+}
+
+both!(
+    support_refunds_an_order_through_stripe_and_its_event_takes_the_pack_back,
+    |b: Backend| async move {
+        let app = spawn_billing(b).await;
+        let (creator, pack, price) = creator_pack(&app, 7000, 199).await;
+        let buyer = user();
+        let order = buy_and_pay(&app, &buyer, &price, None).await;
+        let key = format!("sticker_pack:{pack}");
+        wait_until_holds(&app, &buyer, &key, true).await;
+        let path = format!("/v1/admin/orders/{}/refund", order["id"].as_str().unwrap());
+        // Not a status to flip: a Stripe-paid order is refunded at Stripe.
+        let flip = app
+            .patch(
+                &format!("/v1/admin/orders/{}", order["id"].as_str().unwrap()),
+                &app.support(),
+                &json!({"status": "refunded"}),
+            )
+            .await;
+        assert_problem(flip, StatusCode::CONFLICT, "paid_through_stripe").await;
+        // A user is not support.
+        let res = app.post(&path, &app.token(&buyer, &[]), &json!({})).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let res = support_post(&app, &path, &json!({"amount_minor": 500})).await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount").await;
+        let res = support_post(&app, &path, &json!({})).await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let asked: Value = res.json().await.unwrap();
+        assert_eq!(asked["amount_minor"], 199, "{asked}");
+        // Nothing changes until Stripe's event says the refund was made.
+        assert!(holds(&app, &buyer, &key).await);
+        let refund_id = asked["refund_id"].as_str().unwrap();
+        let refund = stripe(&app, "GET", &format!("/refunds/{refund_id}"), &[]).await;
+        assert_eq!(refund["amount"], 199, "Stripe made the refund: {refund}");
+        let res = deliver(&app, &event("refund.created", current_refund(refund))).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        wait_until_holds(&app, &buyer, &key, false).await;
+        assert_eq!(
+            balance(&app, &format!("creator_pending:{creator}:USD")).await,
+            0
+        );
+        assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, 0);
+    }
+);
+
+both!(
+    a_donor_ends_a_monthly_donation_and_stripe_bills_no_more,
+    |b: Backend| async move {
+        let app = spawn_billing(b).await;
+        let donor = user();
+        let pm = card(&app).await;
+        let d = post_as(
+            &app,
+            &donor,
+            "/v1/me/donations",
+            &json!({"amount_minor": 300, "currency": "EUR", "recurring": true, "payment_method": pm}),
+            StatusCode::CREATED,
+        )
+        .await;
+        let stripe_id = stripe_all(&app, "/subscriptions")
+            .await
+            .into_iter()
+            .find(|s| s["metadata"]["kopilka_subscription_id"] == d["id"])
+            .expect("the donation's Stripe subscription")["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/v1/me/donations/{}/cancel", d["id"].as_str().unwrap());
+        let res = app.post(&path, &app.token(&user(), &[]), &json!({})).await;
+        assert_problem(res, StatusCode::NOT_FOUND, "not_found").await;
+        let canceled = post_as(&app, &donor, &path, &json!({}), StatusCode::OK).await;
+        assert_eq!(canceled["status"], "canceled", "{canceled}");
+        let at_stripe = stripe(&app, "GET", &format!("/subscriptions/{stripe_id}"), &[]).await;
+        assert_eq!(at_stripe["status"], "canceled", "Stripe bills no more");
+        // Twice is the same answer.
+        let again = post_as(&app, &donor, &path, &json!({}), StatusCode::OK).await;
+        assert_eq!(again["status"], "canceled");
+        // A one-off donation has nothing to end.
+        let once = post_as(
+            &app,
+            &donor,
+            "/v1/me/donations",
+            &json!({"amount_minor": 300, "currency": "EUR"}),
+            StatusCode::CREATED,
+        )
+        .await;
+        let res = app
+            .post(
+                &format!("/v1/me/donations/{}/cancel", once["id"].as_str().unwrap()),
+                &app.token(&donor, &[]),
+                &json!({}),
+            )
+            .await;
+        assert_problem(res, StatusCode::CONFLICT, "not_cancelable").await;
+    }
+);
+
+both!(
+    stripe_ending_a_donations_subscription_ends_the_donation,
+    |b: Backend| async move {
+        let app = spawn_billing(b).await;
+        let donor = user();
+        let pm = card(&app).await;
+        let d = post_as(
+            &app,
+            &donor,
+            "/v1/me/donations",
+            &json!({"amount_minor": 300, "currency": "EUR", "recurring": true, "payment_method": pm}),
+            StatusCode::CREATED,
+        )
+        .await;
+        let sub = stripe_all(&app, "/subscriptions")
+            .await
+            .into_iter()
+            .find(|s| s["metadata"]["kopilka_subscription_id"] == d["id"])
+            .expect("the donation's Stripe subscription");
+        let mut ended = current_subscription(sub);
+        ended["status"] = "canceled".into();
+        let res = deliver(&app, &event("customer.subscription.deleted", ended)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let mine: Value = app
+            .get("/v1/me/donations", &app.token(&donor, &[]))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let status = mine["donations"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["id"] == d["id"]))
+            .map(|x| x["status"].clone());
+        assert_eq!(status, Some(json!("canceled")), "{mine}");
+    }
+);
+
+/// localstripe behind a switch: while `down`, every call answers 500 as an outage would.
+fn stripe_behind_switch(down: Arc<AtomicBool>) -> String {
+    async fn forward(
+        req: HttpRequest,
+        body: web::Bytes,
+        state: web::Data<(String, Arc<AtomicBool>)>,
+    ) -> HttpResponse {
+        if state.1.load(Ordering::SeqCst) {
+            return HttpResponse::InternalServerError()
+                .json(json!({"error": {"type": "api_error", "message": "outage"}}));
+        }
+        let url = format!("{}{}", state.0, req.uri());
+        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+        let mut out = reqwest::Client::new()
+            .request(method, url)
+            .body(body.to_vec());
+        for (name, value) in req.headers() {
+            if name != "host" && name != "content-length" {
+                out = out.header(name.as_str(), value.as_bytes());
+            }
+        }
+        let res = out.send().await.unwrap();
+        let status = actix_web::http::StatusCode::from_u16(res.status().as_u16()).unwrap();
+        HttpResponse::build(status).body(res.bytes().await.unwrap())
+    }
+    let upstream = crate::real_parts::real_parts().stripe_url.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new((upstream.clone(), down.clone())))
+            .default_service(web::to(forward))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    actix_web::rt::spawn(server.run());
+    format!("http://127.0.0.1:{port}/")
+}
+
+both!(
+    a_stripe_outage_is_not_replayed_and_the_retry_with_the_same_key_runs,
+    |b: Backend| async move {
+        let down = Arc::new(AtomicBool::new(true));
+        let base = stripe_behind_switch(down.clone());
+        let app = spawn_billing_with(b, move |s| {
+            s.stripe.api_base = base;
+            s.stripe.attempts = 1;
+        })
+        .await;
+        let (_, _, price) = creator_pack(&app, 7000, 199).await;
+        let buyer = user();
+        let token = app.token(&buyer, &[]);
+        let buy = || {
+            app.client
+                .post(app.url("/v1/me/orders"))
+                .bearer_auth(&token)
+                .header("Idempotency-Key", "buy-during-outage")
+                .json(&json!({"price_id": price}))
+                .send()
+        };
+        let first = buy().await.unwrap();
+        assert_eq!(first.status(), StatusCode::BAD_GATEWAY);
+        down.store(false, Ordering::SeqCst);
+        let retry = buy().await.unwrap();
+        assert_eq!(retry.status(), StatusCode::CREATED, "the retry runs again");
+        assert!(retry.headers().get("Idempotent-Replayed").is_none());
+        let replay = buy().await.unwrap();
+        assert_eq!(replay.status(), StatusCode::CREATED);
+        assert_eq!(replay.headers()["Idempotent-Replayed"], "true");
+    }
+);
