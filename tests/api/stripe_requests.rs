@@ -219,3 +219,45 @@ both!(
         assert_eq!(replay.headers()["Idempotent-Replayed"], "true");
     }
 );
+
+both!(
+    a_second_recurring_currency_is_refused_before_stripe_refuses_it,
+    |b: Backend| async move {
+        let app = spawn_billing(b).await;
+        let u = user();
+        let pm = card(&app).await;
+        post_as(
+            &app,
+            &u,
+            "/v1/me/subscriptions",
+            &json!({"price_id": "price_premium_monthly_usd", "payment_method": pm}),
+            StatusCode::CREATED,
+        )
+        .await;
+        let res = app
+            .post(
+                "/v1/me/subscriptions",
+                &app.token(&u, &[]),
+                &json!({"price_id": "price_premium_monthly_eur"}),
+            )
+            .await;
+        assert_problem(res, StatusCode::CONFLICT, "currency_mismatch").await;
+        let res = app
+            .post(
+                "/v1/me/donations",
+                &app.token(&u, &[]),
+                &json!({"amount_minor": 300, "currency": "EUR", "recurring": true}),
+            )
+            .await;
+        assert_problem(res, StatusCode::CONFLICT, "currency_mismatch").await;
+        // A one-off payment is not recurring billing: any currency.
+        post_as(
+            &app,
+            &u,
+            "/v1/me/donations",
+            &json!({"amount_minor": 300, "currency": "EUR"}),
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+);

@@ -480,3 +480,34 @@ both!(
         assert!(sent, "one email per invoice");
     }
 );
+
+both!(
+    a_subscription_of_ours_without_a_record_is_made_again_from_stripes_state,
+    |b: Backend| async move {
+        let app = spawn_unhooked(b, |_| {}).await;
+        let u = user();
+        let (ours, sub, _) = subscribed(&app, &u, "price_premium_monthly_usd").await;
+        // A second subscription Stripe holds for our customer, whose record we lost.
+        let customer = id_in(&sub["customer"]);
+        let lost = stripe(
+            &app,
+            "POST",
+            "/subscriptions",
+            &[
+                ("customer", customer.as_str()),
+                ("items[0][plan]", "price_premium_monthly_usd"),
+                ("metadata[kopilka_subscription_id]", "sub_lost"),
+            ],
+        )
+        .await;
+        let now = Utc::now().timestamp();
+        let created = subscription_today(&lost, "active", now, now + 30 * 86_400);
+        deliver_ok(&app, &event("customer.subscription.created", created)).await;
+        let res = app.get("/v1/me/subscriptions", &app.token(&u, &[])).await;
+        let mine: Value = res.json().await.unwrap();
+        let subs = mine["subscriptions"].as_array().unwrap();
+        assert_eq!(subs.len(), 2, "{mine}");
+        let adopted = subs.iter().find(|s| s["id"] != ours.as_str()).unwrap();
+        assert_eq!(adopted["status"], "active", "{adopted}");
+    }
+);

@@ -124,6 +124,64 @@ impl Subscription {
         }
     }
 
+    /// Currencies Stripe bills the user in: their live Stripe subscriptions' and monthly
+    /// donations' (Stripe keeps one currency per customer for recurring billing).
+    pub fn billing_currencies(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<String>> {
+        use crate::db::schema::{donations, prices};
+        let price_ids: Vec<String> = subscriptions::table
+            .filter(subscriptions::user_id.eq(user_id))
+            .filter(subscriptions::stripe_subscription_id.is_not_null())
+            .filter(subscriptions::status.ne("expired"))
+            .select(subscriptions::price_id)
+            .load(conn)?;
+        let mut currencies: Vec<String> = prices::table
+            .filter(prices::id.eq_any(&price_ids))
+            .select(prices::currency)
+            .load(conn)?;
+        currencies.extend(
+            donations::table
+                .filter(donations::donor_id.eq(user_id))
+                .filter(donations::recurring.eq(true))
+                .filter(donations::stripe_subscription_id.is_not_null())
+                .filter(donations::status.eq_any(["pending", "active"]))
+                .select(donations::currency)
+                .load::<String>(conn)?,
+        );
+        currencies.sort();
+        currencies.dedup();
+        Ok(currencies)
+    }
+
+    /// A subscription Stripe holds for one of our users that we have no record of (lost, or
+    /// never written): ours again, as a placeholder that Stripe's state then fills.
+    pub fn adopt(
+        conn: &mut DbConn,
+        user_id: &str,
+        product_id: &str,
+        price_id: &str,
+        stripe_id: &str,
+    ) -> QueryResult<Subscription> {
+        let now = Utc::now();
+        let mut sub = Self::create(
+            conn,
+            user_id,
+            product_id,
+            price_id,
+            SubscriptionState {
+                status: "expired".into(),
+                quantity: 1,
+                // Until Stripe's state is applied: grants nothing.
+                current_period_start: to_db(now - chrono::Duration::seconds(1)),
+                current_period_end: to_db(now),
+                trial_end: None,
+                cancel_at_period_end: false,
+                grace_until: None,
+            },
+        )?;
+        sub.stripe_subscription_id = Some(stripe_id.to_owned());
+        Ok(sub)
+    }
+
     pub fn of_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<Subscription>> {
         subscriptions::table
             .filter(subscriptions::user_id.eq(user_id))

@@ -119,6 +119,22 @@ fn subscription_price(
     Ok((price, product))
 }
 
+/// Stripe bills a customer's subscriptions in one currency: a recurring purchase in another
+/// currency than the user's live ones is refused rather than failing at Stripe.
+fn one_billing_currency(conn: &mut DbConn, user: &str, currency: &str) -> Result<(), AppError> {
+    let billed = Subscription::billing_currencies(conn, user)?;
+    match billed.iter().find(|c| c.as_str() != currency) {
+        Some(other) => Err(AppError::conflict(
+            "currency_mismatch",
+            format!(
+                "you are billed in {other}: Stripe bills one currency per customer; choose a \
+                 {other} price, or end what you pay in {other} first"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Writes Stripe's answer to our call onto our subscription, as a webhook would: as of now,
 /// so an event Stripe created before the answer does not undo it, and one created after it
 /// does.
@@ -143,6 +159,7 @@ pub async fn subscribe(
     let (sub, price, product) = db::transaction(&state.pool, move |conn| {
         let (price, product) = subscription_price(conn, &price_id, quantity)?;
         users::ensure(conn, &u)?;
+        one_billing_currency(conn, &u, &price.currency)?;
         let now = Utc::now();
         let sub = Subscription::create(
             conn,
@@ -626,6 +643,9 @@ pub async fn donate(
             }
         }
         users::ensure(conn, &u)?;
+        if recurring {
+            one_billing_currency(conn, &u, &c)?;
+        }
         Ok(Donation::create(
             conn,
             NewDonation {

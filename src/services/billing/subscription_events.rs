@@ -8,9 +8,10 @@
 //! ignored.
 
 use super::stripe_events::Applied;
-use crate::db::models::catalog::Price;
+use crate::db::models::catalog::{Price, Product};
 use crate::db::models::donations::Donation;
 use crate::db::models::subscriptions::Subscription;
+use crate::db::models::users;
 use crate::db::models::{from_db, to_db};
 use crate::db::DbConn;
 use crate::domain::entitlements::SubscriptionStatus;
@@ -63,7 +64,12 @@ pub fn changed(
         .metadata
         .get("kopilka_subscription_id")
         .map(String::as_str);
-    let Some((mut sub, holders)) = Subscription::by_stripe(conn, &object.id, ours)? else {
+    let found = match Subscription::by_stripe(conn, &object.id, ours)? {
+        Some(found) => Some(found),
+        None if Donation::by_stripe_subscription(conn, &object.id)?.is_some() => None,
+        None => adopt(conn, object)?,
+    };
+    let Some((mut sub, holders)) = found else {
         return donation_changed(conn, object);
     };
     if sub.stripe_event_created.is_some_and(|seen| seen > created) {
@@ -107,6 +113,35 @@ pub fn changed(
     sub.stripe_event_created = Some(created);
     sub.save(conn)?;
     Ok(Applied::users(holders))
+}
+
+/// A subscription of ours (our customer, one of our plans) that we hold no record of: the
+/// record is made again from Stripe's state rather than the event failing forever.
+fn adopt(
+    conn: &mut DbConn,
+    object: &objects::Subscription,
+) -> Result<Option<(Subscription, Vec<String>)>, AppError> {
+    let Some(customer) = objects::id_of(&object.customer) else {
+        return Ok(None);
+    };
+    let Some(user) = users::by_stripe_customer(conn, customer)? else {
+        return Ok(None);
+    };
+    let Some(price) = object
+        .plan_id()
+        .map(|p| Price::find(conn, p))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    let is_plan = Product::find(conn, &price.product_id)?.is_some_and(|p| p.kind == "plan");
+    if !is_plan {
+        return Ok(None);
+    }
+    tracing::warn!(stripe = %object.id, %user, "a Stripe subscription of ours had no record: made again");
+    let sub = Subscription::adopt(conn, &user, &price.product_id, &price.id, &object.id)?;
+    Ok(Some((sub, vec![user])))
 }
 
 /// A monthly donation's subscription: ended at Stripe (`canceled`, `incomplete_expired`,
