@@ -1,4 +1,5 @@
 //! The `kopilka` command: serve (default), migrate, dev-token.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use clap::{Parser, Subcommand};
 use kopilka::app::Application;

@@ -4,15 +4,14 @@
 use super::parse_json;
 use crate::app::AppState;
 use crate::auth::{Caller, Role};
-use crate::db::models::catalog::{
-    EntitlementDefinition, NewPrice, NewProduct, PlanEntitlement, Price, Product,
-};
-use crate::db::{self, DbConn};
+use crate::db;
+use crate::db::models::catalog::{EntitlementDefinition, NewProduct};
 use crate::domain::money::Currency;
 use crate::error::AppError;
+use crate::services::catalog::{self, PriceRequest};
 use crate::services::idempotency::{self, Reply};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/plans").route(web::get().to(plans)))
@@ -37,47 +36,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Serialize)]
-struct ProductView {
-    #[serde(flatten)]
-    product: Product,
-    prices: Vec<Price>,
-    entitlements: Vec<PlanEntitlement>,
-}
-
-fn views(
-    conn: &mut DbConn,
-    products: Vec<Product>,
-    active_prices_only: bool,
-) -> Result<Vec<ProductView>, AppError> {
-    let ids: Vec<String> = products.iter().map(|p| p.id.clone()).collect();
-    let prices = Price::of_products(conn, &ids)?;
-    let ents = Product::entitlements_of(conn, &ids)?;
-    Ok(products
-        .into_iter()
-        .map(|product| ProductView {
-            prices: prices
-                .iter()
-                .filter(|p| p.product_id == product.id && (p.active || !active_prices_only))
-                .cloned()
-                .collect(),
-            entitlements: ents
-                .iter()
-                .filter(|e| e.product_id == product.id)
-                .cloned()
-                .collect(),
-            product,
-        })
-        .collect())
-}
-
 /// GET /v1/plans — public: active plans with their active prices and entitlements.
 async fn plans(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let plans = db::run(&state.pool, |conn| {
-        let products = Product::active_plans(conn)?;
-        views(conn, products, true)
-    })
-    .await?;
+    let plans = catalog::plans(&state).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "plans": plans })))
 }
 
@@ -86,11 +47,7 @@ async fn list_products(
     caller: Caller,
 ) -> Result<HttpResponse, AppError> {
     caller.staff(Role::Admin)?;
-    let products = db::run(&state.pool, |conn| {
-        let products = Product::all(conn)?;
-        views(conn, products, false)
-    })
-    .await?;
+    let products = catalog::all_products(&state).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "products": products })))
 }
 
@@ -111,36 +68,8 @@ pub fn valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_:.-".contains(&b))
 }
 
-/// Checks a plan's entitlements against their definitions: quotas need a value, booleans none.
-fn check_specs(
-    conn: &mut DbConn,
-    specs: &[EntitlementSpec],
-) -> Result<Vec<(String, Option<i64>)>, AppError> {
-    let mut out = Vec::new();
-    for spec in specs {
-        let def = EntitlementDefinition::find(conn, &spec.key)?.ok_or_else(|| {
-            AppError::unprocessable(
-                "unknown_entitlement",
-                format!("entitlement {:?} is not defined", spec.key),
-            )
-        })?;
-        match (def.kind.as_str(), spec.value) {
-            ("quota", None) => {
-                return Err(AppError::unprocessable(
-                    "invalid_entitlement",
-                    format!("{} is a quota and needs a value", spec.key),
-                ))
-            }
-            ("boolean", Some(_)) => {
-                return Err(AppError::unprocessable(
-                    "invalid_entitlement",
-                    format!("{} is boolean and takes no value", spec.key),
-                ))
-            }
-            _ => out.push((spec.key.clone(), spec.value)),
-        }
-    }
-    Ok(out)
+fn specs(specs: Vec<EntitlementSpec>) -> Vec<(String, Option<i64>)> {
+    specs.into_iter().map(|s| (s.key, s.value)).collect()
 }
 
 #[derive(Deserialize)]
@@ -187,23 +116,15 @@ async fn create_product(
                 "id must be 1-64 characters of a-z, 0-9, _ : . -",
             ));
         }
-        let view = db::transaction(&state.pool, move |conn| {
-            let ents = check_specs(conn, &new.entitlements)?;
-            let product = Product::create(
-                conn,
-                NewProduct {
-                    id: new.id,
-                    kind: new.kind,
-                    name: new.name,
-                    description: new.description,
-                    creator_id: new.creator_id,
-                    per_seat: new.per_seat,
-                },
-            )?;
-            Product::set_entitlements(conn, &product.id, &ents)?;
-            Ok(views(conn, vec![product], false)?.remove(0))
-        })
-        .await?;
+        let product = NewProduct {
+            id: new.id,
+            kind: new.kind,
+            name: new.name,
+            description: new.description,
+            creator_id: new.creator_id,
+            per_seat: new.per_seat,
+        };
+        let view = catalog::create_product(&state, product, specs(new.entitlements)).await?;
         Ok(Reply::created(view))
     })
     .await
@@ -226,12 +147,8 @@ async fn update_product(
     caller.staff(Role::Admin)?;
     let change: UpdateProduct = parse_json(&body)?;
     let id = path.into_inner();
-    let view = db::transaction(&state.pool, move |conn| {
-        Product::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("product {id}")))?;
-        let product = Product::update(conn, &id, change.name, change.description, change.active)?;
-        Ok(views(conn, vec![product], false)?.remove(0))
-    })
-    .await?;
+    let view = catalog::update_product(&state, &id, change.name, change.description, change.active)
+        .await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -251,16 +168,7 @@ async fn set_entitlements(
     caller.staff(Role::Admin)?;
     let set: SetEntitlements = parse_json(&body)?;
     let id = path.into_inner();
-    let view = db::transaction(&state.pool, move |conn| {
-        let product = Product::find(conn, &id)?
-            .ok_or_else(|| AppError::not_found(format!("product {id}")))?;
-        let ents = check_specs(conn, &set.entitlements)?;
-        Product::set_entitlements(conn, &id, &ents)?;
-        db::notify_changed(conn, &["*"])?;
-        Ok(views(conn, vec![product], false)?.remove(0))
-    })
-    .await?;
-    state.entitlements.invalidate_all();
+    let view = catalog::set_entitlements(&state, &id, specs(set.entitlements)).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -310,21 +218,16 @@ async fn create_price(
                 "trial_days must be 0-730, and only recurring prices have trials",
             ));
         }
-        let price = db::transaction(&state.pool, move |conn| {
-            Product::find(conn, &product_id)?
-                .ok_or_else(|| AppError::not_found(format!("product {product_id}")))?;
-            Ok(Price::create(
-                conn,
-                NewPrice {
-                    id: None,
-                    product_id,
-                    amount_minor: new.amount_minor,
-                    currency: currency.to_string(),
-                    interval: new.interval,
-                    trial_days: new.trial_days,
-                },
-            )?)
-        })
+        let price = catalog::create_price(
+            &state,
+            &product_id,
+            PriceRequest {
+                amount_minor: new.amount_minor,
+                currency,
+                interval: new.interval,
+                trial_days: new.trial_days,
+            },
+        )
         .await?;
         Ok(Reply::created(price))
     })
@@ -346,11 +249,7 @@ async fn update_price(
     caller.staff(Role::Admin)?;
     let change: UpdatePrice = parse_json(&body)?;
     let id = path.into_inner();
-    let price = db::transaction(&state.pool, move |conn| {
-        Price::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("price {id}")))?;
-        Ok(Price::set_active(conn, &id, change.active)?)
-    })
-    .await?;
+    let price = catalog::set_price_active(&state, &id, change.active).await?;
     Ok(HttpResponse::Ok().json(price))
 }
 

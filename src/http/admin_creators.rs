@@ -5,7 +5,6 @@ use crate::app::AppState;
 use crate::auth::{valid_user_id, Caller, Role};
 use crate::db;
 use crate::db::models::creators::Creator;
-use crate::db::models::users;
 use crate::error::AppError;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -67,15 +66,8 @@ async fn put(
             "display_name must be 1-200 characters",
         ));
     }
-    let creator = db::transaction(&state.pool, move |conn| {
-        users::ensure(conn, &id)?;
-        Ok(Creator::upsert(
-            conn,
-            &id,
-            &new.display_name,
-            new.revenue_share_bps,
-        )?)
-    })
-    .await?;
+    let creator =
+        crate::services::creators::put(&state, &id, &new.display_name, new.revenue_share_bps)
+            .await?;
     Ok(HttpResponse::Ok().json(creator))
 }

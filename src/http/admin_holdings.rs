@@ -5,17 +5,16 @@ use super::admin_catalog::valid_key;
 use super::parse_json;
 use crate::app::AppState;
 use crate::auth::{valid_user_id, Caller, Role};
-use crate::db::models::catalog::{EntitlementDefinition, Price, Product};
-use crate::db::models::grants::{Grant, NewGrant};
-use crate::db::models::orders::{NewOrder, Order};
-use crate::db::models::subscriptions::{Subscription, SubscriptionState};
-use crate::db::models::{from_db, to_db, users};
-use crate::db::{self, DbConn};
+use crate::db;
+use crate::db::models::grants::Grant;
+use crate::db::models::subscriptions::Subscription;
 use crate::domain::entitlements::{OrderStatus, SubscriptionStatus};
 use crate::error::AppError;
+use crate::services::grants::{self, GrantRequest};
+use crate::services::hand_made::{self, SubscriptionChange};
 use crate::services::idempotency::{self, Reply};
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -31,6 +30,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/v1/admin/orders").route(web::post().to(create_order)))
         .service(web::resource("/v1/admin/orders/{id}").route(web::patch().to(update_order)));
+}
+
+fn order_status(status: &str) -> Result<OrderStatus, AppError> {
+    OrderStatus::parse(status).ok_or_else(|| {
+        AppError::unprocessable(
+            "invalid_status",
+            "status must be pending, paid, refunded or disputed",
+        )
+    })
 }
 
 fn check_user_id(id: &str) -> Result<(), AppError> {
@@ -81,35 +89,6 @@ struct CreateGrant {
     expires_at: Option<DateTime<Utc>>,
 }
 
-/// A grant names a defined entitlement (with a value for quotas) or a sticker pack.
-fn check_grant_key(conn: &mut DbConn, key: &str, value: Option<i64>) -> Result<(), AppError> {
-    if let Some(pack) = key.strip_prefix("sticker_pack:") {
-        return match Product::find(conn, pack)? {
-            Some(p) if p.kind == "sticker_pack" && value.is_none() => Ok(()),
-            _ => Err(AppError::unprocessable(
-                "unknown_entitlement",
-                format!("no sticker pack {pack:?}"),
-            )),
-        };
-    }
-    let def = EntitlementDefinition::find(conn, key)?.ok_or_else(|| {
-        AppError::unprocessable(
-            "unknown_entitlement",
-            format!("entitlement {key:?} is not defined"),
-        )
-    })?;
-    if (def.kind == "quota") != value.is_some() {
-        return Err(AppError::unprocessable(
-            "invalid_entitlement",
-            format!(
-                "{key} is {}: quotas need a value, booleans take none",
-                def.kind
-            ),
-        ));
-    }
-    Ok(())
-}
-
 async fn create_grant(
     state: web::Data<AppState>,
     caller: Caller,
@@ -132,34 +111,19 @@ async fn create_grant(
                 "reason must be 1-500 characters",
             ));
         }
-        let starts_at = new.starts_at.unwrap_or_else(Utc::now);
-        if new.expires_at.is_some_and(|e| e <= starts_at) {
-            return Err(AppError::unprocessable(
-                "invalid_period",
-                "expires_at must be after starts_at",
-            ));
-        }
-        let user = new.user_id.clone();
-        let grant = db::transaction(&state.pool, move |conn| {
-            check_grant_key(conn, &new.entitlement_key, new.value)?;
-            users::ensure(conn, &new.user_id)?;
-            let grant = Grant::create(
-                conn,
-                NewGrant {
-                    user_id: new.user_id,
-                    entitlement_key: new.entitlement_key,
-                    value: new.value,
-                    reason: new.reason,
-                    granted_by: by,
-                    starts_at: to_db(starts_at),
-                    expires_at: new.expires_at.map(to_db),
-                },
-            )?;
-            db::notify_changed(conn, &[&grant.user_id])?;
-            Ok(grant)
-        })
+        let grant = grants::create(
+            &state,
+            GrantRequest {
+                starts_at: new.starts_at.unwrap_or_else(Utc::now),
+                user_id: new.user_id,
+                entitlement_key: new.entitlement_key,
+                value: new.value,
+                reason: new.reason,
+                expires_at: new.expires_at,
+                granted_by: by,
+            },
+        )
         .await?;
-        state.changed(&[user]);
         Ok(Reply::created(grant))
     })
     .await
@@ -173,14 +137,7 @@ async fn revoke_grant(
 ) -> Result<HttpResponse, AppError> {
     let by = caller.staff(Role::Support)?.to_owned();
     let id = path.into_inner();
-    let grant = db::transaction(&state.pool, move |conn| {
-        Grant::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("grant {id}")))?;
-        let grant = Grant::revoke(conn, &id, &by)?;
-        db::notify_changed(conn, &[&grant.user_id])?;
-        Ok(grant)
-    })
-    .await?;
-    state.changed(&[&grant.user_id]);
+    let grant = grants::revoke(&state, &id, &by).await?;
     Ok(HttpResponse::Ok().json(grant))
 }
 
@@ -197,11 +154,6 @@ struct CreateSubscription {
 
 fn one() -> i32 {
     1
-}
-
-fn add_interval(t: DateTime<Utc>, interval: &str) -> DateTime<Utc> {
-    let months = if interval == "year" { 12 } else { 1 };
-    t.checked_add_months(Months::new(months)).unwrap_or(t)
 }
 
 /// POST /v1/admin/subscriptions — starts a subscription by hand: trialing when the price has
@@ -223,56 +175,14 @@ async fn create_subscription(
             ));
         }
         let start = new.current_period_start.unwrap_or_else(Utc::now);
-        let sub = db::transaction(&state.pool, move |conn| {
-            let price = Price::find(conn, &new.price_id)?.ok_or_else(|| {
-                AppError::unprocessable("unknown_price", format!("no price {}", new.price_id))
-            })?;
-            let product = Product::find(conn, &price.product_id)?
-                .ok_or_else(|| AppError::not_found("product"))?;
-            let Some(interval) = price.interval.as_deref().filter(|_| product.kind == "plan")
-            else {
-                return Err(AppError::unprocessable(
-                    "not_recurring",
-                    "subscriptions need a recurring plan price",
-                ));
-            };
-            if new.quantity > 1 && !product.per_seat {
-                return Err(AppError::unprocessable(
-                    "invalid_quantity",
-                    "only per-seat plans take a quantity",
-                ));
-            }
-            let (status, trial_end, end) = if price.trial_days > 0 {
-                let t = start + chrono::Duration::days(i64::from(price.trial_days));
-                (SubscriptionStatus::Trialing, Some(t), t)
-            } else {
-                (
-                    SubscriptionStatus::Active,
-                    None,
-                    add_interval(start, interval),
-                )
-            };
-            users::ensure(conn, &new.user_id)?;
-            let sub = Subscription::create(
-                conn,
-                &new.user_id,
-                &product.id,
-                &price.id,
-                SubscriptionState {
-                    status: status.as_str().into(),
-                    quantity: new.quantity,
-                    current_period_start: to_db(start),
-                    current_period_end: to_db(end),
-                    trial_end: trial_end.map(to_db),
-                    cancel_at_period_end: false,
-                    grace_until: None,
-                },
-            )?;
-            db::notify_changed(conn, &[&sub.user_id])?;
-            Ok(sub)
-        })
+        let sub = hand_made::create_subscription(
+            &state,
+            &new.user_id,
+            &new.price_id,
+            new.quantity,
+            start,
+        )
         .await?;
-        state.changed(&[&sub.user_id]);
         Ok(Reply::created(sub))
     })
     .await
@@ -299,14 +209,15 @@ async fn update_subscription(
 ) -> Result<HttpResponse, AppError> {
     caller.staff(Role::Support)?;
     let change: UpdateSubscription = parse_json(&body)?;
-    if let Some(s) = &change.status {
-        SubscriptionStatus::parse(s).ok_or_else(|| {
+    let status = match &change.status {
+        Some(s) => Some(SubscriptionStatus::parse(s).ok_or_else(|| {
             AppError::unprocessable(
                 "invalid_status",
                 "status must be trialing, active, past_due, canceled or expired",
             )
-        })?;
-    }
+        })?),
+        None => None,
+    };
     if change.quantity.is_some_and(|q| !(1..=10_000).contains(&q)) {
         return Err(AppError::unprocessable(
             "invalid_quantity",
@@ -314,50 +225,16 @@ async fn update_subscription(
         ));
     }
     let id = path.into_inner();
-    let (sub, affected) = db::transaction(&state.pool, move |conn| {
-        let mut sub = Subscription::find(conn, &id)?
-            .ok_or_else(|| AppError::not_found(format!("subscription {id}")))?;
-        if let Some(v) = change.status {
-            sub.status = v;
-        }
-        if let Some(v) = change.quantity {
-            sub.quantity = v;
-        }
-        if let Some(v) = change.current_period_start {
-            sub.current_period_start = to_db(v);
-        }
-        if let Some(v) = change.current_period_end {
-            sub.current_period_end = to_db(v);
-        }
-        if let Some(v) = change.trial_end {
-            sub.trial_end = Some(to_db(v));
-        }
-        if let Some(v) = change.grace_until {
-            sub.grace_until = Some(to_db(v));
-        }
-        if let Some(v) = change.cancel_at_period_end {
-            sub.cancel_at_period_end = v;
-        }
-        if from_db(sub.current_period_end) <= from_db(sub.current_period_start) {
-            return Err(AppError::unprocessable(
-                "invalid_period",
-                "the period must end after it starts",
-            ));
-        }
-        if (Subscription::seat_holders(conn, &sub.id)?.len() as i32) > sub.quantity {
-            return Err(AppError::conflict(
-                "seats_in_use",
-                "remove seat holders before lowering the quantity",
-            ));
-        }
-        sub.save(conn)?;
-        let affected = sub.holders(conn)?;
-        let refs: Vec<&str> = affected.iter().map(String::as_str).collect();
-        db::notify_changed(conn, &refs)?;
-        Ok((sub, affected))
-    })
-    .await?;
-    state.changed(&affected);
+    let change = SubscriptionChange {
+        status,
+        quantity: change.quantity,
+        current_period_start: change.current_period_start,
+        current_period_end: change.current_period_end,
+        trial_end: change.trial_end,
+        grace_until: change.grace_until,
+        cancel_at_period_end: change.cancel_at_period_end,
+    };
+    let sub = hand_made::update_subscription(&state, &id, change).await?;
     Ok(HttpResponse::Ok().json(sub))
 }
 
@@ -390,48 +267,15 @@ async fn create_order(
         if let Some(r) = &new.recipient_id {
             check_user_id(r)?;
         }
-        OrderStatus::parse(&new.status).ok_or_else(|| {
-            AppError::unprocessable(
-                "invalid_status",
-                "status must be pending, paid, refunded or disputed",
-            )
-        })?;
-        let order = db::transaction(&state.pool, move |conn| {
-            let price = Price::find(conn, &new.price_id)?.ok_or_else(|| {
-                AppError::unprocessable("unknown_price", format!("no price {}", new.price_id))
-            })?;
-            let product = Product::find(conn, &price.product_id)?
-                .ok_or_else(|| AppError::not_found("product"))?;
-            if product.kind == "plan" || price.interval.is_some() {
-                return Err(AppError::unprocessable(
-                    "not_one_off",
-                    "orders need a one-off price of a pack or donation target",
-                ));
-            }
-            users::ensure(conn, &new.buyer_id)?;
-            if let Some(r) = &new.recipient_id {
-                users::ensure(conn, r)?;
-            }
-            let order = Order::create(
-                conn,
-                NewOrder {
-                    buyer_id: new.buyer_id,
-                    recipient_id: new.recipient_id,
-                    product_id: product.id,
-                    price_id: price.id,
-                    amount_minor: price.amount_minor,
-                    currency: price.currency,
-                    status: new.status,
-                    kind: "pack".into(),
-                    gift_days: None,
-                    message: None,
-                },
-            )?;
-            db::notify_changed(conn, &[order.holder()])?;
-            Ok(order)
-        })
+        let status = order_status(&new.status)?;
+        let order = hand_made::create_order(
+            &state,
+            &new.buyer_id,
+            new.recipient_id.as_deref(),
+            &new.price_id,
+            status,
+        )
         .await?;
-        state.changed(&[order.holder()]);
         Ok(Reply::created(order))
     })
     .await
@@ -453,21 +297,7 @@ async fn update_order(
 ) -> Result<HttpResponse, AppError> {
     caller.staff(Role::Support)?;
     let change: UpdateOrder = parse_json(&body)?;
-    OrderStatus::parse(&change.status).ok_or_else(|| {
-        AppError::unprocessable(
-            "invalid_status",
-            "status must be pending, paid, refunded or disputed",
-        )
-    })?;
-    let id = path.into_inner();
-    let order = db::transaction(&state.pool, move |conn| {
-        Order::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("order {id}")))?;
-        crate::services::billing::refund_requests::ensure_hand_made(conn, &id)?;
-        let order = Order::set_status(conn, &id, &change.status)?;
-        db::notify_changed(conn, &[order.holder()])?;
-        Ok(order)
-    })
-    .await?;
-    state.changed(&[order.holder()]);
+    let status = order_status(&change.status)?;
+    let order = hand_made::update_order(&state, &path.into_inner(), status).await?;
     Ok(HttpResponse::Ok().json(order))
 }

@@ -2,10 +2,16 @@
 
 pub mod answer_cache;
 pub mod billing;
+pub mod catalog;
+pub mod changes;
+pub mod creators;
 pub mod emails;
 pub mod entitlements;
+pub mod grants;
+pub mod hand_made;
 pub mod idempotency;
 pub mod jobs;
 pub mod mailer;
+pub mod seats;
 pub mod seed;
 pub mod tokens;

@@ -424,8 +424,8 @@ pub struct Charge {
     pub customer: Option<Expandable<Customer>>,
     pub payment_intent: Option<Expandable<PaymentIntent>>,
     pub metadata: Metadata,
-    /// Included only by older API versions (and emulators); current ones send refunds as
-    /// their own events.
+    /// Not included by default since 2022-11-15 (older versions and emulators include it);
+    /// current ones send refunds as their own events, and we fetch the list when it is absent.
     pub refunds: Option<List<Refund>>,
     /// Absent until the charge is settled into the balance (asynchronous payment methods).
     pub balance_transaction: Option<Expandable<BalanceTransaction>>,

@@ -13,6 +13,7 @@ use crate::db::models::{to_db, users};
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::services::billing::subscription_events;
+use crate::services::changes;
 use crate::stripe::gateway::{Gateway, GatewayError};
 use crate::stripe::objects;
 use actix_web::http::StatusCode;
@@ -234,14 +235,11 @@ async fn finish_subscription(
     let grace = state.settings.stripe.past_due_grace_days;
     let id = id.to_owned();
     let object = typed.clone();
-    let (sub, affected) = db::transaction(&state.pool, move |conn| {
-        let affected = take_state(conn, &object, grace)?;
-        let sub =
-            Subscription::find(conn, &id)?.ok_or_else(|| AppError::not_found("subscription"))?;
-        Ok((sub, affected))
+    let sub = changes::transaction(state, move |conn, changed| {
+        changed.users(take_state(conn, &object, grace)?);
+        Subscription::find(conn, &id)?.ok_or_else(|| AppError::not_found("subscription"))
     })
     .await?;
-    state.changed(&affected);
     Ok(Started {
         record: sub,
         stripe_status: typed.status.as_str().to_owned(),

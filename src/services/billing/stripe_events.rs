@@ -10,6 +10,7 @@ use crate::db::models::stripe_events;
 use crate::db::{self, DbConn};
 use crate::error::AppError;
 use crate::services::billing::{disputes, payments, refunds, subscription_events};
+use crate::services::changes;
 use crate::stripe::events::{Change, Event};
 use crate::stripe::gateway::{Gateway, GatewayError};
 use crate::stripe::objects::{Charge, ChargeRef, Expandable, Invoice, Refund};
@@ -80,7 +81,7 @@ pub async fn receive(state: &AppState, event: Event, payload: String) -> Result<
     let rules = Rules {
         grace_days: state.settings.stripe.past_due_grace_days,
     };
-    let (new, affected) = db::transaction(&state.pool, move |conn| {
+    changes::transaction(state, move |conn, changed| {
         let new = stripe_events::record(
             conn,
             &event.id,
@@ -91,20 +92,16 @@ pub async fn receive(state: &AppState, event: Event, payload: String) -> Result<
         )?;
         // Stored and applied together: a redelivery finds the row and applies nothing.
         if !new {
-            return Ok((false, Vec::new()));
+            return Ok(false);
         }
         let applied = apply(conn, &event, change, fetched, rules)?;
         if applied.ignored {
             stripe_events::mark_ignored(conn, &event.id)?;
         }
-        // Other instances drop these users' cached answers at commit.
-        let refs: Vec<&str> = applied.affected.iter().map(String::as_str).collect();
-        db::notify_changed(conn, &refs)?;
-        Ok((true, applied.affected))
+        changed.users(applied.affected);
+        Ok(true)
     })
-    .await?;
-    state.changed(&affected);
-    Ok(new)
+    .await
 }
 
 /// What an event needs from Stripe before it can be applied.
