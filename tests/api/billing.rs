@@ -112,6 +112,16 @@ both!(
         )
         .await;
         let id = started["id"].as_str().unwrap().to_owned();
+        // Stripe's first webhook about it (made when Stripe made the subscription, delivered
+        // a second later) is applied before we act: what follows does not race it.
+        let first = wait_for_first_webhook(&app, &id).await;
+        let customer = stripe_subscription(&app, &id).await["customer"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        wait_for_webhooks(&app, &customer).await;
+        assert_eq!(our_subscription(&app, &u, &id).await["status"], "active");
+
         let canceled = post_as(
             &app,
             &u,
@@ -122,10 +132,23 @@ both!(
         .await;
         assert_eq!(canceled["status"], "canceled");
         assert_eq!(canceled["cancel_at_period_end"], true);
+        // An update Stripe made before our call, delivered after its answer, does not undo it.
+        let before = current_subscription(first["data"]["object"].clone());
+        let stale = event_at(
+            "customer.subscription.updated",
+            before.clone(),
+            first["created"].as_i64().unwrap(),
+        );
+        assert_eq!(deliver(&app, &stale).await.status(), StatusCode::OK);
+        wait_for_webhooks(&app, &customer).await;
+        let mine = our_subscription(&app, &u, &id).await;
+        assert_eq!(mine["status"], "canceled", "{mine}");
+        assert_eq!(mine["cancel_at_period_end"], true, "{mine}");
         assert!(
             holds(&app, &u, "premium").await,
             "a canceled subscription lasts to its period end"
         );
+
         let resumed = post_as(
             &app,
             &u,
@@ -135,6 +158,20 @@ both!(
         )
         .await;
         assert_eq!(resumed["status"], "active");
+        assert_eq!(resumed["cancel_at_period_end"], false);
+        let mut canceled_before = before;
+        canceled_before["cancel_at_period_end"] = json!(true);
+        let stale = event_at(
+            "customer.subscription.updated",
+            canceled_before,
+            first["created"].as_i64().unwrap(),
+        );
+        assert_eq!(deliver(&app, &stale).await.status(), StatusCode::OK);
+        wait_for_webhooks(&app, &customer).await;
+        let mine = our_subscription(&app, &u, &id).await;
+        assert_eq!(mine["status"], "active", "{mine}");
+        assert_eq!(mine["cancel_at_period_end"], false, "{mine}");
+        assert!(holds(&app, &u, "premium").await);
         // Someone else cannot cancel it.
         let res = app
             .post(
@@ -792,6 +829,17 @@ both!(
         )
         .await;
         let id = started["id"].as_str().unwrap().to_owned();
+        // Stripe's first webhook about it is applied before we act.
+        let first = wait_for_first_webhook(&app, &id).await;
+        let customer = stripe_subscription(&app, &id).await["customer"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        wait_for_webhooks(&app, &customer).await;
+        assert_eq!(
+            our_subscription(&app, &u, &id).await["price_id"],
+            "price_premium_yearly_usd"
+        );
         // Yearly (0.99) to monthly (4.99 a month) is dearer: switched now.
         let up = post_as(
             &app,
@@ -803,6 +851,17 @@ both!(
         .await;
         assert_eq!(up["price_id"], "price_premium_monthly_usd", "{up}");
         assert!(up["scheduled_price_id"].is_null());
+        // Stripe's yearly state from before the switch, delivered after it, does not undo it;
+        // nor do the proration's invoice events the switch made.
+        let yearly = current_subscription(first["data"]["object"].clone());
+        let created = first["created"].as_i64().unwrap();
+        let stale = event_at("customer.subscription.updated", yearly, created);
+        assert_eq!(deliver(&app, &stale).await.status(), StatusCode::OK);
+        wait_for_webhooks(&app, &customer).await;
+        let mine = our_subscription(&app, &u, &id).await;
+        assert_eq!(mine["price_id"], "price_premium_monthly_usd", "{mine}");
+        assert!(mine["scheduled_price_id"].is_null(), "{mine}");
+        assert_eq!(mine["quantity"], up["quantity"], "{mine}");
         // Back to yearly is cheaper: scheduled for the period's end, nothing changes now.
         let down = post_as(
             &app,
@@ -815,6 +874,13 @@ both!(
         assert_eq!(down["price_id"], "price_premium_monthly_usd");
         assert_eq!(down["scheduled_price_id"], "price_premium_yearly_usd");
         assert_eq!(down["stripe_status"], "scheduled");
+        wait_for_webhooks(&app, &customer).await;
+        let mine = our_subscription(&app, &u, &id).await;
+        assert_eq!(mine["price_id"], "price_premium_monthly_usd", "{mine}");
+        assert_eq!(
+            mine["scheduled_price_id"], "price_premium_yearly_usd",
+            "{mine}"
+        );
         assert!(holds(&app, &u, "premium").await);
         // Another currency is not a plan change.
         let res = app
@@ -825,8 +891,8 @@ both!(
             )
             .await;
         assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch").await;
-        // At the period's end Stripe moves the item; its event switches our price and clears the
-        // schedule.
+        // At the period's end Stripe moves the item; its event (created after our answers)
+        // switches our price and clears the schedule.
         let mut sub = stripe_subscription(&app, &id).await;
         sub["items"]["data"][0]["plan"]["id"] = json!("price_premium_yearly_usd");
         assert_eq!(
@@ -838,17 +904,9 @@ both!(
             .status(),
             StatusCode::OK
         );
-        let mine: Value = app
-            .get("/v1/me/subscriptions", &app.token(&u, &[]))
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            mine["subscriptions"][0]["price_id"],
-            "price_premium_yearly_usd"
-        );
-        assert!(mine["subscriptions"][0]["scheduled_price_id"].is_null());
+        let mine = our_subscription(&app, &u, &id).await;
+        assert_eq!(mine["price_id"], "price_premium_yearly_usd", "{mine}");
+        assert!(mine["scheduled_price_id"].is_null(), "{mine}");
     }
 );
 
@@ -903,6 +961,14 @@ both!(
         .await;
         let id = started["id"].as_str().unwrap().to_owned();
         assert_eq!(started["quantity"], 2);
+        // Stripe's first webhook about it (two seats) is applied before we act.
+        let first = wait_for_first_webhook(&app, &id).await;
+        let customer = stripe_subscription(&app, &id).await["customer"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        wait_for_webhooks(&app, &customer).await;
+        assert_eq!(our_subscription(&app, &owner, &id).await["quantity"], 2);
         for member in ["m1", "m2"] {
             let res = app
                 .post(
@@ -930,6 +996,32 @@ both!(
         )
         .await;
         assert_eq!(more["quantity"], 3, "{more}");
+        assert_eq!(
+            stripe_subscription(&app, &id).await["items"]["data"][0]["quantity"],
+            3,
+            "Stripe bills three seats"
+        );
+        // Stripe's two-seat state from before the change, delivered after it, does not undo it.
+        let two = current_subscription(first["data"]["object"].clone());
+        let stale = event_at(
+            "customer.subscription.updated",
+            two,
+            first["created"].as_i64().unwrap(),
+        );
+        assert_eq!(deliver(&app, &stale).await.status(), StatusCode::OK);
+        wait_for_webhooks(&app, &customer).await;
+        let mine = our_subscription(&app, &owner, &id).await;
+        assert_eq!(mine["quantity"], 3, "{mine}");
+        assert_eq!(mine["status"], more["status"], "{mine}");
+        // A third member fits now.
+        let res = app
+            .post(
+                &format!("/v1/me/subscriptions/{id}/seats"),
+                &app.token(&owner, &[]),
+                &json!({"user_id": format!("{owner}-m3")}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
         // Premium alone is not per seat.
         let u = user();
         let res = app
@@ -940,5 +1032,162 @@ both!(
             )
             .await;
         assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_quantity").await;
+    }
+);
+
+/// The payments recorded for our subscription `ours`: (charge, amount).
+fn payments_of(app: &TestApp, ours: &str) -> Vec<(String, i64)> {
+    use diesel::prelude::*;
+    use kopilka::db::schema::payments;
+    let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    payments::table
+        .filter(payments::subscription_id.eq(ours))
+        .select((payments::stripe_charge_id, payments::amount_minor))
+        .load(&mut *conn)
+        .unwrap()
+}
+
+/// The source keys of the payments' postings (`charge:<id>`) in the app's ledger.
+fn payment_postings(app: &TestApp) -> Vec<String> {
+    use diesel::prelude::*;
+    use kopilka::db::schema::ledger_transactions;
+    let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    ledger_transactions::table
+        .filter(ledger_transactions::source_key.like("charge:%"))
+        .select(ledger_transactions::source_key)
+        .order(ledger_transactions::source_key)
+        .load(&mut *conn)
+        .unwrap()
+}
+
+both!(
+    invoice_paid_and_payment_succeeded_for_one_charge_post_and_mail_once_in_either_order,
+    |b: Backend| async move {
+        // Only these events arrive: localstripe delivers nothing to this app.
+        let app = spawn_unhooked(b, |_| {}).await;
+        let orders = [
+            ["invoice.paid", "invoice.payment_succeeded"],
+            ["invoice.payment_succeeded", "invoice.paid"],
+        ];
+        let mut paid = Vec::new();
+        for kinds in orders {
+            let u = user();
+            let pm = card(&app).await;
+            let started = post_as(
+                &app, &u, "/v1/me/subscriptions",
+                &json!({"price_id": "price_premium_monthly_usd", "payment_method": pm, "email": email_of(&u)}),
+                StatusCode::CREATED,
+            )
+            .await;
+            let ours = started["id"].as_str().unwrap().to_owned();
+            let sub = stripe_subscription(&app, &ours).await;
+            let invoice_id = sub["latest_invoice"].as_str().unwrap().to_owned();
+            let invoice = stripe(&app, "GET", &format!("/invoices/{invoice_id}"), &[]).await;
+            let charge = invoice["charge"]
+                .as_str()
+                .or(invoice["charge"]["id"].as_str())
+                .expect("the invoice's charge")
+                .to_owned();
+            // Stripe sends both for one payment, each its own event.
+            let events: Vec<Value> = kinds
+                .iter()
+                .map(|kind| event(kind, invoice_now(&invoice, &sub, 499)))
+                .collect();
+            assert_ne!(events[0]["id"], events[1]["id"]);
+            for ev in &events {
+                let res = deliver(&app, ev).await;
+                assert_eq!(res.status(), StatusCode::OK, "{}", ev["type"]);
+                let body: Value = res.json().await.unwrap();
+                assert_ne!(body["duplicate"], true, "a new event, not a redelivery");
+            }
+            paid.push((u, ours, charge, kinds));
+        }
+        for (u, ours, charge, kinds) in &paid {
+            assert_eq!(
+                payments_of(&app, ours),
+                vec![(charge.clone(), 499)],
+                "one payment for {charge} ({kinds:?})"
+            );
+            assert_eq!(our_subscription(&app, u, ours).await["status"], "active");
+        }
+        let mut charges: Vec<String> = paid.iter().map(|p| format!("charge:{}", p.2)).collect();
+        charges.sort();
+        assert_eq!(payment_postings(&app), charges, "one posting per charge");
+        // Two subscriptions paid once each.
+        assert_eq!(
+            balance(&app, "platform_revenue:platform:USD").await,
+            -2 * 499
+        );
+        assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, 2 * 499);
+        // One receipt each: the first arrives, and once nothing is left to send it is still one.
+        for (u, _, _, kinds) in &paid {
+            wait_for_mail(&email_of(u), "Your receipt").await;
+            wait_for_outbox_drained(&app, &email_of(u)).await;
+            assert_eq!(
+                mails_about(&email_of(u), "Your receipt"),
+                1,
+                "one receipt ({kinds:?})"
+            );
+        }
+    }
+);
+
+both!(
+    a_failed_renewal_past_its_grace_ends_access_and_the_paid_retry_restores_it,
+    |b: Backend| async move {
+        // No grace at all: the grace ends with the failure itself, so crossing its end needs
+        // no waiting (with the default 7 days, `a_failed_yearly_renewal_keeps_access_for_the_
+        // grace_counted_from_the_failure` checks the end's date). An event created earlier than
+        // the subscription's last answer is ignored, so the failure cannot be dated back.
+        let app = spawn_unhooked(b, |s| s.stripe.past_due_grace_days = 0).await;
+        let u = user();
+        let pm = card(&app).await;
+        let started = post_as(
+            &app, &u, "/v1/me/subscriptions",
+            &json!({"price_id": "price_premium_monthly_usd", "payment_method": pm, "email": email_of(&u)}),
+            StatusCode::CREATED,
+        )
+        .await;
+        let ours = started["id"].as_str().unwrap().to_owned();
+        assert!(holds(&app, &u, "premium").await);
+        let sub = stripe_subscription(&app, &ours).await;
+        let invoice_id = sub["latest_invoice"].as_str().unwrap().to_owned();
+        let invoice = stripe(&app, "GET", &format!("/invoices/{invoice_id}"), &[]).await;
+        // The renewal fails: Stripe moves the subscription to past_due and says why.
+        let mut failed = invoice_now(&invoice, &sub, 0);
+        failed["status"] = json!("open");
+        let res = deliver(&app, &event("invoice.payment_failed", failed)).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let mine = our_subscription(&app, &u, &ours).await;
+        assert_eq!(mine["status"], "past_due", "{mine}");
+        let grace_until = chrono::DateTime::parse_from_rfc3339(
+            mine["grace_until"].as_str().expect("a grace end"),
+        )
+        .unwrap();
+        assert!(
+            grace_until <= chrono::Utc::now(),
+            "the grace has ended: {mine}"
+        );
+        assert!(
+            !holds(&app, &u, "premium").await,
+            "past its grace a past-due subscription entitles to nothing"
+        );
+        let answer = app.entitlements(&u).await;
+        assert_eq!(answer["entitlements"], json!([]), "{answer}");
+        wait_for_mail(&email_of(&u), "payment for").await;
+        // Stripe's retry of the same invoice succeeds: access comes back, paid once.
+        let res = deliver(
+            &app,
+            &event("invoice.paid", invoice_now(&invoice, &sub, 499)),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let mine = our_subscription(&app, &u, &ours).await;
+        assert_eq!(mine["status"], "active", "{mine}");
+        assert!(mine["grace_until"].is_null(), "{mine}");
+        assert!(holds(&app, &u, "premium").await);
+        assert_eq!(balance(&app, "platform_revenue:platform:USD").await, -499);
     }
 );

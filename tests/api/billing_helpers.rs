@@ -445,3 +445,136 @@ pub fn assert_ledger_invariants(db_url: &str) {
         assert_eq!(sum, 0, "transaction {txn} does not balance in {currency}");
     }
 }
+
+/// The events the app has stored: (id, type, created, payload as received).
+pub fn stored_events(app: &TestApp) -> Vec<(String, String, i64, String)> {
+    use diesel::prelude::*;
+    use kopilka::db::schema::stripe_events;
+    let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
+    let mut conn = pool.get().expect("conn");
+    stripe_events::table
+        .select((
+            stripe_events::id,
+            stripe_events::type_,
+            stripe_events::created,
+            stripe_events::payload,
+        ))
+        .order(stripe_events::created)
+        .load(&mut *conn)
+        .expect("stripe events")
+}
+
+/// Waits until the app has stored (and so applied: an event is stored in the transaction of
+/// its effects) localstripe's `customer.subscription.created` for our subscription `ours`,
+/// the subscription's first webhook, sent about a second after Stripe made it. Returns the
+/// event as localstripe sent it.
+pub async fn wait_for_first_webhook(app: &TestApp, ours: &str) -> Value {
+    let mut found: Option<Value> = None;
+    let ok = eventually(WAIT, || {
+        found = stored_events(app)
+            .into_iter()
+            .filter(|(_, kind, _, _)| kind == "customer.subscription.created")
+            .map(|(_, _, _, payload)| serde_json::from_str::<Value>(&payload).expect("payload"))
+            .find(|e| e["data"]["object"]["metadata"]["kopilka_subscription_id"] == ours);
+        let done = found.is_some();
+        async move { done }
+    })
+    .await;
+    assert!(
+        ok,
+        "localstripe's customer.subscription.created for {ours} was never applied"
+    );
+    found.expect("found")
+}
+
+/// Waits until the app has stored every event localstripe holds about `customer`: whatever
+/// webhooks our calls so far made Stripe send have been applied. (localstripe makes its events
+/// within the call that causes them and delivers each a second later.)
+pub async fn wait_for_webhooks(app: &TestApp, customer: &str) {
+    let sent: Vec<(String, String)> = customer_events(app, customer)
+        .await
+        .iter()
+        .map(|e| {
+            let id = e["id"].as_str().expect("event id").to_owned();
+            (id, e["type"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    let missing = || {
+        let stored: std::collections::BTreeSet<String> =
+            stored_events(app).into_iter().map(|e| e.0).collect();
+        sent.iter()
+            .filter(|(id, _)| !stored.contains(id))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let ok = eventually(WAIT, || {
+        let done = missing().is_empty();
+        async move { done }
+    })
+    .await;
+    assert!(ok, "localstripe's events never applied: {:?}", missing());
+}
+
+/// Our subscription `ours` as its owner `user` reads it (`GET /v1/me/subscriptions`).
+pub async fn our_subscription(app: &TestApp, user: &str, ours: &str) -> Value {
+    let res = app.get("/v1/me/subscriptions", &app.token(user, &[])).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.expect("json");
+    body["subscriptions"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["id"] == ours).cloned())
+        .unwrap_or_else(|| panic!("subscription {ours} in {body}"))
+}
+
+/// An event of `kind` that Stripe created at `created` (unix seconds), not now.
+pub fn event_at(kind: &str, object: Value, created: i64) -> Value {
+    let mut e = event(kind, object);
+    e["created"] = created.into();
+    e
+}
+
+/// An invoice as today's Stripe sends it in webhooks (as `stripe_today` builds it): its
+/// subscription under `parent`, no charge and no payment intent (the service asks Stripe
+/// which charge paid it).
+pub fn invoice_now(invoice: &Value, sub: &Value, amount_paid: i64) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let line = format!("il_{}", &uuid::Uuid::new_v4().simple().to_string()[..14]);
+    json!({
+        "id": invoice["id"], "object": "invoice", "customer": invoice["customer"],
+        "currency": invoice["currency"], "amount_paid": amount_paid, "total": amount_paid,
+        "status": "paid", "billing_reason": "subscription_create", "attempt_count": 1,
+        "lines": {"object": "list", "has_more": false, "data": [{
+            "id": line, "object": "line_item", "period": {"start": now, "end": now + 30 * 86_400},
+        }]},
+        "parent": {"type": "subscription_details", "subscription_details": {
+            "subscription": sub["id"], "metadata": sub["metadata"],
+        }},
+    })
+}
+
+/// How many emails whose subject contains `subject` the SMTP server received for `to`.
+pub fn mails_about(to: &str, subject: &str) -> usize {
+    mails_to(to)
+        .iter()
+        .filter(|(s, _)| s.contains(subject))
+        .count()
+}
+
+/// Waits until the app's outbox holds nothing still to send to `to`.
+pub async fn wait_for_outbox_drained(app: &TestApp, to: &str) {
+    let pending = || {
+        let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
+        let mut conn = pool.get().expect("conn");
+        kopilka::db::models::outbox::to_address(&mut conn, to)
+            .expect("outbox")
+            .into_iter()
+            .filter(|m| m.status == "pending")
+            .count()
+    };
+    let ok = eventually(WAIT, || {
+        let done = pending() == 0;
+        async move { done }
+    })
+    .await;
+    assert!(ok, "{} emails to {to} never sent", pending());
+}

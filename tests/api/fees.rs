@@ -10,7 +10,8 @@ use crate::billing_helpers::*;
 use crate::both;
 use crate::helpers::Backend;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use serde_json::Value;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 
 /// Stripe's fee on a US card charge, rounded half up.
 fn card_fee(amount: i64) -> i64 {
@@ -71,5 +72,55 @@ both!(
         let pending = format!("creator_pending:{creator}:USD");
         assert_eq!(balance(&app, &pending).await, -349);
         assert_eq!(balance(&app, "platform_revenue:platform:USD").await, -150);
+    }
+);
+
+both!(
+    a_refund_keeps_stripes_original_fee_as_a_platform_cost,
+    |b: Backend| async move {
+        let proxy = stripe_with_fees();
+        let app = spawn_billing_with(b, move |s| s.stripe.api_base = proxy).await;
+        let (creator, pack, price) = creator_pack(&app, 7000, 499).await;
+        let buyer = user();
+        let order = buy_and_pay(&app, &buyer, &price, None).await;
+        let key = format!("sticker_pack:{pack}");
+        wait_until_holds(&app, &buyer, &key, true).await;
+        let fee = card_fee(499);
+        wait_for_balance(&app, "stripe_fees:platform:USD", fee).await;
+        wait_for_balance(&app, "stripe_clearing:platform:USD", 499 - fee).await;
+        // Support refunds the whole charge at Stripe; Stripe's event about the refund itself
+        // (today's shape: the refund as its own object).
+        let intent = stripe(
+            &app,
+            "GET",
+            &format!("/payment_intents/{}", intent_of(&order)),
+            &[],
+        )
+        .await;
+        let charge = intent["latest_charge"]
+            .as_str()
+            .or(intent["latest_charge"]["id"].as_str())
+            .or(intent["charges"]["data"][0]["id"].as_str())
+            .expect("the intent's charge")
+            .to_owned();
+        let refund = stripe(&app, "POST", "/refunds", &[("charge", &charge)]).await;
+        assert_eq!(refund["amount"], 499, "{refund}");
+        let refunded = event(
+            "refund.created",
+            json!({"id": refund["id"], "object": "refund", "amount": 499, "charge": charge,
+                   "currency": "usd", "status": "succeeded", "payment_intent": intent["id"]}),
+        );
+        let res = deliver(&app, &refunded).await;
+        assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+        wait_until_holds(&app, &buyer, &key, false).await;
+        // The 499 went back to the buyer; Stripe kept its 44: a cost of the platform's, not
+        // the creator's.
+        assert_eq!(balance(&app, "stripe_fees:platform:USD").await, fee);
+        assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, -fee);
+        assert_eq!(balance(&app, "platform_revenue:platform:USD").await, 0);
+        assert_eq!(
+            balance(&app, &format!("creator_pending:{creator}:USD")).await,
+            0
+        );
     }
 );
