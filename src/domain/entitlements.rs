@@ -11,67 +11,7 @@ use std::collections::BTreeMap;
 
 pub type Instant = DateTime<Utc>;
 
-/// Lifecycle of a subscription (see PRODUCT.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SubscriptionStatus {
-    Trialing,
-    Active,
-    PastDue,
-    Canceled,
-    Expired,
-}
-
-impl SubscriptionStatus {
-    pub const ALL: [SubscriptionStatus; 5] = [
-        Self::Trialing,
-        Self::Active,
-        Self::PastDue,
-        Self::Canceled,
-        Self::Expired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Trialing => "trialing",
-            Self::Active => "active",
-            Self::PastDue => "past_due",
-            Self::Canceled => "canceled",
-            Self::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-/// Lifecycle of a one-off purchase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    Pending,
-    Paid,
-    Refunded,
-    Disputed,
-}
-
-impl OrderStatus {
-    pub const ALL: [OrderStatus; 4] = [Self::Pending, Self::Paid, Self::Refunded, Self::Disputed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Paid => "paid",
-            Self::Refunded => "refunded",
-            Self::Disputed => "disputed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
+pub use super::states::{OrderStatus, SubscriptionStatus};
 
 /// What kind of holding an entitlement comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

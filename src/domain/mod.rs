@@ -3,3 +3,4 @@
 pub mod entitlements;
 pub mod ledger;
 pub mod money;
+pub mod states;
