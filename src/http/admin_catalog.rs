@@ -7,6 +7,7 @@ use crate::auth::{Caller, Role};
 use crate::db;
 use crate::db::models::catalog::{EntitlementDefinition, NewProduct};
 use crate::domain::money::Currency;
+use crate::domain::states::{Interval, ProductKind};
 use crate::error::AppError;
 use crate::services::catalog::{self, PriceRequest};
 use crate::services::idempotency::{self, Reply};
@@ -98,12 +99,12 @@ async fn create_product(
     caller.staff(Role::Admin)?;
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let new: CreateProduct = parse_json(&body)?;
-        if !["plan", "sticker_pack", "donation_target"].contains(&new.kind.as_str()) {
-            return Err(AppError::unprocessable(
+        let kind = ProductKind::parse(&new.kind).ok_or_else(|| {
+            AppError::unprocessable(
                 "invalid_kind",
                 "kind must be plan, sticker_pack or donation_target",
-            ));
-        }
+            )
+        })?;
         if new.name.trim().is_empty() || new.name.len() > 200 {
             return Err(AppError::unprocessable(
                 "invalid_name",
@@ -118,7 +119,7 @@ async fn create_product(
         }
         let product = NewProduct {
             id: new.id,
-            kind: new.kind,
+            kind,
             name: new.name,
             description: new.description,
             creator_id: new.creator_id,
@@ -202,16 +203,12 @@ async fn create_price(
                 "amount_minor must be >= 0",
             ));
         }
-        if new
-            .interval
-            .as_deref()
-            .is_some_and(|i| i != "month" && i != "year")
-        {
-            return Err(AppError::unprocessable(
-                "invalid_interval",
-                "interval must be month or year",
-            ));
-        }
+        let interval = match new.interval.as_deref() {
+            Some(i) => Some(Interval::parse(i).ok_or_else(|| {
+                AppError::unprocessable("invalid_interval", "interval must be month or year")
+            })?),
+            None => None,
+        };
         if !(0..=730).contains(&new.trial_days) || (new.trial_days > 0 && new.interval.is_none()) {
             return Err(AppError::unprocessable(
                 "invalid_trial",
@@ -224,7 +221,7 @@ async fn create_price(
             PriceRequest {
                 amount_minor: new.amount_minor,
                 currency,
-                interval: new.interval,
+                interval,
                 trial_days: new.trial_days,
             },
         )

@@ -7,6 +7,7 @@ use crate::db::models::catalog::{
 };
 use crate::db::{self, DbConn};
 use crate::domain::money::Currency;
+use crate::domain::states::Interval;
 use crate::error::AppError;
 use crate::services::changes;
 use serde::Serialize;
@@ -152,7 +153,7 @@ pub async fn set_entitlements(
 pub struct PriceRequest {
     pub amount_minor: i64,
     pub currency: Currency,
-    pub interval: Option<String>,
+    pub interval: Option<Interval>,
     pub trial_days: i32,
 }
 

@@ -7,6 +7,7 @@ use crate::db::models::catalog::{EntitlementDefinition, Product};
 use crate::db::models::grants::{Grant, NewGrant};
 use crate::db::models::{to_db, users};
 use crate::db::DbConn;
+use crate::domain::states::ProductKind;
 use crate::error::AppError;
 use crate::services::changes;
 use chrono::{DateTime, Utc};
@@ -25,7 +26,7 @@ pub struct GrantRequest {
 fn check_key(conn: &mut DbConn, key: &str, value: Option<i64>) -> Result<(), AppError> {
     if let Some(pack) = key.strip_prefix("sticker_pack:") {
         return match Product::find(conn, pack)? {
-            Some(p) if p.kind == "sticker_pack" && value.is_none() => Ok(()),
+            Some(p) if p.kind == ProductKind::StickerPack && value.is_none() => Ok(()),
             _ => Err(AppError::unprocessable(
                 "unknown_entitlement",
                 format!("no sticker pack {pack:?}"),

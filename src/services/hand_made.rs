@@ -7,14 +7,17 @@ use crate::db::models::catalog::{Price, Product};
 use crate::db::models::orders::{NewOrder, Order};
 use crate::db::models::subscriptions::{Subscription, SubscriptionState};
 use crate::db::models::{from_db, to_db, users};
-use crate::domain::entitlements::{OrderStatus, SubscriptionStatus};
+use crate::domain::states::{Interval, OrderKind, OrderStatus, ProductKind, SubscriptionStatus};
 use crate::error::AppError;
 use crate::services::billing::refund_requests;
 use crate::services::changes;
 use chrono::{DateTime, Months, Utc};
 
-fn add_interval(t: DateTime<Utc>, interval: &str) -> DateTime<Utc> {
-    let months = if interval == "year" { 12 } else { 1 };
+fn add_interval(t: DateTime<Utc>, interval: Interval) -> DateTime<Utc> {
+    let months = match interval {
+        Interval::Year => 12,
+        Interval::Month => 1,
+    };
     t.checked_add_months(Months::new(months)).unwrap_or(t)
 }
 
@@ -34,7 +37,7 @@ pub async fn create_subscription(
         })?;
         let product = Product::find(conn, &price.product_id)?
             .ok_or_else(|| AppError::not_found("product"))?;
-        let Some(interval) = price.interval.as_deref().filter(|_| product.kind == "plan") else {
+        let Some(interval) = price.interval.filter(|_| product.kind == ProductKind::Plan) else {
             return Err(AppError::unprocessable(
                 "not_recurring",
                 "subscriptions need a recurring plan price",
@@ -63,7 +66,7 @@ pub async fn create_subscription(
             &product.id,
             &price.id,
             SubscriptionState {
-                status: status.as_str().into(),
+                status,
                 quantity,
                 current_period_start: to_db(start),
                 current_period_end: to_db(end),
@@ -101,7 +104,7 @@ pub async fn update_subscription(
         let mut sub = Subscription::find(conn, &id)?
             .ok_or_else(|| AppError::not_found(format!("subscription {id}")))?;
         if let Some(v) = change.status {
-            sub.status = v.as_str().to_owned();
+            sub.status = v;
         }
         if let Some(v) = change.quantity {
             sub.quantity = v;
@@ -157,7 +160,7 @@ pub async fn create_order(
         })?;
         let product = Product::find(conn, &price.product_id)?
             .ok_or_else(|| AppError::not_found("product"))?;
-        if product.kind == "plan" || price.interval.is_some() {
+        if product.kind == ProductKind::Plan || price.interval.is_some() {
             return Err(AppError::unprocessable(
                 "not_one_off",
                 "orders need a one-off price of a pack or donation target",
@@ -176,8 +179,8 @@ pub async fn create_order(
                 price_id: price.id,
                 amount_minor: price.amount_minor,
                 currency: price.currency,
-                status: status.as_str().to_owned(),
-                kind: "pack".into(),
+                status,
+                kind: OrderKind::Pack,
                 gift_days: None,
                 message: None,
             },
@@ -198,7 +201,7 @@ pub async fn update_order(
     changes::transaction(state, move |conn, changed| {
         Order::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("order {id}")))?;
         refund_requests::ensure_hand_made(conn, &id)?;
-        let order = Order::set_status(conn, &id, status.as_str())?;
+        let order = Order::set_status(conn, &id, status)?;
         changed.user(order.holder().to_owned());
         Ok(order)
     })

@@ -2,6 +2,7 @@
 
 use crate::db::models::catalog::{EntitlementDefinition, NewPrice, NewProduct, Price, Product};
 use crate::db::DbConn;
+use crate::domain::states::{Interval, ProductKind};
 use diesel::Connection;
 
 type PriceSpec = (&'static str, i64, &'static str, Option<&'static str>, i32);
@@ -99,7 +100,7 @@ pub fn demo_catalog(conn: &mut DbConn) -> anyhow::Result<bool> {
                 conn,
                 NewProduct {
                     id: Some(plan.id.into()),
-                    kind: "plan".into(),
+                    kind: ProductKind::Plan,
                     name: plan.name.into(),
                     description: plan.description.into(),
                     creator_id: None,
@@ -120,7 +121,7 @@ pub fn demo_catalog(conn: &mut DbConn) -> anyhow::Result<bool> {
                         product_id: plan.id.into(),
                         amount_minor: *amount,
                         currency: (*currency).into(),
-                        interval: interval.map(str::to_owned),
+                        interval: interval.and_then(Interval::parse),
                         trial_days: *trial_days,
                     },
                 )?;

@@ -3,6 +3,7 @@
 use super::{from_db, new_id, to_db};
 use crate::db::schema::{entitlement_definitions, plan_entitlements, prices, products};
 use crate::db::DbConn;
+use crate::domain::states::{Interval, ProductKind};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -11,7 +12,7 @@ use serde::Serialize;
 #[diesel(table_name = products)]
 pub struct Product {
     pub id: String,
-    pub kind: String,
+    pub kind: ProductKind,
     pub name: String,
     pub description: String,
     pub creator_id: Option<String>,
@@ -30,7 +31,7 @@ pub struct Price {
     pub product_id: String,
     pub amount_minor: i64,
     pub currency: String,
-    pub interval: Option<String>,
+    pub interval: Option<Interval>,
     pub trial_days: i32,
     pub active: bool,
     #[serde(skip)]
@@ -74,7 +75,7 @@ pub fn ser_opt_ts<S: serde::Serializer>(
 
 pub struct NewProduct {
     pub id: Option<String>,
-    pub kind: String,
+    pub kind: ProductKind,
     pub name: String,
     pub description: String,
     pub creator_id: Option<String>,
@@ -193,7 +194,7 @@ pub struct NewPrice {
     pub product_id: String,
     pub amount_minor: i64,
     pub currency: String,
-    pub interval: Option<String>,
+    pub interval: Option<Interval>,
     pub trial_days: i32,
 }
 

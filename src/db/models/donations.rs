@@ -4,6 +4,7 @@ use super::catalog::ser_ts;
 use super::{new_id, to_db};
 use crate::db::schema::donations;
 use crate::db::DbConn;
+use crate::domain::states::DonationStatus;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -22,7 +23,7 @@ pub struct Donation {
     pub message: Option<String>,
     /// Hidden from the creator's view of their supporters.
     pub anonymous: bool,
-    pub status: String,
+    pub status: DonationStatus,
     #[serde(skip)]
     pub stripe_payment_intent_id: Option<String>,
     #[serde(skip)]
@@ -55,7 +56,7 @@ impl Donation {
             recurring: new.recurring,
             message: new.message,
             anonymous: new.anonymous,
-            status: "pending".into(),
+            status: DonationStatus::Pending,
             stripe_payment_intent_id: None,
             stripe_subscription_id: None,
             created_at: now,
@@ -106,7 +107,7 @@ impl Donation {
         Ok(())
     }
 
-    pub fn set_status(conn: &mut DbConn, id: &str, status: &str) -> QueryResult<()> {
+    pub fn set_status(conn: &mut DbConn, id: &str, status: DonationStatus) -> QueryResult<()> {
         diesel::update(donations::table.find(id))
             .set((
                 donations::status.eq(status),

@@ -4,6 +4,7 @@ use super::catalog::{ser_opt_ts, ser_ts};
 use super::{new_id, to_db};
 use crate::db::schema::orders;
 use crate::db::DbConn;
+use crate::domain::states::{OrderKind, OrderStatus};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -18,7 +19,7 @@ pub struct Order {
     pub price_id: String,
     pub amount_minor: i64,
     pub currency: String,
-    pub status: String,
+    pub status: OrderStatus,
     #[serde(serialize_with = "ser_opt_ts")]
     pub paid_at: Option<NaiveDateTime>,
     #[serde(skip)]
@@ -27,8 +28,7 @@ pub struct Order {
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "ser_ts")]
     pub updated_at: NaiveDateTime,
-    /// `pack` or `gift_subscription`.
-    pub kind: String,
+    pub kind: OrderKind,
     /// For a gifted subscription period: how many days the recipient gets.
     pub gift_days: Option<i32>,
     /// A gift's message to its recipient.
@@ -42,8 +42,8 @@ pub struct NewOrder {
     pub price_id: String,
     pub amount_minor: i64,
     pub currency: String,
-    pub status: String,
-    pub kind: String,
+    pub status: OrderStatus,
+    pub kind: OrderKind,
     pub gift_days: Option<i32>,
     pub message: Option<String>,
 }
@@ -53,7 +53,7 @@ impl Order {
         let now = to_db(Utc::now());
         let order = Order {
             id: new_id("ord"),
-            paid_at: (new.status == "paid").then_some(now),
+            paid_at: (new.status == OrderStatus::Paid).then_some(now),
             buyer_id: new.buyer_id,
             recipient_id: new.recipient_id,
             product_id: new.product_id,
@@ -82,12 +82,12 @@ impl Order {
             .optional()
     }
 
-    pub fn set_status(conn: &mut DbConn, id: &str, status: &str) -> QueryResult<Order> {
+    pub fn set_status(conn: &mut DbConn, id: &str, status: OrderStatus) -> QueryResult<Order> {
         let now = to_db(Utc::now());
         diesel::update(orders::table.find(id))
             .set((orders::status.eq(status), orders::updated_at.eq(now)))
             .execute(conn)?;
-        if status == "paid" {
+        if status == OrderStatus::Paid {
             diesel::update(orders::table.find(id).filter(orders::paid_at.is_null()))
                 .set(orders::paid_at.eq(now))
                 .execute(conn)?;

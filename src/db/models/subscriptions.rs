@@ -4,6 +4,7 @@ use super::catalog::{ser_opt_ts, ser_ts};
 use super::{new_id, to_db};
 use crate::db::schema::{seat_assignments, subscriptions};
 use crate::db::DbConn;
+use crate::domain::states::SubscriptionStatus;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -15,7 +16,7 @@ pub struct Subscription {
     pub user_id: String,
     pub product_id: String,
     pub price_id: String,
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub quantity: i32,
     #[serde(serialize_with = "ser_ts")]
     pub current_period_start: NaiveDateTime,
@@ -42,7 +43,7 @@ pub struct Subscription {
 
 /// The fields that describe where a subscription stands; set together.
 pub struct SubscriptionState {
-    pub status: String,
+    pub status: SubscriptionStatus,
     pub quantity: i32,
     pub current_period_start: NaiveDateTime,
     pub current_period_end: NaiveDateTime,
@@ -168,7 +169,7 @@ impl Subscription {
             product_id,
             price_id,
             SubscriptionState {
-                status: "expired".into(),
+                status: SubscriptionStatus::Expired,
                 quantity: 1,
                 // Until Stripe's state is applied: grants nothing.
                 current_period_start: to_db(now - chrono::Duration::seconds(1)),
@@ -247,7 +248,7 @@ impl Subscription {
     /// Writes the whole row back (status changes, period moves, cancellation).
     pub fn save(&mut self, conn: &mut DbConn) -> QueryResult<()> {
         self.updated_at = to_db(Utc::now());
-        if self.status == "canceled" && self.canceled_at.is_none() {
+        if self.status == SubscriptionStatus::Canceled && self.canceled_at.is_none() {
             self.canceled_at = Some(self.updated_at);
         }
         diesel::update(subscriptions::table.find(&self.id))

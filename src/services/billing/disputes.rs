@@ -11,7 +11,9 @@
 //! whichever event first carries it — only in the payment's currency: a fee settled in another
 //! currency is never booked as if it were in this one.
 
-use super::payments::{creator_share, currency, out_of_order, posting_error, restore, revoke};
+use super::payments::{
+    creator_share, currency, out_of_order, posting_error, restore, revoke, Reversed,
+};
 use super::refunds::payment_of;
 use super::stripe_events::Applied;
 use crate::db::models::ledger::{self as ledger_db, Posted};
@@ -100,7 +102,7 @@ pub fn funds_withdrawn(
     match ledger_db::post(conn, &key, &what, &lines)? {
         Posted::New(_) => {
             Payment::add_disputed(conn, &payment.id, amount)?;
-            Ok(Applied::users(revoke(conn, &payment, "disputed")?))
+            Ok(Applied::users(revoke(conn, &payment, Reversed::Disputed)?))
         }
         Posted::Already => Ok(Applied::default()),
     }

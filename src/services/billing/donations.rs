@@ -5,6 +5,7 @@ use super::purchases::{gateway, stripe_error};
 use crate::app::AppState;
 use crate::db::models::donations::Donation;
 use crate::db::{self, DbConn};
+use crate::domain::states::DonationStatus;
 use crate::error::AppError;
 use crate::stripe::gateway::GatewayError;
 
@@ -17,11 +18,18 @@ pub async fn cancel(state: &AppState, donor: &str, id: &str) -> Result<Donation,
             .ok_or_else(|| AppError::not_found(format!("donation {i}")))
     })
     .await?;
-    if donation.status == "canceled" {
+    if donation.status == DonationStatus::Canceled {
         return Ok(donation);
     }
     let stripe_id = match (&donation.stripe_subscription_id, donation.recurring) {
-        (Some(s), true) if donation.status == "active" || donation.status == "pending" => s.clone(),
+        (Some(s), true)
+            if matches!(
+                donation.status,
+                DonationStatus::Active | DonationStatus::Pending
+            ) =>
+        {
+            s.clone()
+        }
         _ => {
             return Err(AppError::conflict(
                 "not_cancelable",
@@ -46,6 +54,6 @@ pub async fn cancel(state: &AppState, donor: &str, id: &str) -> Result<Donation,
 /// A monthly donation whose Stripe subscription ended (`customer.subscription.deleted`, or
 /// the donor's cancel): nothing more is billed.
 pub fn ended(conn: &mut DbConn, id: &str) -> Result<(), AppError> {
-    Donation::set_status(conn, id, "canceled")?;
+    Donation::set_status(conn, id, DonationStatus::Canceled)?;
     Ok(())
 }

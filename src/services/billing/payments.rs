@@ -20,6 +20,7 @@ use crate::db::DbConn;
 use crate::domain::entitlements::SubscriptionStatus;
 use crate::domain::ledger::{self, CreatorShare};
 use crate::domain::money::{split_revenue, Currency};
+use crate::domain::states::{DonationStatus, OrderKind, OrderStatus};
 use crate::error::AppError;
 use crate::services::emails;
 use crate::stripe::objects::{id_of, ChargeRef, Invoice, Metadata, PaymentIntent, Settlement};
@@ -157,15 +158,13 @@ pub fn invoice_paid(
     if let Some((mut sub, holders)) = Subscription::by_stripe(conn, stripe_sub, ours)? {
         sub.stripe_subscription_id = Some(stripe_sub.to_owned());
         // A trial's $0 invoice pays for nothing: the trial stays a trial.
-        let trial_invoice = amount == 0 && sub.status == SubscriptionStatus::Trialing.as_str();
+        let trial_invoice = amount == 0 && sub.status == SubscriptionStatus::Trialing;
         if sub.stripe_event_created.is_none_or(|seen| created >= seen) && !trial_invoice {
             sub.status = if sub.cancel_at_period_end {
                 SubscriptionStatus::Canceled
             } else {
                 SubscriptionStatus::Active
-            }
-            .as_str()
-            .to_owned();
+            };
             sub.grace_until = None;
             if let Some((s, e)) = invoice.period() {
                 if let (Some(s), Some(e)) = (
@@ -223,8 +222,8 @@ pub fn invoice_paid(
             };
             donation_paid(conn, &donation, paid)?;
         }
-        if donation.status == "pending" {
-            Donation::set_status(conn, &donation.id, "active")?;
+        if donation.status == DonationStatus::Pending {
+            Donation::set_status(conn, &donation.id, DonationStatus::Active)?;
         }
         return Ok(Applied::default());
     }
@@ -290,8 +289,10 @@ pub fn invoice_failed(
     let Some((mut sub, holders)) = Subscription::by_stripe(conn, stripe_sub, None)? else {
         return Ok(Applied::ignored());
     };
-    if sub.stripe_event_created.is_none_or(|seen| created >= seen) && sub.status != "expired" {
-        sub.status = SubscriptionStatus::PastDue.as_str().to_owned();
+    if sub.stripe_event_created.is_none_or(|seen| created >= seen)
+        && sub.status != SubscriptionStatus::Expired
+    {
+        sub.status = SubscriptionStatus::PastDue;
         sub.grace_until = Some(grace_end(&sub, at, grace_days));
         sub.stripe_event_created = Some(created);
         sub.save(conn)?;
@@ -358,8 +359,8 @@ pub fn intent_succeeded(conn: &mut DbConn, intent: &PaymentIntent) -> Result<App
         return Ok(Applied::ignored());
     };
     Donation::set_stripe(conn, &donation.id, Some(pi), None)?;
-    if donation.status == "pending" {
-        Donation::set_status(conn, &donation.id, "paid")?;
+    if donation.status == DonationStatus::Pending {
+        Donation::set_status(conn, &donation.id, DonationStatus::Paid)?;
     }
     let paid = Paid {
         charge: &charge,
@@ -382,9 +383,9 @@ fn order_paid(
 ) -> Result<Applied, AppError> {
     let product = Product::find(conn, &order.product_id)?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("order without product")))?;
-    if order.status == "pending" {
-        Order::set_status(conn, &order.id, "paid")?;
-        if order.kind == "gift_subscription" {
+    if order.status == OrderStatus::Pending {
+        Order::set_status(conn, &order.id, OrderStatus::Paid)?;
+        if order.kind == OrderKind::GiftSubscription {
             gift_period(conn, &order)?;
         }
     }
@@ -398,8 +399,8 @@ fn order_paid(
         currency: order.currency.clone(),
         ..Default::default()
     };
-    let what = match (&order.recipient_id, order.kind.as_str()) {
-        (Some(_), "gift_subscription") => format!("a gift of {}", product.name),
+    let what = match (&order.recipient_id, order.kind) {
+        (Some(_), OrderKind::GiftSubscription) => format!("a gift of {}", product.name),
         (Some(_), _) => format!("a gift of the sticker pack {}", product.name),
         (None, _) => format!("the sticker pack {}", product.name),
     };
@@ -455,24 +456,35 @@ pub fn intent_failed(conn: &mut DbConn, intent: &PaymentIntent) -> Result<Applie
     }
 }
 
+/// Why a payment's purchase is taken back.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Reversed {
+    Refunded,
+    Disputed,
+}
+
 /// Revokes what a one-off payment bought (a full refund, or a dispute's withdrawal). A
 /// subscription invoice's payment revokes nothing here: Stripe keeps billing the
 /// subscription, and its state follows Stripe's subscription events.
 pub(super) fn revoke(
     conn: &mut DbConn,
     payment: &Payment,
-    status: &str,
+    why: Reversed,
 ) -> Result<Vec<String>, AppError> {
+    let (order_status, donation_status) = match why {
+        Reversed::Refunded => (OrderStatus::Refunded, DonationStatus::Refunded),
+        Reversed::Disputed => (OrderStatus::Disputed, DonationStatus::Disputed),
+    };
     let mut affected = Vec::new();
     if let Some(order_id) = &payment.order_id {
         if let Some(order) = Order::find(conn, order_id)? {
-            Order::set_status(conn, order_id, status)?;
+            Order::set_status(conn, order_id, order_status)?;
             affected.push(order.holder().to_owned());
             affected.extend(grants::revoke_for(conn, &gift_reason(order_id), "stripe")?);
         }
     }
     if let Some(id) = &payment.donation_id {
-        Donation::set_status(conn, id, status)?;
+        Donation::set_status(conn, id, donation_status)?;
     }
     Ok(affected)
 }
@@ -482,8 +494,9 @@ pub(super) fn revoke(
 pub(super) fn restore(conn: &mut DbConn, payment: &Payment) -> Result<Vec<String>, AppError> {
     let mut affected = Vec::new();
     if let Some(order_id) = &payment.order_id {
-        if let Some(order) = Order::find(conn, order_id)?.filter(|o| o.status != "paid") {
-            Order::set_status(conn, order_id, "paid")?;
+        if let Some(order) = Order::find(conn, order_id)?.filter(|o| o.status != OrderStatus::Paid)
+        {
+            Order::set_status(conn, order_id, OrderStatus::Paid)?;
             affected.push(order.holder().to_owned());
             affected.extend(grants::reinstate_for(
                 conn,
@@ -493,7 +506,7 @@ pub(super) fn restore(conn: &mut DbConn, payment: &Payment) -> Result<Vec<String
         }
     }
     if let Some(id) = &payment.donation_id {
-        Donation::set_status(conn, id, "paid")?;
+        Donation::set_status(conn, id, DonationStatus::Paid)?;
     }
     Ok(affected)
 }

@@ -11,6 +11,9 @@ use crate::db::models::orders::{NewOrder, Order};
 use crate::db::models::subscriptions::{Subscription, SubscriptionState};
 use crate::db::models::{to_db, users};
 use crate::db::{self, DbConn};
+use crate::domain::states::{
+    DonationStatus, Interval, OrderKind, OrderStatus, ProductKind, SubscriptionStatus,
+};
 use crate::error::AppError;
 use crate::services::billing::subscription_events;
 use crate::services::changes;
@@ -101,7 +104,7 @@ fn subscription_price(
         .filter(|p| p.active)
         .ok_or_else(|| AppError::not_found(format!("price {price_id}")))?;
     let product = Product::find(conn, &price.product_id)?
-        .filter(|p| p.active && p.kind == "plan")
+        .filter(|p| p.active && p.kind == ProductKind::Plan)
         .ok_or_else(|| {
             AppError::unprocessable("not_a_plan", "that price is not a price of an active plan")
         })?;
@@ -168,7 +171,7 @@ pub async fn subscribe(
             &product.id,
             &price.id,
             SubscriptionState {
-                status: "expired".into(),
+                status: SubscriptionStatus::Expired,
                 quantity,
                 // Placeholder period until Stripe's answer: it grants nothing (`expired`).
                 current_period_start: to_db(now - Duration::seconds(1)),
@@ -188,7 +191,7 @@ pub async fn subscribe(
                 .await
                 .map_err(stripe_error)?;
         }
-        let interval = price.interval.as_deref().unwrap_or("month");
+        let interval = price.interval.unwrap_or(Interval::Month).as_str();
         gw.ensure_plan(
             &product.id,
             &product.name,
@@ -291,7 +294,7 @@ pub async fn set_canceled(
     cancel: bool,
 ) -> Result<Started<Subscription>, AppError> {
     let (sub, stripe_id) = own_stripe_subscription(state, user, id).await?;
-    if sub.status == "expired" {
+    if sub.status == SubscriptionStatus::Expired {
         return Err(AppError::conflict(
             "subscription_ended",
             "the subscription has ended",
@@ -354,7 +357,7 @@ pub async fn set_quantity(
 
 /// Yearly cost of a price at a quantity: how upgrades are told from downgrades.
 fn yearly(price: &Price, quantity: i32) -> i64 {
-    let per_year = if price.interval.as_deref() == Some("year") {
+    let per_year = if price.interval == Some(Interval::Year) {
         1
     } else {
         12
@@ -391,7 +394,7 @@ pub async fn change_plan(
         Ok((old, new, product, quantity))
     })
     .await?;
-    if sub.status == "expired" {
+    if sub.status == SubscriptionStatus::Expired {
         return Err(AppError::conflict(
             "subscription_ended",
             "the subscription has ended",
@@ -400,7 +403,7 @@ pub async fn change_plan(
     let gw = gateway(state)?;
     // Whether it starts now or at the period's end, the new price must exist at Stripe.
     if new.id != old.id {
-        let interval = new.interval.as_deref().unwrap_or("month");
+        let interval = new.interval.unwrap_or(Interval::Month).as_str();
         gw.ensure_plan(
             &product.id,
             &product.name,
@@ -520,12 +523,12 @@ pub async fn buy(state: &AppState, user: &str, new: Buy) -> Result<Started<Order
         let product = Product::find(conn, &price.product_id)?
             .filter(|p| p.active)
             .ok_or_else(|| AppError::not_found(format!("price {}", new.price_id)))?;
-        let (kind, gift_days) = match (product.kind.as_str(), price.interval.as_deref()) {
-            ("sticker_pack", None) => ("pack", None),
-            ("plan", Some(interval)) if new.recipient_id.is_some() && !product.per_seat => {
-                ("gift_subscription", Some(if interval == "year" { 365 } else { 30 }))
+        let (kind, gift_days) = match (product.kind, price.interval) {
+            (ProductKind::StickerPack, None) => (OrderKind::Pack, None),
+            (ProductKind::Plan, Some(interval)) if new.recipient_id.is_some() && !product.per_seat => {
+                (OrderKind::GiftSubscription, Some(if interval == Interval::Year { 365 } else { 30 }))
             }
-            ("plan", Some(_)) => {
+            (ProductKind::Plan, Some(_)) => {
                 return Err(AppError::unprocessable("not_giftable", "a plan can be bought here only as a gift (recipient_id) and not per seat; subscribe instead"))
             }
             _ => return Err(AppError::unprocessable("not_for_sale", "that price is not a one-off price of a sticker pack")),
@@ -538,7 +541,7 @@ pub async fn buy(state: &AppState, user: &str, new: Buy) -> Result<Started<Order
             users::ensure(conn, r)?;
         }
         let holder = new.recipient_id.as_deref().unwrap_or(&u);
-        if kind == "pack" && Order::holds_pack(conn, holder, &product.id)? {
+        if kind == OrderKind::Pack && Order::holds_pack(conn, holder, &product.id)? {
             return Err(AppError::conflict("already_owned", "that user already has this pack"));
         }
         Ok(Order::create(
@@ -550,8 +553,8 @@ pub async fn buy(state: &AppState, user: &str, new: Buy) -> Result<Started<Order
                 price_id: price.id,
                 amount_minor: price.amount_minor,
                 currency: price.currency,
-                status: "pending".into(),
-                kind: kind.into(),
+                status: OrderStatus::Pending,
+                kind,
                 gift_days,
                 message: new.message,
             },
@@ -702,10 +705,12 @@ pub async fn donate(
     };
     let id = donation.id.clone();
     let status = stripe_status.clone();
+    // A monthly donation Stripe already charged is running.
+    let running = recurring && stripe_status == objects::SubscriptionStatus::Active.as_str();
     let donation = db::run(&state.pool, move |conn| {
         Donation::set_stripe(conn, &id, pi.as_deref(), sub.as_deref())?;
-        if recurring && stripe_status == "active" {
-            Donation::set_status(conn, &id, "active")?;
+        if running {
+            Donation::set_status(conn, &id, DonationStatus::Active)?;
         }
         Donation::find(conn, &id)?.ok_or_else(|| AppError::not_found("donation"))
     })

@@ -9,7 +9,7 @@
 //! Stripe's subscription events (Stripe keeps billing it).
 
 use super::payments::{
-    creator_share, currency, is_ours, out_of_order, posting_error, restore, revoke,
+    creator_share, currency, is_ours, out_of_order, posting_error, restore, revoke, Reversed,
 };
 use super::stripe_events::Applied;
 use crate::db::models::ledger::{self as ledger_db, Posted};
@@ -129,7 +129,7 @@ fn refund_made(
     };
     Payment::add_refunded(conn, &payment.id, amount)?;
     if payment.refunded_minor + amount >= payment.amount_minor {
-        return revoke(conn, &payment, "refunded");
+        return revoke(conn, &payment, Reversed::Refunded);
     }
     Ok(Vec::new())
 }

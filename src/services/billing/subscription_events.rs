@@ -15,6 +15,7 @@ use crate::db::models::users;
 use crate::db::models::{from_db, to_db};
 use crate::db::DbConn;
 use crate::domain::entitlements::SubscriptionStatus;
+use crate::domain::states::{DonationStatus, ProductKind};
 use crate::error::AppError;
 use crate::services::emails;
 use crate::stripe::objects::{self, SubscriptionStatus as Stripe};
@@ -79,7 +80,8 @@ pub fn changed(
     let status = status_of(object.status, object.cancel_at_period_end, in_trial);
     // Stripe never moves a subscription back to `incomplete`: at an equal timestamp, such an
     // event is the creation snapshot arriving after the payment that activated it.
-    if object.status == Stripe::Incomplete && !in_trial && sub.status != "expired" {
+    if object.status == Stripe::Incomplete && !in_trial && sub.status != SubscriptionStatus::Expired
+    {
         return Ok(Applied::default());
     }
     if let Some((start, end)) = object.period() {
@@ -108,7 +110,7 @@ pub fn changed(
     if sub.scheduled_price_id.as_deref() == Some(sub.price_id.as_str()) {
         sub.scheduled_price_id = None;
     }
-    sub.status = status.as_str().to_owned();
+    sub.status = status;
     sub.stripe_subscription_id = Some(object.id.clone());
     sub.stripe_event_created = Some(created);
     sub.save(conn)?;
@@ -135,7 +137,8 @@ fn adopt(
     else {
         return Ok(None);
     };
-    let is_plan = Product::find(conn, &price.product_id)?.is_some_and(|p| p.kind == "plan");
+    let is_plan =
+        Product::find(conn, &price.product_id)?.is_some_and(|p| p.kind == ProductKind::Plan);
     if !is_plan {
         return Ok(None);
     }
@@ -157,7 +160,7 @@ fn donation_changed(
         object.status,
         Stripe::Canceled | Stripe::IncompleteExpired | Stripe::Unpaid
     );
-    if ended && donation.status != "canceled" {
+    if ended && donation.status != DonationStatus::Canceled {
         super::donations::ended(conn, &donation.id)?;
     }
     Ok(Applied::default())
