@@ -455,6 +455,8 @@ mod tests {
             cuts.push(gross);
             cuts.sort_unstable();
             let (mut creator, mut platform) = (0, 0);
+            // Equal cut points make no refund (Stripe has no refunds of 0).
+            cuts.dedup();
             for w in cuts.windows(2) {
                 let lines = refund(w[1] - w[0], w[0], gross, creator_share);
                 creator += sum_of(&lines, AccountKind::CreatorPending);

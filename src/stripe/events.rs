@@ -15,13 +15,14 @@ pub struct Event {
     pub event_type: String,
     pub created: i64,
     pub api_version: Option<String>,
-    pub data: EventData,
+    pub data: Option<EventData>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
+/// The event's object, kept as the raw JSON text until its type is known: decoded once, into
+/// the struct of that type (webhooks are the busiest write path).
+#[derive(Clone, Debug, Deserialize)]
 pub struct EventData {
-    pub object: serde_json::Value,
+    pub object: Box<serde_json::value::RawValue>,
 }
 
 /// What an event means to us.
@@ -77,7 +78,8 @@ impl Event {
     }
 
     fn object<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.data.object)
+        let object = self.data.as_ref().map_or("{}", |d| d.object.get());
+        serde_json::from_str(object)
     }
 }
 
