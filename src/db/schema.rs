@@ -88,6 +88,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    downgrade_retries (subscription_id) {
+        subscription_id -> Text,
+        attempts -> Integer,
+        retry_at -> Timestamp,
+        last_error -> Text,
+    }
+}
+
+diesel::table! {
     seat_assignments (subscription_id, user_id) {
         subscription_id -> Text,
         user_id -> Text,
@@ -169,6 +178,7 @@ diesel::joinable!(plan_entitlements -> products (product_id));
 diesel::joinable!(plan_entitlements -> entitlement_definitions (entitlement_key));
 diesel::joinable!(subscriptions -> products (product_id));
 diesel::joinable!(seat_assignments -> subscriptions (subscription_id));
+diesel::joinable!(downgrade_retries -> subscriptions (subscription_id));
 diesel::joinable!(orders -> products (product_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -180,6 +190,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     plan_entitlements,
     subscriptions,
     seat_assignments,
+    downgrade_retries,
     orders,
     grants,
     service_credentials,

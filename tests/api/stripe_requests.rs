@@ -8,8 +8,7 @@ use crate::helpers::{assert_problem, Backend, TestApp};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 async fn support_post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
     app.post(path, &app.support(), body).await
@@ -148,14 +147,22 @@ both!(
     }
 );
 
-/// localstripe behind a switch: while `down`, every call answers 500 as an outage would.
-fn stripe_behind_switch(down: Arc<AtomicBool>) -> String {
+/// localstripe behind a switch: a call whose path contains one of the `failing` strings ("/"
+/// for every call) answers 500, as an outage would.
+fn stripe_behind_switch(failing: Arc<Mutex<Vec<String>>>) -> String {
     async fn forward(
         req: HttpRequest,
         body: web::Bytes,
-        state: web::Data<(String, Arc<AtomicBool>)>,
+        state: web::Data<(String, Arc<Mutex<Vec<String>>>)>,
     ) -> HttpResponse {
-        if state.1.load(Ordering::SeqCst) {
+        let path = req.uri().to_string();
+        if state
+            .1
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| path.contains(f.as_str()))
+        {
             return HttpResponse::InternalServerError()
                 .json(json!({"error": {"type": "api_error", "message": "outage"}}));
         }
@@ -176,7 +183,7 @@ fn stripe_behind_switch(down: Arc<AtomicBool>) -> String {
     let upstream = crate::real_parts::real_parts().stripe_url.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(web::Data::new((upstream.clone(), down.clone())))
+            .app_data(web::Data::new((upstream.clone(), failing.clone())))
             .default_service(web::to(forward))
     })
     .workers(1)
@@ -190,8 +197,8 @@ fn stripe_behind_switch(down: Arc<AtomicBool>) -> String {
 both!(
     a_stripe_outage_is_not_replayed_and_the_retry_with_the_same_key_runs,
     |b: Backend| async move {
-        let down = Arc::new(AtomicBool::new(true));
-        let base = stripe_behind_switch(down.clone());
+        let failing = Arc::new(Mutex::new(vec!["/".to_owned()]));
+        let base = stripe_behind_switch(failing.clone());
         let app = spawn_billing_with(b, move |s| {
             s.stripe.api_base = base;
             s.stripe.attempts = 1;
@@ -210,7 +217,7 @@ both!(
         };
         let first = buy().await.unwrap();
         assert_eq!(first.status(), StatusCode::BAD_GATEWAY);
-        down.store(false, Ordering::SeqCst);
+        failing.lock().unwrap().clear();
         let retry = buy().await.unwrap();
         assert_eq!(retry.status(), StatusCode::CREATED, "the retry runs again");
         assert!(retry.headers().get("Idempotent-Replayed").is_none());
@@ -259,5 +266,101 @@ both!(
             StatusCode::CREATED,
         )
         .await;
+    }
+);
+
+/// The subscriptions of `user`, as our API shows them.
+async fn subscriptions_of(app: &TestApp, user: &str) -> Vec<Value> {
+    let res = app.get("/v1/me/subscriptions", &app.token(user, &[])).await;
+    let body: Value = res.json().await.unwrap();
+    body["subscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+both!(
+    failing_downgrades_are_each_retried_later_and_canceled_ones_leave_the_queue,
+    |b: Backend| async move {
+        let failing = Arc::new(Mutex::new(Vec::new()));
+        let base = stripe_behind_switch(failing.clone());
+        let app = spawn_unhooked(b, move |s| {
+            s.stripe.api_base = base;
+            s.stripe.attempts = 1;
+            // Every scheduled downgrade is due; the jobs worker runs every second.
+            s.billing.plan_change_lead_seconds = 400 * 86_400;
+            s.billing.maintenance_interval_seconds = 1;
+        })
+        .await;
+        let mut scheduled = Vec::new();
+        for _ in 0..3 {
+            let u = user();
+            let pm = card(&app).await;
+            let sub = post_as(
+                &app,
+                &u,
+                "/v1/me/subscriptions",
+                &json!({"price_id": "price_premium_monthly_usd", "payment_method": pm}),
+                StatusCode::CREATED,
+            )
+            .await;
+            let id = sub["id"].as_str().unwrap().to_owned();
+            if scheduled.is_empty() {
+                // The first is canceled at period end: it ends, so it is never downgraded.
+                let cancel = format!("/v1/me/subscriptions/{id}/cancel");
+                post_as(&app, &u, &cancel, &json!({}), StatusCode::OK).await;
+            } else {
+                // From here on Stripe fails every change to an existing subscription, so
+                // every downgrade the jobs worker tries fails.
+                failing
+                    .lock()
+                    .unwrap()
+                    .push("/v1/subscriptions/sub_".to_owned());
+            }
+            let down = post_as(
+                &app,
+                &u,
+                &format!("/v1/me/subscriptions/{id}/plan"),
+                &json!({"price_id": "price_premium_yearly_usd"}),
+                StatusCode::OK,
+            )
+            .await;
+            assert_eq!(
+                down["scheduled_price_id"], "price_premium_yearly_usd",
+                "{down}"
+            );
+            scheduled.push((u, id));
+        }
+        let retries = || {
+            use diesel::prelude::*;
+            use kopilka::db::schema::downgrade_retries as r;
+            let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+            let mut conn = pool.get().unwrap();
+            r::table
+                .select((r::subscription_id, r::attempts, r::retry_at))
+                .load::<(String, i32, chrono::NaiveDateTime)>(&mut conn)
+                .unwrap()
+        };
+        // Each failing downgrade is tried on its own: the first failure does not stop the run.
+        let both = crate::helpers::eventually(WAIT, || async { retries().len() >= 2 }).await;
+        let rows = retries();
+        let first = subscriptions_of(&app, &scheduled[0].0).await;
+        assert!(
+            both,
+            "each failing downgrade waits for its own retry: {rows:?}"
+        );
+        for (id, attempts, retry_at) in &rows {
+            assert!(
+                *id == scheduled[1].1 || *id == scheduled[2].1,
+                "{id} was canceled at period end: {first:?}"
+            );
+            assert_eq!(*attempts, 1, "not retried before its backoff");
+            assert!(retry_at.and_utc() > chrono::Utc::now(), "retried later");
+        }
+        for (u, _) in &scheduled[1..] {
+            let mine = subscriptions_of(&app, u).await;
+            assert_eq!(mine[0]["price_id"], "price_premium_monthly_usd");
+            assert_eq!(mine[0]["scheduled_price_id"], "price_premium_yearly_usd");
+        }
     }
 );

@@ -1,3 +1,4 @@
+DROP TABLE downgrade_retries;
 DROP INDEX payments_invoice;
 DROP INDEX payments_unreleased;
 ALTER TABLE payments DROP COLUMN released_at;

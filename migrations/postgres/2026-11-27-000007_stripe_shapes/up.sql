@@ -25,3 +25,12 @@ CREATE INDEX payments_unreleased ON payments(created_at)
 -- `invoice.payment_succeeded`, one completed from Stripe), the payment is recorded once.
 CREATE UNIQUE INDEX payments_invoice ON payments(stripe_invoice_id)
     WHERE stripe_invoice_id IS NOT NULL;
+
+-- A scheduled downgrade Stripe refused or could not take: tried again later with backoff,
+-- without holding up the others.
+CREATE TABLE downgrade_retries (
+    subscription_id TEXT PRIMARY KEY REFERENCES subscriptions(id),
+    attempts INTEGER NOT NULL CHECK (attempts > 0),
+    retry_at TIMESTAMP NOT NULL,
+    last_error TEXT NOT NULL
+);

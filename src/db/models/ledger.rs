@@ -78,11 +78,14 @@ pub fn post_unseen(
 /// The sum of an account's entries (debits positive). Summed here: `SUM(BIGINT)` is NUMERIC
 /// on PostgreSQL and INTEGER on SQLite, and exact integers are what we want on both.
 pub fn balance(conn: &mut DbConn, account_id: &str) -> QueryResult<i64> {
-    let amounts: Vec<i64> = ledger_entries::table
+    // Summed by the database over the account's index, not loaded entry by entry; the cast
+    // keeps one type on both backends (PostgreSQL's SUM of BIGINT is NUMERIC).
+    ledger_entries::table
         .filter(ledger_entries::account_id.eq(account_id))
-        .select(ledger_entries::amount_minor)
-        .load(conn)?;
-    Ok(amounts.iter().sum())
+        .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT)",
+        ))
+        .first(conn)
 }
 
 /// The sum of one posting's entries on accounts of `kind` (0 if it was never posted).

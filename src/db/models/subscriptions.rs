@@ -205,16 +205,68 @@ impl Subscription {
     }
 
     /// Stripe-billed subscriptions with a downgrade due: their period ends before `before`.
+    /// Scheduled downgrades of live subscriptions whose period ends before `before`, oldest
+    /// first, skipping those waiting for a retry after `now`. An ended or canceled
+    /// subscription has nothing to downgrade: it leaves the queue.
     pub fn downgrades_due(
         conn: &mut DbConn,
         before: chrono::DateTime<Utc>,
+        now: chrono::DateTime<Utc>,
+        limit: i64,
     ) -> QueryResult<Vec<Subscription>> {
+        use crate::db::schema::downgrade_retries;
+        let waiting = downgrade_retries::table
+            .filter(downgrade_retries::subscription_id.eq(subscriptions::id))
+            .filter(downgrade_retries::retry_at.gt(to_db(now)));
         subscriptions::table
+            .filter(diesel::dsl::not(diesel::dsl::exists(waiting)))
             .filter(subscriptions::scheduled_price_id.is_not_null())
             .filter(subscriptions::stripe_subscription_id.is_not_null())
             .filter(subscriptions::current_period_end.le(to_db(before)))
+            .filter(subscriptions::status.ne(SubscriptionStatus::Expired))
+            .filter(subscriptions::status.ne(SubscriptionStatus::Canceled))
+            .order(subscriptions::current_period_end.asc())
+            .limit(limit)
             .select(Subscription::as_select())
             .load(conn)
+    }
+
+    /// A downgrade that failed: tried again after a backoff that doubles per attempt (a
+    /// minute, two, four, … at most six hours).
+    pub fn downgrade_failed(
+        conn: &mut DbConn,
+        id: &str,
+        error: &str,
+        now: chrono::DateTime<Utc>,
+    ) -> QueryResult<i32> {
+        use crate::db::schema::downgrade_retries as r;
+        let attempts = r::table
+            .find(id)
+            .select(r::attempts)
+            .first::<i32>(conn)
+            .optional()?
+            .unwrap_or(0)
+            + 1;
+        let minutes = (1i64 << (attempts - 1).clamp(0, 9)).min(360);
+        let retry_at = to_db(now + chrono::Duration::minutes(minutes));
+        let error: String = error.chars().take(500).collect();
+        diesel::delete(r::table.find(id)).execute(conn)?;
+        diesel::insert_into(r::table)
+            .values((
+                r::subscription_id.eq(id),
+                r::attempts.eq(attempts),
+                r::retry_at.eq(retry_at),
+                r::last_error.eq(error),
+            ))
+            .execute(conn)?;
+        Ok(attempts)
+    }
+
+    /// The downgrade went through (or is no longer wanted): no retry pending.
+    pub fn downgrade_settled(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+        use crate::db::schema::downgrade_retries as r;
+        diesel::delete(r::table.find(id)).execute(conn)?;
+        Ok(())
     }
 
     pub fn set_scheduled_price(

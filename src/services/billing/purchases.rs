@@ -466,40 +466,75 @@ pub async fn change_plan(
 
 /// Applies downgrades whose period ends within `lead` (the job calls this).
 pub async fn apply_due_downgrades(state: &AppState, lead: Duration) -> Result<usize, AppError> {
+    let now = Utc::now();
     let due = db::run(&state.pool, move |conn| {
-        Ok(Subscription::downgrades_due(conn, Utc::now() + lead)?)
+        Ok(Subscription::downgrades_due(
+            conn,
+            now + lead,
+            now,
+            DOWNGRADE_BATCH,
+        )?)
     })
     .await?;
     let gw = gateway(state)?;
     let mut applied = 0;
     for sub in due {
-        let (Some(stripe_id), Some(price)) = (
-            sub.stripe_subscription_id.clone(),
-            sub.scheduled_price_id.clone(),
-        ) else {
-            continue;
-        };
-        let item = item_of(gw, &stripe_id).await?;
-        let key = format!(
-            "downgrade-{}-{}",
-            sub.id,
-            sub.current_period_end.and_utc().timestamp()
-        );
-        let answer = gw
-            .change_plan(
-                &stripe_id,
-                &item,
-                &price,
-                u64::try_from(sub.quantity).unwrap_or(1),
-                false,
-                &key,
-            )
+        let id = sub.id.clone();
+        // One failing downgrade never holds up the others: it is retried with backoff.
+        let outcome = apply_downgrade(state, gw, sub)
             .await
-            .map_err(stripe_error)?;
-        finish_subscription(state, &sub.id, answer).await?;
-        applied += 1;
+            .map_err(|e| e.to_string());
+        if outcome.is_ok() {
+            applied += 1;
+        }
+        db::run(&state.pool, move |conn| {
+            match outcome {
+                Ok(()) => Subscription::downgrade_settled(conn, &id)?,
+                Err(error) => {
+                    let attempts = Subscription::downgrade_failed(conn, &id, &error, Utc::now())?;
+                    tracing::warn!(subscription = %id, attempts, %error, "downgrade failed; retried later");
+                }
+            }
+            Ok(())
+        })
+        .await?;
     }
     Ok(applied)
+}
+
+/// Downgrades per run of the jobs worker.
+const DOWNGRADE_BATCH: i64 = 100;
+
+async fn apply_downgrade(
+    state: &AppState,
+    gw: &Gateway,
+    sub: Subscription,
+) -> Result<(), AppError> {
+    let (Some(stripe_id), Some(price)) = (
+        sub.stripe_subscription_id.clone(),
+        sub.scheduled_price_id.clone(),
+    ) else {
+        return Ok(());
+    };
+    let item = item_of(gw, &stripe_id).await?;
+    let key = format!(
+        "downgrade-{}-{}",
+        sub.id,
+        sub.current_period_end.and_utc().timestamp()
+    );
+    let answer = gw
+        .change_plan(
+            &stripe_id,
+            &item,
+            &price,
+            u64::try_from(sub.quantity).unwrap_or(1),
+            false,
+            &key,
+        )
+        .await
+        .map_err(stripe_error)?;
+    finish_subscription(state, &sub.id, answer).await?;
+    Ok(())
 }
 
 pub struct Buy {
