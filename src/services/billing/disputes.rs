@@ -12,14 +12,14 @@
 //! currency is never booked as if it were in this one.
 
 use super::payments::{
-    creator_share, currency, out_of_order, posting_error, restore, revoke, Reversed,
+    currency, out_of_order, post_reversal, posting_error, restore, revoke, Reversed,
 };
 use super::refunds::payment_of;
 use super::stripe_events::Applied;
-use crate::db::models::ledger::{self as ledger_db, Posted};
+use crate::db::models::ledger as ledger_db;
 use crate::db::models::payments::Payment;
 use crate::db::DbConn;
-use crate::domain::ledger::{self, Reversal};
+use crate::domain::ledger;
 use crate::domain::money::Currency;
 use crate::error::AppError;
 use crate::stripe::objects::{id_of, Charge, Dispute, DisputeStatus};
@@ -86,26 +86,13 @@ pub fn funds_withdrawn(
     if amount == 0 {
         return Ok(Applied::default());
     }
-    let lines = ledger::taken_back(
-        Reversal {
-            amount,
-            fee: 0,
-            gross: payment.amount_minor,
-            before: payment.reversed_minor(),
-            creator: creator_share(&payment),
-        },
-        &currency,
-    )
-    .map_err(posting_error)?;
     let key = format!("dispute:{}", dispute.id);
     let what = format!("dispute {}", dispute.id);
-    match ledger_db::post(conn, &key, &what, &lines)? {
-        Posted::New(_) => {
-            Payment::add_disputed(conn, &payment.id, amount)?;
-            Ok(Applied::users(revoke(conn, &payment, Reversed::Disputed)?))
-        }
-        Posted::Already => Ok(Applied::default()),
+    if !post_reversal(conn, &payment, amount, &key, &what)? {
+        return Ok(Applied::default());
     }
+    Payment::add_disputed(conn, &payment.id, amount)?;
+    Ok(Applied::users(revoke(conn, &payment, Reversed::Disputed)?))
 }
 
 /// `charge.dispute.funds_reinstated`, and `charge.dispute.closed` as won.
@@ -133,20 +120,9 @@ pub fn funds_reinstated(
             )))
         };
     }
-    let lines = ledger::taken_back(
-        Reversal {
-            amount: -taken,
-            fee: 0,
-            gross: payment.amount_minor,
-            before: payment.reversed_minor(),
-            creator: creator_share(&payment),
-        },
-        &currency,
-    )
-    .map_err(posting_error)?;
     let key = format!("{withdrawn}:reinstated");
     let what = format!("dispute {} reinstated", dispute.id);
-    if let Posted::Already = ledger_db::post(conn, &key, &what, &lines)? {
+    if !post_reversal(conn, &payment, -taken, &key, &what)? {
         return Ok(Applied::default());
     }
     Payment::add_disputed(conn, &payment.id, -taken)?;

@@ -70,12 +70,36 @@ pub(super) fn is_ours(
 }
 
 /// The creator's share of a payment, and where it sits now.
-pub(super) fn creator_share(payment: &Payment) -> Option<CreatorShare<'_>> {
+fn creator_share(payment: &Payment) -> Option<CreatorShare<'_>> {
     payment.creator_id.as_deref().map(|creator| CreatorShare {
         creator,
         share: payment.creator_share_minor,
         released: payment.released_at.is_some(),
     })
+}
+
+/// Posts `amount` of `payment` going back to the customer (negative: coming back to us),
+/// with the shares taken back cumulatively, once by `key`; `false` when it was posted before.
+pub(super) fn post_reversal(
+    conn: &mut DbConn,
+    payment: &Payment,
+    amount: i64,
+    key: &str,
+    what: &str,
+) -> Result<bool, AppError> {
+    let reversal = ledger::Reversal {
+        amount,
+        fee: 0,
+        gross: payment.amount_minor,
+        before: payment.reversed_minor(),
+        creator: creator_share(payment),
+    };
+    let lines =
+        ledger::taken_back(reversal, &currency(&payment.currency)?).map_err(posting_error)?;
+    Ok(matches!(
+        ledger_db::post(conn, key, what, &lines)?,
+        ledger_db::Posted::New(_)
+    ))
 }
 
 /// Who earns from a payment: the creator and their share rule, if any.

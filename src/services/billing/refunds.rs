@@ -8,14 +8,11 @@
 //! one-off purchase revokes it; a refunded subscription invoice leaves the subscription to
 //! Stripe's subscription events (Stripe keeps billing it).
 
-use super::payments::{
-    creator_share, currency, is_ours, out_of_order, posting_error, restore, revoke, Reversed,
-};
+use super::payments::{is_ours, out_of_order, post_reversal, restore, revoke, Reversed};
 use super::stripe_events::Applied;
-use crate::db::models::ledger::{self as ledger_db, Posted};
+use crate::db::models::ledger as ledger_db;
 use crate::db::models::payments::Payment;
 use crate::db::DbConn;
-use crate::domain::ledger::{self, Reversal};
 use crate::error::AppError;
 use crate::stripe::objects::{id_of, Charge, Metadata, Refund, RefundOutcome, RefundStatus};
 
@@ -111,22 +108,11 @@ fn refund_made(
     if amount <= 0 || refund.id.is_empty() {
         return Ok(Vec::new());
     }
-    let lines = ledger::taken_back(
-        Reversal {
-            amount,
-            fee: 0,
-            gross: payment.amount_minor,
-            before: payment.reversed_minor(),
-            creator: creator_share(&payment),
-        },
-        &currency(&payment.currency)?,
-    )
-    .map_err(posting_error)?;
     let key = format!("refund:{}", refund.id);
     let what = format!("refund of {}", payment.stripe_charge_id);
-    let Posted::New(_) = ledger_db::post(conn, &key, &what, &lines)? else {
+    if !post_reversal(conn, &payment, amount, &key, &what)? {
         return Ok(Vec::new());
-    };
+    }
     Payment::add_refunded(conn, &payment.id, amount)?;
     if payment.refunded_minor + amount >= payment.amount_minor {
         return revoke(conn, &payment, Reversed::Refunded);
@@ -151,22 +137,11 @@ fn refund_failed(
         // Never posted (it failed before any event said it was made): nothing to undo.
         return Ok(Vec::new());
     }
-    let lines = ledger::taken_back(
-        Reversal {
-            amount: -amount,
-            fee: 0,
-            gross: payment.amount_minor,
-            before: payment.reversed_minor(),
-            creator: creator_share(&payment),
-        },
-        &currency(&payment.currency)?,
-    )
-    .map_err(posting_error)?;
     let key = format!("{made}:failed");
     let what = format!("failed refund of {}", payment.stripe_charge_id);
-    let Posted::New(_) = ledger_db::post(conn, &key, &what, &lines)? else {
+    if !post_reversal(conn, &payment, -amount, &key, &what)? {
         return Ok(Vec::new());
-    };
+    }
     Payment::add_refunded(conn, &payment.id, -amount)?;
     if payment.refunded_minor >= payment.amount_minor && payment.disputed_minor == 0 {
         return restore(conn, &payment);
