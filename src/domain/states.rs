@@ -126,6 +126,16 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// How a stored Stripe event was taken.
+    EventOutcome {
+        /// Its effects were applied (or it had none to apply).
+        Applied => "applied",
+        /// It concerned nothing of ours: kept and acknowledged.
+        Ignored => "ignored",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +158,7 @@ mod tests {
         round_trips(DonationStatus::ALL);
         round_trips(Interval::ALL);
         round_trips(ProductKind::ALL);
+        round_trips(EventOutcome::ALL);
         assert_eq!(
             SubscriptionStatus::parse("past_due"),
             Some(SubscriptionStatus::PastDue)

@@ -364,3 +364,46 @@ both!(
         }
     }
 );
+
+both!(
+    a_refunded_month_of_a_monthly_donation_leaves_it_running_and_cancelable,
+    |b: Backend| async move {
+        let app = spawn_billing(b).await;
+        let donor = user();
+        let pm = card(&app).await;
+        let d = post_as(
+            &app,
+            &donor,
+            "/v1/me/donations",
+            &json!({"amount_minor": 300, "currency": "EUR", "recurring": true, "payment_method": pm}),
+            StatusCode::CREATED,
+        )
+        .await;
+        wait_for_balance(&app, "platform_revenue:platform:EUR", -300).await;
+        let sub = stripe_all(&app, "/subscriptions")
+            .await
+            .into_iter()
+            .find(|s| s["metadata"]["kopilka_subscription_id"] == d["id"])
+            .expect("the donation's Stripe subscription");
+        let invoice = stripe(
+            &app,
+            "GET",
+            &format!("/invoices/{}", sub["latest_invoice"].as_str().unwrap()),
+            &[],
+        )
+        .await;
+        let charge = invoice["charge"]
+            .as_str()
+            .or(invoice["charge"]["id"].as_str())
+            .unwrap()
+            .to_owned();
+        let refund = stripe(&app, "POST", "/refunds", &[("charge", charge.as_str())]).await;
+        let res = deliver(&app, &event("refund.created", current_refund(refund))).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(balance(&app, "platform_revenue:platform:EUR").await, 0);
+        // One month refunded: Stripe keeps billing, so the donation runs and can be ended.
+        let path = format!("/v1/me/donations/{}/cancel", d["id"].as_str().unwrap());
+        let canceled = post_as(&app, &donor, &path, &json!({}), StatusCode::OK).await;
+        assert_eq!(canceled["status"], "canceled", "{canceled}");
+    }
+);

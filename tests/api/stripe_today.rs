@@ -155,7 +155,7 @@ async fn my_subscription(app: &TestApp, user: &str, ours: &str) -> Value {
 }
 
 /// The outcome a stored event was taken with.
-fn outcome(app: &TestApp, event: &str) -> Option<String> {
+fn outcome(app: &TestApp, event: &str) -> Option<kopilka::domain::states::EventOutcome> {
     let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
     let mut conn = pool.get().expect("conn");
     kopilka::db::models::stripe_events::outcome(&mut conn, event).expect("outcome")
@@ -238,8 +238,8 @@ both!(
         deliver_ok(&app, &refund).await;
         for e in [&refunded, &disputed, &refund] {
             assert_eq!(
-                outcome(&app, e["id"].as_str().unwrap()).as_deref(),
-                Some("ignored")
+                outcome(&app, e["id"].as_str().unwrap()),
+                Some(kopilka::domain::states::EventOutcome::Ignored)
             );
         }
         assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, 0);

@@ -12,7 +12,9 @@ ALTER TABLE payments ADD COLUMN disputed_minor BIGINT NOT NULL DEFAULT 0;
 -- out of available. Each payment is released once, by its own posting.
 ALTER TABLE payments ADD COLUMN released_at TIMESTAMP;
 -- Payments the old account-wide release job already released (it released everything older
--- than the hold whenever it ran) are marked released, so they are not released twice.
+-- than the hold whenever it ran) are marked released, so they are not released twice. This
+-- assumes the default hold of 14 days; databases that ran with another `billing.hold_days`
+-- before this migration need the same statement with their hold.
 UPDATE payments SET released_at = created_at
 WHERE creator_id IS NOT NULL
   AND EXISTS (

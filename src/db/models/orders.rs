@@ -126,7 +126,7 @@ impl Order {
     pub fn holds_pack(conn: &mut DbConn, user: &str, product: &str) -> QueryResult<bool> {
         let n: i64 = orders::table
             .filter(orders::product_id.eq(product))
-            .filter(orders::status.eq("paid"))
+            .filter(orders::status.eq(OrderStatus::Paid))
             .filter(
                 orders::recipient_id.eq(user).or(orders::recipient_id
                     .is_null()

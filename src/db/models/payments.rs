@@ -99,6 +99,25 @@ impl Payment {
             .optional()
     }
 
+    /// The payment, locked until the end of the transaction: reversals and the release read
+    /// what was reversed so far and write after it, so two of them for one payment must not
+    /// interleave (PostgreSQL `FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already serializes).
+    pub fn lock(conn: &mut DbConn, id: &str) -> QueryResult<Option<Payment>> {
+        match conn {
+            DbConn::Pg(c) => payments::table
+                .find(id)
+                .select(Payment::as_select())
+                .for_update()
+                .first(c)
+                .optional(),
+            DbConn::Sqlite(c) => payments::table
+                .find(id)
+                .select(Payment::as_select())
+                .first(c)
+                .optional(),
+        }
+    }
+
     /// The Stripe payment of an order (one per order: an order is paid once).
     pub fn by_order(conn: &mut DbConn, order: &str) -> QueryResult<Option<Payment>> {
         payments::table

@@ -3,6 +3,7 @@
 use super::to_db;
 use crate::db::schema::stripe_events;
 use crate::db::DbConn;
+use crate::domain::states::EventOutcome;
 use chrono::Utc;
 use diesel::prelude::*;
 
@@ -31,13 +32,13 @@ pub fn record(
 /// Marks a stored event as not concerning anything of ours (kept, acknowledged, not retried).
 pub fn mark_ignored(conn: &mut DbConn, id: &str) -> QueryResult<()> {
     diesel::update(stripe_events::table.find(id))
-        .set(stripe_events::outcome.eq("ignored"))
+        .set(stripe_events::outcome.eq(EventOutcome::Ignored))
         .execute(conn)?;
     Ok(())
 }
 
-/// How an event was taken: `applied` or `ignored`.
-pub fn outcome(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
+/// How an event was taken; `None` when it is not stored.
+pub fn outcome(conn: &mut DbConn, id: &str) -> QueryResult<Option<EventOutcome>> {
     stripe_events::table
         .find(id)
         .select(stripe_events::outcome)

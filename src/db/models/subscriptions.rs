@@ -4,7 +4,7 @@ use super::catalog::{ser_opt_ts, ser_ts};
 use super::{new_id, to_db};
 use crate::db::schema::{seat_assignments, subscriptions};
 use crate::db::DbConn;
-use crate::domain::states::SubscriptionStatus;
+use crate::domain::states::{DonationStatus, SubscriptionStatus};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -132,7 +132,7 @@ impl Subscription {
         let price_ids: Vec<String> = subscriptions::table
             .filter(subscriptions::user_id.eq(user_id))
             .filter(subscriptions::stripe_subscription_id.is_not_null())
-            .filter(subscriptions::status.ne("expired"))
+            .filter(subscriptions::status.ne(SubscriptionStatus::Expired))
             .select(subscriptions::price_id)
             .load(conn)?;
         let mut currencies: Vec<String> = prices::table
@@ -144,7 +144,7 @@ impl Subscription {
                 .filter(donations::donor_id.eq(user_id))
                 .filter(donations::recurring.eq(true))
                 .filter(donations::stripe_subscription_id.is_not_null())
-                .filter(donations::status.eq_any(["pending", "active"]))
+                .filter(donations::status.eq_any([DonationStatus::Pending, DonationStatus::Active]))
                 .select(donations::currency)
                 .load::<String>(conn)?,
         );
@@ -197,7 +197,7 @@ impl Subscription {
         before: chrono::DateTime<Utc>,
     ) -> QueryResult<Vec<Subscription>> {
         subscriptions::table
-            .filter(subscriptions::status.eq("trialing"))
+            .filter(subscriptions::status.eq(SubscriptionStatus::Trialing))
             .filter(subscriptions::trial_end.le(to_db(before)))
             .filter(subscriptions::trial_end.gt(to_db(Utc::now())))
             .select(Subscription::as_select())
@@ -260,6 +260,17 @@ impl Subscription {
             ))
             .execute(conn)?;
         Ok(attempts)
+    }
+
+    /// How many times the subscription's downgrade has failed so far.
+    pub fn downgrade_attempts(conn: &mut DbConn, id: &str) -> QueryResult<i32> {
+        use crate::db::schema::downgrade_retries as r;
+        Ok(r::table
+            .find(id)
+            .select(r::attempts)
+            .first::<i32>(conn)
+            .optional()?
+            .unwrap_or(0))
     }
 
     /// The downgrade went through (or is no longer wanted): no retry pending.

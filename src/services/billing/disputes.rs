@@ -37,7 +37,11 @@ fn payment(
     let metadata = charge.map(|c| c.metadata.clone()).unwrap_or_default();
     let intent =
         id_of(&dispute.payment_intent).or_else(|| charge.and_then(|c| id_of(&c.payment_intent)));
-    payment_of(conn, id, customer, &metadata, intent)
+    match payment_of(conn, id, customer, &metadata, intent)? {
+        // Read again under a lock: what was reversed so far must not change under us.
+        Some(p) => Ok(Payment::lock(conn, &p.id)?),
+        None => Ok(None),
+    }
 }
 
 /// Posts each dispute fee (or returned fee) of the dispute's balance transactions once.

@@ -26,7 +26,12 @@ pub fn release_due(
 ) -> Result<usize, AppError> {
     let cutoff = crate::db::models::to_db(now - Duration::days(hold_days));
     let mut released = 0;
-    for payment in Payment::unreleased_before(conn, cutoff, limit)? {
+    for due in Payment::unreleased_before(conn, cutoff, limit)? {
+        // Under the payment's lock: a reversal committing meanwhile is either before (and
+        // netted here) or after (and comes out of available).
+        let Some(payment) = Payment::lock(conn, &due.id)? else {
+            continue;
+        };
         let Some(creator) = payment.creator_id.as_deref() else {
             continue;
         };

@@ -487,6 +487,14 @@ pub(super) enum Reversed {
     Disputed,
 }
 
+/// The one-off donation a payment paid, if it paid one.
+fn one_off_donation(conn: &mut DbConn, payment: &Payment) -> Result<Option<Donation>, AppError> {
+    match &payment.donation_id {
+        Some(id) => Ok(Donation::find(conn, id)?.filter(|d| !d.recurring)),
+        None => Ok(None),
+    }
+}
+
 /// Revokes what a one-off payment bought (a full refund, or a dispute's withdrawal). A
 /// subscription invoice's payment revokes nothing here: Stripe keeps billing the
 /// subscription, and its state follows Stripe's subscription events.
@@ -507,8 +515,10 @@ pub(super) fn revoke(
             affected.extend(grants::revoke_for(conn, &gift_reason(order_id), "stripe")?);
         }
     }
-    if let Some(id) = &payment.donation_id {
-        Donation::set_status(conn, id, donation_status)?;
+    // A monthly donation's month refunded or disputed does not end the donation: Stripe
+    // keeps billing it until the donor or Stripe ends it.
+    if let Some(d) = one_off_donation(conn, payment)? {
+        Donation::set_status(conn, &d.id, donation_status)?;
     }
     Ok(affected)
 }
@@ -529,8 +539,8 @@ pub(super) fn restore(conn: &mut DbConn, payment: &Payment) -> Result<Vec<String
             )?);
         }
     }
-    if let Some(id) = &payment.donation_id {
-        Donation::set_status(conn, id, DonationStatus::Paid)?;
+    if let Some(d) = one_off_donation(conn, payment)? {
+        Donation::set_status(conn, &d.id, DonationStatus::Paid)?;
     }
     Ok(affected)
 }

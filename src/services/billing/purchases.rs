@@ -517,8 +517,14 @@ async fn apply_downgrade(
         return Ok(());
     };
     let item = item_of(gw, &stripe_id).await?;
+    let id = sub.id.clone();
+    let attempts = db::run(&state.pool, move |conn| {
+        Ok(Subscription::downgrade_attempts(conn, &id)?)
+    })
+    .await?;
+    // Stripe replays a key's first answer, a refusal included: each retry is a new request.
     let key = format!(
-        "downgrade-{}-{}",
+        "downgrade-{}-{}-{attempts}",
         sub.id,
         sub.current_period_end.and_utc().timestamp()
     );

@@ -99,7 +99,7 @@ fn refund_made(
     refund: &Refund,
 ) -> Result<Vec<String>, AppError> {
     // Read fresh: an earlier refund of this event changed it.
-    let Some(payment) = Payment::find(conn, payment_id)? else {
+    let Some(payment) = Payment::lock(conn, payment_id)? else {
         return Ok(Vec::new());
     };
     let amount = refund
@@ -127,7 +127,7 @@ fn refund_failed(
     payment_id: &str,
     refund: &Refund,
 ) -> Result<Vec<String>, AppError> {
-    let Some(payment) = Payment::find(conn, payment_id)? else {
+    let Some(payment) = Payment::lock(conn, payment_id)? else {
         return Ok(Vec::new());
     };
     let made = format!("refund:{}", refund.id);
