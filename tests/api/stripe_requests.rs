@@ -58,28 +58,32 @@ both!(
     }
 );
 
+/// A monthly donation of 3.00 EUR paid by card; returns it and its Stripe subscription.
+async fn monthly_donation(app: &TestApp, donor: &str) -> (Value, Value) {
+    let pm = card(app).await;
+    let d = post_as(
+        app,
+        donor,
+        "/v1/me/donations",
+        &json!({"amount_minor": 300, "currency": "EUR", "recurring": true, "payment_method": pm}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let sub = stripe_all(app, "/subscriptions")
+        .await
+        .into_iter()
+        .find(|s| s["metadata"]["kopilka_subscription_id"] == d["id"])
+        .expect("the donation's Stripe subscription");
+    (d, sub)
+}
+
 both!(
     a_donor_ends_a_monthly_donation_and_stripe_bills_no_more,
     |b: Backend| async move {
         let app = spawn_billing(b).await;
         let donor = user();
-        let pm = card(&app).await;
-        let d = post_as(
-            &app,
-            &donor,
-            "/v1/me/donations",
-            &json!({"amount_minor": 300, "currency": "EUR", "recurring": true, "payment_method": pm}),
-            StatusCode::CREATED,
-        )
-        .await;
-        let stripe_id = stripe_all(&app, "/subscriptions")
-            .await
-            .into_iter()
-            .find(|s| s["metadata"]["kopilka_subscription_id"] == d["id"])
-            .expect("the donation's Stripe subscription")["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (d, sub) = monthly_donation(&app, &donor).await;
+        let stripe_id = sub["id"].as_str().unwrap().to_owned();
         let path = format!("/v1/me/donations/{}/cancel", d["id"].as_str().unwrap());
         let res = app.post(&path, &app.token(&user(), &[]), &json!({})).await;
         assert_problem(res, StatusCode::NOT_FOUND, "not_found").await;
@@ -115,20 +119,7 @@ both!(
     |b: Backend| async move {
         let app = spawn_billing(b).await;
         let donor = user();
-        let pm = card(&app).await;
-        let d = post_as(
-            &app,
-            &donor,
-            "/v1/me/donations",
-            &json!({"amount_minor": 300, "currency": "EUR", "recurring": true, "payment_method": pm}),
-            StatusCode::CREATED,
-        )
-        .await;
-        let sub = stripe_all(&app, "/subscriptions")
-            .await
-            .into_iter()
-            .find(|s| s["metadata"]["kopilka_subscription_id"] == d["id"])
-            .expect("the donation's Stripe subscription");
+        let (d, sub) = monthly_donation(&app, &donor).await;
         let mut ended = current_subscription(sub);
         ended["status"] = "canceled".into();
         let res = deliver(&app, &event("customer.subscription.deleted", ended)).await;
@@ -370,21 +361,8 @@ both!(
     |b: Backend| async move {
         let app = spawn_billing(b).await;
         let donor = user();
-        let pm = card(&app).await;
-        let d = post_as(
-            &app,
-            &donor,
-            "/v1/me/donations",
-            &json!({"amount_minor": 300, "currency": "EUR", "recurring": true, "payment_method": pm}),
-            StatusCode::CREATED,
-        )
-        .await;
+        let (d, sub) = monthly_donation(&app, &donor).await;
         wait_for_balance(&app, "platform_revenue:platform:EUR", -300).await;
-        let sub = stripe_all(&app, "/subscriptions")
-            .await
-            .into_iter()
-            .find(|s| s["metadata"]["kopilka_subscription_id"] == d["id"])
-            .expect("the donation's Stripe subscription");
         let invoice = stripe(
             &app,
             "GET",

@@ -212,13 +212,8 @@ pub async fn subscribe(
     .await;
     let stripe_sub = match result {
         Ok(s) => s,
-        // Stripe may have made the subscription before the call timed out: our record stays,
-        // and Stripe's events (carrying our id in metadata) or a retry link it.
-        Err(e) if actix_web::ResponseError::status_code(&e) != StatusCode::PAYMENT_REQUIRED => {
-            return Err(e)
-        }
-        Err(e) => {
-            // Stripe refused: nothing was bought, so no record of a subscription stays behind.
+        // Stripe refused: nothing was bought, so no record of a subscription stays behind.
+        Err(e @ AppError::Client { status, .. }) if status == StatusCode::PAYMENT_REQUIRED => {
             let id = sub.id.clone();
             db::run(&state.pool, move |conn| {
                 Ok(Subscription::delete_unpaid(conn, &id)?)
@@ -226,6 +221,9 @@ pub async fn subscribe(
             .await?;
             return Err(e);
         }
+        // Stripe may have made the subscription before the call timed out: our record stays,
+        // and Stripe's events (carrying our id in metadata) or a retry link it.
+        Err(e) => return Err(e),
     };
     finish_subscription(state, &sub.id, stripe_sub).await
 }
