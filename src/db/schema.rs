@@ -284,6 +284,8 @@ diesel::table! {
         fee_settled_at -> Nullable<Timestamp>,
         disputed_minor -> BigInt,
         released_at -> Nullable<Timestamp>,
+        settlement_currency -> Nullable<Text>,
+        settlement_minor -> Nullable<BigInt>,
     }
 }
 

@@ -18,6 +18,9 @@ pub enum AccountKind {
     /// A creator's share that may be paid out.
     CreatorAvailable,
     Payouts,
+    /// Stripe's currency conversions: a charge's currency comes in here and its settlement
+    /// currency goes out, so each currency of a conversion still sums to zero.
+    FxConversion,
 }
 
 impl AccountKind {
@@ -29,6 +32,7 @@ impl AccountKind {
             Self::CreatorPending => "creator_pending",
             Self::CreatorAvailable => "creator_available",
             Self::Payouts => "payouts",
+            Self::FxConversion => "fx_conversion",
         }
     }
 }
@@ -262,6 +266,49 @@ pub fn release(creator: &str, amount: i64, currency: &Currency) -> Result<Vec<Li
     ])
 }
 
+/// Stripe converting `amount` of clearing in `from` into `settled` in `to` (a EUR charge paid
+/// into a USD balance); negative amounts convert back (a refund of a converted charge). Each
+/// currency balances through its FX account, so clearing per currency is what Stripe holds.
+pub fn conversion(
+    amount: i64,
+    from: &Currency,
+    settled: i64,
+    to: &Currency,
+) -> Result<Vec<Line>, PostingError> {
+    balanced(vec![
+        Line {
+            account: Account::platform(AccountKind::StripeClearing, from),
+            amount_minor: -amount,
+        },
+        Line {
+            account: Account::platform(AccountKind::FxConversion, from),
+            amount_minor: amount,
+        },
+        Line {
+            account: Account::platform(AccountKind::FxConversion, to),
+            amount_minor: -settled,
+        },
+        Line {
+            account: Account::platform(AccountKind::StripeClearing, to),
+            amount_minor: settled,
+        },
+    ])
+}
+
+/// What `reversed` of a `gross` payment settled as `settled` comes to in the settlement
+/// currency, at the charge's own rate: cumulative like `creator_part`, so a full reversal
+/// converts back exactly what came in, whatever the refunds that made it up.
+pub fn settled_part(before: i64, amount: i64, gross: i64, settled: i64) -> i64 {
+    if gross <= 0 {
+        return 0;
+    }
+    let at = |reversed: i64| {
+        i64::try_from((i128::from(settled) * i128::from(reversed)).div_euclid(i128::from(gross)))
+            .unwrap_or(0)
+    };
+    at(before + amount) - at(before)
+}
+
 /// The reversal of a posting: every line negated (a full refund, a lost dispute).
 pub fn reversal(lines: &[Line]) -> Result<Vec<Line>, PostingError> {
     balanced(
@@ -481,10 +528,28 @@ mod tests {
                 stripe_fee(fee, &usd()),
                 taken_back(r, &usd()),
                 release("c", amount, &usd()),
+                conversion(amount, &usd(), fee, &Currency::parse("EUR").unwrap()),
             ];
             for lines in postings.into_iter().flatten() {
                 prop_assert!(sums_per_currency(&lines).values().all(|s| *s == 0));
             }
+        }
+
+        #[test]
+        fn reversals_of_a_converted_charge_over_any_split_convert_back_all_that_came_in(
+            (gross, mut cuts) in splits(), settled in 0i64..20_000_000,
+        ) {
+            cuts.push(0);
+            cuts.push(gross);
+            cuts.sort_unstable();
+            let back: i64 = cuts.windows(2).map(|w| settled_part(w[0], w[1] - w[0], gross, settled)).sum();
+            prop_assert_eq!(back, settled);
+            // A failed refund converts back what its refund converted.
+            let (before, amount) = (cuts[cuts.len() / 2], gross - cuts[cuts.len() / 2]);
+            prop_assert_eq!(
+                settled_part(before + amount, -amount, gross, settled),
+                -settled_part(before, amount, gross, settled)
+            );
         }
 
         #[test]

@@ -18,8 +18,16 @@ fn card_fee(amount: i64) -> i64 {
     (amount * 29 + 500) / 1000 + 30
 }
 
-async fn forward(req: HttpRequest, body: web::Bytes, upstream: web::Data<String>) -> HttpResponse {
-    let url = format!("{}{}", upstream.get_ref(), req.uri());
+/// Where the proxy's charges settle: in their own currency, or converted into another
+/// balance at a rate (percent), as Stripe does for a EUR-settled account selling in USD.
+#[derive(Clone)]
+struct Settles {
+    upstream: String,
+    into: Option<(&'static str, i64)>,
+}
+
+async fn forward(req: HttpRequest, body: web::Bytes, settles: web::Data<Settles>) -> HttpResponse {
+    let url = format!("{}{}", settles.upstream, req.uri());
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).expect("method");
     let mut out = reqwest::Client::new()
         .request(method, url)
@@ -34,17 +42,36 @@ async fn forward(req: HttpRequest, body: web::Bytes, upstream: web::Data<String>
     let mut answer: Value = res.json().await.expect("localstripe json");
     if req.path().starts_with("/v1/charges/") && answer["balance_transaction"].is_object() {
         let amount = answer["amount"].as_i64().expect("charge amount");
-        answer["balance_transaction"]["fee"] = card_fee(amount).into();
+        let bt = &mut answer["balance_transaction"];
+        match settles.into {
+            None => bt["fee"] = card_fee(amount).into(),
+            Some((currency, percent)) => {
+                let settled = amount * percent / 100;
+                bt["currency"] = currency.into();
+                bt["amount"] = settled.into();
+                bt["fee"] = card_fee(settled).into();
+                bt["net"] = (settled - card_fee(settled)).into();
+                bt["exchange_rate"] = (percent as f64 / 100.0).into();
+            }
+        }
     }
     HttpResponse::build(status).json(answer)
 }
 
 /// localstripe behind the fee-filling proxy; returns the proxy's base URL.
 fn stripe_with_fees() -> String {
-    let upstream = crate::real_parts::real_parts().stripe_url.clone();
+    stripe_settling(None)
+}
+
+/// localstripe behind a proxy settling every charge as `into` says.
+fn stripe_settling(into: Option<(&'static str, i64)>) -> String {
+    let settles = Settles {
+        upstream: crate::real_parts::real_parts().stripe_url.clone(),
+        into,
+    };
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(web::Data::new(upstream.clone()))
+            .app_data(web::Data::new(settles.clone()))
             .default_service(web::to(forward))
     })
     .workers(1)
@@ -122,5 +149,75 @@ both!(
             balance(&app, &format!("creator_pending:{creator}:USD")).await,
             0
         );
+    }
+);
+
+both!(
+    a_charge_settled_in_another_currency_is_converted_and_its_fee_booked_there,
+    |b: Backend| async move {
+        // The account's balance is in EUR; the pack sells in USD at 0.92 EUR per USD.
+        let proxy = stripe_settling(Some(("eur", 92)));
+        let app = spawn_billing_with(b, move |s| s.stripe.api_base = proxy).await;
+        let (creator, pack, price) = creator_pack(&app, 7000, 499).await;
+        let buyer = user();
+        let order = buy_and_pay(&app, &buyer, &price, None).await;
+        let key = format!("sticker_pack:{pack}");
+        wait_until_holds(&app, &buyer, &key, true).await;
+        // 499 USD came in as 459 EUR, of which Stripe kept 2.9 % + 30 = 43 EUR.
+        let (settled, fee) = (459, card_fee(459));
+        assert_eq!(fee, 43);
+        wait_for_balance(&app, "stripe_fees:platform:EUR", fee).await;
+        assert_eq!(
+            balance(&app, "stripe_clearing:platform:EUR").await,
+            settled - fee
+        );
+        assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, 0);
+        assert_eq!(balance(&app, "fx_conversion:platform:USD").await, 499);
+        assert_eq!(balance(&app, "fx_conversion:platform:EUR").await, -settled);
+        assert_eq!(balance(&app, "stripe_fees:platform:USD").await, 0);
+        // Shares stay in the sale's currency.
+        let pending = format!("creator_pending:{creator}:USD");
+        assert_eq!(balance(&app, &pending).await, -349);
+
+        // Refunded in two parts: each converts back at the charge's rate, and together they
+        // convert back exactly what came in; Stripe keeps its fee.
+        let intent = stripe(
+            &app,
+            "GET",
+            &format!("/payment_intents/{}", intent_of(&order)),
+            &[],
+        )
+        .await;
+        let charge = intent["latest_charge"]
+            .as_str()
+            .or(intent["latest_charge"]["id"].as_str())
+            .or(intent["charges"]["data"][0]["id"].as_str())
+            .expect("the intent's charge")
+            .to_owned();
+        for amount in [99, 400] {
+            let refund = stripe(
+                &app,
+                "POST",
+                "/refunds",
+                &[("charge", &charge), ("amount", &amount.to_string())],
+            )
+            .await;
+            let refunded = event(
+                "refund.created",
+                json!({"id": refund["id"], "object": "refund", "amount": amount, "charge": charge,
+                       "currency": "usd", "status": "succeeded", "payment_intent": intent["id"]}),
+            );
+            let res = deliver(&app, &refunded).await;
+            assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+        }
+        wait_until_holds(&app, &buyer, &key, false).await;
+        // 99 of 499 converts back as floor(459 × 99 / 499) = 91 EUR, the rest as 368.
+        assert_eq!(balance(&app, "stripe_clearing:platform:EUR").await, -fee);
+        assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, 0);
+        assert_eq!(balance(&app, "fx_conversion:platform:USD").await, 0);
+        assert_eq!(balance(&app, "fx_conversion:platform:EUR").await, 0);
+        assert_eq!(balance(&app, "stripe_fees:platform:EUR").await, fee);
+        assert_eq!(balance(&app, &pending).await, 0);
+        assert_eq!(balance(&app, "platform_revenue:platform:USD").await, 0);
     }
 );

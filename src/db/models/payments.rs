@@ -45,6 +45,12 @@ pub struct Payment {
     /// When the creator's share left the hold (`None`: still pending, or no creator).
     #[serde(skip)]
     pub released_at: Option<NaiveDateTime>,
+    /// Settled into another currency's balance (`fee_minor` is in it then), with the gross in
+    /// it; `None` when settled in `currency` or not known yet.
+    #[serde(skip)]
+    pub settlement_currency: Option<String>,
+    #[serde(skip)]
+    pub settlement_minor: Option<i64>,
 }
 
 impl Payment {
@@ -77,7 +83,13 @@ impl Payment {
 
     /// Sets Stripe's fee on a payment whose fee was unsettled; `false` when it was settled
     /// already (another instance's job got there first).
-    pub fn settle_fee(conn: &mut DbConn, id: &str, fee: i64) -> QueryResult<bool> {
+    /// `converted`: settled into another currency's balance, with the gross in it.
+    pub fn settle_fee(
+        conn: &mut DbConn,
+        id: &str,
+        fee: i64,
+        converted: Option<(&str, i64)>,
+    ) -> QueryResult<bool> {
         let n = diesel::update(
             payments::table
                 .find(id)
@@ -86,6 +98,8 @@ impl Payment {
         .set((
             payments::fee_minor.eq(fee),
             payments::fee_settled_at.eq(to_db(Utc::now())),
+            payments::settlement_currency.eq(converted.map(|c| c.0)),
+            payments::settlement_minor.eq(converted.map(|c| c.1)),
         ))
         .execute(conn)?;
         Ok(n == 1)

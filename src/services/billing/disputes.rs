@@ -8,8 +8,8 @@
 //!
 //! Stripe's dispute fees (and a fee it returns, as a negative fee) are read from the dispute's
 //! balance transactions and posted each once by the transaction's id (`dispute_fee:txn_…`),
-//! whichever event first carries it — only in the payment's currency: a fee settled in another
-//! currency is never booked as if it were in this one.
+//! whichever event first carries it, in the currency Stripe took it in (the balance's: for a
+//! converted charge, the settlement currency, never the payment's).
 
 use super::payments::{
     currency, out_of_order, post_reversal, posting_error, restore, revoke, Reversed,
@@ -45,17 +45,22 @@ fn payment(
 }
 
 /// Posts each dispute fee (or returned fee) of the dispute's balance transactions once.
-fn post_fees(conn: &mut DbConn, dispute: &Dispute, currency: &Currency) -> Result<(), AppError> {
+fn post_fees(
+    conn: &mut DbConn,
+    dispute: &Dispute,
+    payment_currency: &Currency,
+) -> Result<(), AppError> {
     for (i, txn) in dispute.balance_transactions.iter().enumerate() {
-        let same_currency =
-            txn.currency.is_empty() || txn.currency.eq_ignore_ascii_case(currency.as_str());
-        if txn.fee == 0 || !same_currency {
-            if txn.fee != 0 && !same_currency {
-                tracing::warn!(dispute = %dispute.id, txn = %txn.id, "dispute fee settled in another currency: not booked");
-            }
+        if txn.fee == 0 {
             continue;
         }
-        let lines = ledger::stripe_fee(txn.fee, currency).map_err(posting_error)?;
+        // Booked in the currency Stripe took it in (the balance's, after a conversion).
+        let fee_currency = if txn.currency.is_empty() {
+            payment_currency.clone()
+        } else {
+            currency(&txn.currency)?
+        };
+        let lines = ledger::stripe_fee(txn.fee, &fee_currency).map_err(posting_error)?;
         // Stripe names every balance transaction; by position only if one came without.
         let key = if txn.id.is_empty() {
             format!("dispute_fee:{}:{i}", dispute.id)

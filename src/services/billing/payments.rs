@@ -94,12 +94,29 @@ pub(super) fn post_reversal(
         before: payment.reversed_minor(),
         creator: creator_share(payment),
     };
-    let lines =
-        ledger::taken_back(reversal, &currency(&payment.currency)?).map_err(posting_error)?;
-    Ok(matches!(
+    let from = currency(&payment.currency)?;
+    let lines = ledger::taken_back(reversal, &from).map_err(posting_error)?;
+    if !matches!(
         ledger_db::post(conn, key, what, &lines)?,
         ledger_db::Posted::New(_)
-    ))
+    ) {
+        return Ok(false);
+    }
+    // A charge Stripe converted into another currency's balance: what leaves (or comes back)
+    // is converted back at the charge's own rate, so clearing in each currency stays what
+    // Stripe holds in it (see `fees`).
+    if let (Some(to), Some(settled)) = (&payment.settlement_currency, payment.settlement_minor) {
+        let back = ledger::settled_part(reversal.before, amount, reversal.gross, settled);
+        let lines =
+            ledger::conversion(-amount, &from, -back, &currency(to)?).map_err(posting_error)?;
+        ledger_db::post(
+            conn,
+            &format!("fx:{key}"),
+            &format!("{what}, converted back"),
+            &lines,
+        )?;
+    }
+    Ok(true)
 }
 
 /// Who earns from a payment: the creator and their share rule, if any.
