@@ -54,6 +54,7 @@ fn identity_jwks(settings: &Settings) -> anyhow::Result<Option<jsonwebtoken::jwk
 
 /// Connects, migrates, seeds and builds the state every handler shares.
 pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
+    settings.validate()?;
     let url = settings.database.url.expose_secret().to_owned();
     let backend = Backend::of(&url);
     let pool = db::connect(&url, settings.database.pool_size)?;
@@ -75,6 +76,11 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
         identity_jwks(&settings)?.as_ref(),
         settings.hs256_secret().as_deref(),
     )?;
+    tracing::info!(
+        environment = ?settings.environment,
+        user_token_algorithms = ?user_tokens.algorithms(),
+        "user tokens are verified with these algorithms"
+    );
     let metrics = Arc::new(Metrics::new()?);
     let stripe = match &settings.stripe.secret_key {
         Some(key) => Some(crate::stripe::gateway::Gateway::new(

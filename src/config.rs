@@ -41,6 +41,8 @@ pub struct BillingSettings {
     pub donation_limits: std::collections::HashMap<String, DonationLimits>,
     /// A downgrade is applied this long before the paid period ends (before Stripe renews).
     pub plan_change_lead_seconds: i64,
+    /// A failed downgrade is tried again after this long, doubling per failure (at most 6 h).
+    pub retry_base_seconds: i64,
     /// How often the outbox is looked at.
     pub jobs_interval_ms: u64,
     /// How often earnings are released, trial reminders queued, downgrades applied and
@@ -161,7 +163,12 @@ impl Settings {
         Ok(settings)
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
+    /// Refuses settings the service must not start with (checked at load and again at build,
+    /// so settings changed in code are held to the same rules).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.auth.hs256_secret.is_some() && self.asymmetric_identity() {
+            anyhow::bail!("auth: an HS256 secret and asymmetric identity keys (auth.jwks_file / auth.jwks_json) are configured together; configure one kind of user-token key");
+        }
         if self.environment == Environment::Production && self.auth.hs256_secret.is_some() {
             anyhow::bail!("auth.hs256_secret is for development only; production verifies user tokens with asymmetric keys (auth.jwks_file)");
         }
@@ -171,9 +178,19 @@ impl Settings {
         Ok(())
     }
 
-    /// The HS256 secret user tokens may be signed with, if any.
+    /// Whether user tokens are verified with the identity service's asymmetric keys.
+    pub fn asymmetric_identity(&self) -> bool {
+        self.auth.jwks_file.is_some() || self.auth.jwks_json.is_some()
+    }
+
+    /// The HS256 secret user tokens may be signed with, if any: never once asymmetric keys
+    /// are configured (whatever the environment says, the public development secret must not
+    /// sign tokens a production-keyed service accepts).
     pub fn hs256_secret(&self) -> Option<String> {
         use secrecy::ExposeSecret;
+        if self.asymmetric_identity() {
+            return None;
+        }
         match (&self.auth.hs256_secret, &self.environment) {
             (Some(s), _) => Some(s.expose_secret().to_owned()),
             (None, Environment::Development) => Some(DEV_HS256_SECRET.to_owned()),

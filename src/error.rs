@@ -15,7 +15,10 @@ pub enum AppError {
         code: &'static str,
         detail: String,
     },
-    /// A dependency (the database) cannot be reached right now.
+    /// The database cannot be reached right now (connection lost, pool exhausted, locked).
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
+    /// Another dependency (Stripe, when an event needs it) cannot be reached right now.
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -82,7 +85,9 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::Client { status, .. } => *status,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::DatabaseUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,11 +101,19 @@ impl ResponseError for AppError {
             } => problem_response(*status, code, detail),
             AppError::Unavailable(cause) => {
                 tracing::warn!(%cause, "dependency unavailable");
-                problem_response(
+                retry_later(problem_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "the service is temporarily unavailable; retry later",
-                )
+                ))
+            }
+            AppError::DatabaseUnavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                retry_later(problem_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database cannot be reached right now; retry later",
+                ))
             }
             AppError::Internal(cause) => {
                 tracing::error!(cause = ?cause, "internal error");
@@ -112,6 +125,33 @@ impl ResponseError for AppError {
             }
         }
     }
+}
+
+/// A 503 says when to come back: soon (connections are re-made on the next checkout).
+fn retry_later(mut res: HttpResponse) -> HttpResponse {
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    res
+}
+
+const RETRY_AFTER_SECONDS: &str = "2";
+
+/// Whether a database error is about the connection rather than the statement: the server
+/// went away (restarted, `pg_terminate_backend`, network cut) or the pool has none to give.
+fn connection_lost(message: &str) -> bool {
+    const SIGNS: [&str; 7] = [
+        "terminating connection",
+        "server closed the connection",
+        "connection refused",
+        "could not connect",
+        "no connection to the server",
+        "connection reset",
+        "the database system is",
+    ];
+    let m = message.to_ascii_lowercase();
+    SIGNS.iter().any(|s| m.contains(s))
 }
 
 /// The one place database errors become HTTP errors.
@@ -134,18 +174,28 @@ impl From<DieselError> for AppError {
                         format!("rejected by a constraint: {}", info.message()),
                     )
                 }
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure => {
-                    AppError::Unavailable(info.message().to_owned())
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::SerializationFailure => {
+                    AppError::DatabaseUnavailable(info.message().to_owned())
+                }
+                _ if connection_lost(info.message()) => {
+                    AppError::DatabaseUnavailable(info.message().to_owned())
                 }
                 // PostgreSQL refuses NUL in text (e.g. a %00 in a path id): the input's fault.
                 _ if info.message().contains("invalid byte sequence") => {
                     AppError::bad_request("invalid_text", "text must not contain NUL characters")
                 }
                 _ if info.message().contains("database is locked") => {
-                    AppError::Unavailable(info.message().to_owned())
+                    AppError::DatabaseUnavailable(info.message().to_owned())
                 }
                 _ => AppError::Internal(anyhow::Error::new(e)),
             },
+            // A transaction that could not be finished or rolled back on a dead connection.
+            DieselError::BrokenTransactionManager | DieselError::RollbackErrorOnCommit { .. } => {
+                AppError::DatabaseUnavailable(e.to_string())
+            }
+            _ if connection_lost(&e.to_string()) => AppError::DatabaseUnavailable(e.to_string()),
             _ => AppError::Internal(anyhow::Error::new(e)),
         }
     }

@@ -51,6 +51,9 @@ fn validation(alg: Algorithm, issuer: &str, audience: &str) -> Validation {
     v.set_issuer(&[issuer]);
     v.set_audience(&[audience]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    // `nbf`, when present, is held to the same leeway as `exp`: a token valid only from
+    // later is not valid now.
+    v.validate_nbf = true;
     v.leeway = 30;
     v
 }
@@ -97,6 +100,21 @@ impl UserTokens {
             verified: (0..SHARDS).map(|_| RwLock::default()).collect(),
             hasher: RandomState::new(),
         })
+    }
+
+    /// The algorithms a user token may be signed with (logged at start).
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algs: Vec<Algorithm> = self
+            .keys
+            .values()
+            .filter_map(|(_, v)| v.algorithms.first().copied())
+            .collect();
+        if self.hs256.is_some() {
+            algs.push(Algorithm::HS256);
+        }
+        algs.sort_by_key(|a| format!("{a:?}"));
+        algs.dedup();
+        algs
     }
 
     fn digest(token: &str) -> u128 {

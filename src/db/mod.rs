@@ -148,7 +148,7 @@ where
     actix_web::web::block(move || {
         let mut conn = pool
             .get()
-            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            .map_err(|e| AppError::DatabaseUnavailable(e.to_string()))?;
         work(&mut conn)
     })
     .await

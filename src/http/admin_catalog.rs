@@ -2,6 +2,7 @@
 //! managed by admins.
 
 use super::parse_json;
+use super::views::{self, EntitlementDefinitionView, PriceView, ProductView};
 use crate::app::AppState;
 use crate::auth::{Caller, Role};
 use crate::db;
@@ -39,7 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// GET /v1/plans — public: active plans with their active prices and entitlements.
 async fn plans(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let plans = catalog::plans(&state).await?;
+    let plans: Vec<ProductView> = views::all(&catalog::plans(&state).await?);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "plans": plans })))
 }
 
@@ -48,7 +49,7 @@ async fn list_products(
     caller: Caller,
 ) -> Result<HttpResponse, AppError> {
     caller.staff(Role::Admin)?;
-    let products = catalog::all_products(&state).await?;
+    let products: Vec<ProductView> = views::all(&catalog::all_products(&state).await?);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "products": products })))
 }
 
@@ -126,7 +127,7 @@ async fn create_product(
             per_seat: new.per_seat,
         };
         let view = catalog::create_product(&state, product, specs(new.entitlements)).await?;
-        Ok(Reply::created(view))
+        Ok(Reply::created(ProductView::from(&view)))
     })
     .await
 }
@@ -150,7 +151,7 @@ async fn update_product(
     let id = path.into_inner();
     let view = catalog::update_product(&state, &id, change.name, change.description, change.active)
         .await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(ProductView::from(&view)))
 }
 
 #[derive(Deserialize)]
@@ -170,7 +171,7 @@ async fn set_entitlements(
     let set: SetEntitlements = parse_json(&body)?;
     let id = path.into_inner();
     let view = catalog::set_entitlements(&state, &id, specs(set.entitlements)).await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(ProductView::from(&view)))
 }
 
 #[derive(Deserialize)]
@@ -226,7 +227,7 @@ async fn create_price(
             },
         )
         .await?;
-        Ok(Reply::created(price))
+        Ok(Reply::created(PriceView::from(&price)))
     })
     .await
 }
@@ -247,7 +248,7 @@ async fn update_price(
     let change: UpdatePrice = parse_json(&body)?;
     let id = path.into_inner();
     let price = catalog::set_price_active(&state, &id, change.active).await?;
-    Ok(HttpResponse::Ok().json(price))
+    Ok(HttpResponse::Ok().json(PriceView::from(&price)))
 }
 
 async fn list_definitions(
@@ -256,6 +257,7 @@ async fn list_definitions(
 ) -> Result<HttpResponse, AppError> {
     caller.staff(Role::Admin)?;
     let defs = db::run(&state.pool, |conn| Ok(EntitlementDefinition::all(conn)?)).await?;
+    let defs: Vec<EntitlementDefinitionView> = views::all(&defs);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "entitlement_definitions": defs })))
 }
 
@@ -298,7 +300,7 @@ async fn create_definition(
             )?)
         })
         .await?;
-        Ok(Reply::created(def))
+        Ok(Reply::created(EntitlementDefinitionView::from(&def)))
     })
     .await
 }

@@ -1,6 +1,7 @@
 //! Creators and their revenue-share rules, set by admins.
 
 use super::parse_json;
+use super::views::CreatorView;
 use crate::app::AppState;
 use crate::auth::{valid_user_id, Caller, Role};
 use crate::db;
@@ -28,7 +29,7 @@ async fn show(
         Creator::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("creator {id}")))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(creator))
+    Ok(HttpResponse::Ok().json(CreatorView::from(&creator)))
 }
 
 #[derive(Deserialize)]
@@ -69,5 +70,5 @@ async fn put(
     let creator =
         crate::services::creators::put(&state, &id, &new.display_name, new.revenue_share_bps)
             .await?;
-    Ok(HttpResponse::Ok().json(creator))
+    Ok(HttpResponse::Ok().json(CreatorView::from(&creator)))
 }

@@ -3,6 +3,7 @@
 
 use super::admin_catalog::valid_key;
 use super::parse_json;
+use super::views::{self, GrantView, OrderView, SubscriptionView};
 use crate::app::AppState;
 use crate::auth::{valid_user_id, Caller, Role};
 use crate::db;
@@ -69,6 +70,8 @@ async fn user_overview(
         ))
     })
     .await?;
+    let grants: Vec<GrantView> = views::all(&grants);
+    let subscriptions: Vec<SubscriptionView> = views::all(&subscriptions);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "entitlements": answer.entitlements, "next_change": answer.next_change,
         "grants": grants, "subscriptions": subscriptions,
@@ -124,7 +127,7 @@ async fn create_grant(
             },
         )
         .await?;
-        Ok(Reply::created(grant))
+        Ok(Reply::created(GrantView::from(&grant)))
     })
     .await
 }
@@ -138,7 +141,7 @@ async fn revoke_grant(
     let by = caller.staff(Role::Support)?.to_owned();
     let id = path.into_inner();
     let grant = grants::revoke(&state, &id, &by).await?;
-    Ok(HttpResponse::Ok().json(grant))
+    Ok(HttpResponse::Ok().json(GrantView::from(&grant)))
 }
 
 #[derive(Deserialize)]
@@ -183,7 +186,7 @@ async fn create_subscription(
             start,
         )
         .await?;
-        Ok(Reply::created(sub))
+        Ok(Reply::created(SubscriptionView::from(&sub)))
     })
     .await
 }
@@ -235,7 +238,7 @@ async fn update_subscription(
         cancel_at_period_end: change.cancel_at_period_end,
     };
     let sub = hand_made::update_subscription(&state, &id, change).await?;
-    Ok(HttpResponse::Ok().json(sub))
+    Ok(HttpResponse::Ok().json(SubscriptionView::from(&sub)))
 }
 
 #[derive(Deserialize)]
@@ -276,7 +279,7 @@ async fn create_order(
             status,
         )
         .await?;
-        Ok(Reply::created(order))
+        Ok(Reply::created(OrderView::from(&order)))
     })
     .await
 }
@@ -299,5 +302,5 @@ async fn update_order(
     let change: UpdateOrder = parse_json(&body)?;
     let status = order_status(&change.status)?;
     let order = hand_made::update_order(&state, &path.into_inner(), status).await?;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok().json(OrderView::from(&order)))
 }

@@ -2,6 +2,7 @@
 //! signs entitlement tokens.
 
 use super::parse_json;
+use super::views::{self, NewServiceCredentialView, ServiceCredentialView};
 use crate::app::AppState;
 use crate::auth::{service_keys, Caller, Role};
 use crate::db;
@@ -24,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn list(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
     caller.staff(Role::Admin)?;
     let creds = db::run(&state.pool, |conn| Ok(ServiceCredential::all(conn)?)).await?;
+    let creds: Vec<ServiceCredentialView> = views::all(&creds);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "service_credentials": creds })))
 }
 
@@ -54,9 +56,10 @@ async fn create(
             Ok(ServiceCredential::create(conn, &new.name, hash, &by)?)
         })
         .await?;
-        let mut body = serde_json::to_value(&cred).unwrap_or_default();
-        body["api_key"] = serde_json::Value::String(key);
-        Ok(Reply::created(body))
+        Ok(Reply::created(NewServiceCredentialView {
+            credential: ServiceCredentialView::from(&cred),
+            api_key: key,
+        }))
     })
     .await
 }
@@ -74,7 +77,7 @@ async fn revoke(
     })
     .await?;
     state.service_keys.forget_all();
-    Ok(HttpResponse::Ok().json(cred))
+    Ok(HttpResponse::Ok().json(ServiceCredentialView::from(&cred)))
 }
 
 /// POST /v1/admin/signing-keys/rotate — new tokens get a new key; the old key stays published
@@ -88,10 +91,7 @@ async fn rotate(
     caller.staff(Role::Admin)?;
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let s = state.clone();
-        let kid = db::run(&state.pool, move |conn| {
-            s.signer.rotate(conn).map_err(AppError::Internal)
-        })
-        .await?;
+        let kid = db::run(&state.pool, move |conn| s.signer.rotate(conn)).await?;
         Ok(Reply::created(serde_json::json!({ "kid": kid })))
     })
     .await

@@ -1,5 +1,6 @@
 //! Money views: a creator's own earnings, and any ledger account for finance.
 
+use super::views::EarningsView;
 use crate::app::AppState;
 use crate::auth::{Caller, Role};
 use crate::db;
@@ -25,7 +26,7 @@ async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse
         earnings::of_creator(conn, &creator, hold)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(found))
+    Ok(HttpResponse::Ok().json(EarningsView::from(found)))
 }
 
 /// GET /v1/admin/ledger/accounts/{id} — an account's balance and latest entries (finance).

@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const MAX_BATCH: usize = 1000;
+/// Feature keys one check may ask about, and their length: a catalog has tens of them.
+pub const MAX_FEATURES: usize = 100;
+pub const MAX_FEATURE_KEY: usize = 64;
+/// Users × features one check may answer: bounds the work and the answer (≈ 60 bytes a cell,
+/// so at most ≈ 3 MB), whatever the two lists' lengths.
+pub const MAX_CELLS: usize = 20_000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/me/entitlements").route(web::get().to(mine)))
@@ -82,6 +88,38 @@ struct CheckRequest {
     features: Option<Vec<String>>,
 }
 
+/// The bounds of a check's `features` (see the constants): refused before any work is done.
+fn check_features(features: &[String], users: usize) -> Result<(), AppError> {
+    if features.len() > MAX_FEATURES {
+        return Err(AppError::unprocessable(
+            "too_many_features",
+            format!(
+                "at most {MAX_FEATURES} features per request, got {}",
+                features.len()
+            ),
+        ));
+    }
+    if let Some(bad) = features.iter().find(|f| {
+        f.is_empty() || f.len() > MAX_FEATURE_KEY || !f.bytes().all(|b| b.is_ascii_graphic())
+    }) {
+        let shown: String = bad.chars().take(MAX_FEATURE_KEY).collect();
+        return Err(AppError::unprocessable(
+            "invalid_feature",
+            format!("feature {shown:?} must be 1-{MAX_FEATURE_KEY} visible ASCII characters"),
+        ));
+    }
+    if users.saturating_mul(features.len()) > MAX_CELLS {
+        return Err(AppError::unprocessable(
+            "batch_too_large",
+            format!(
+                "users × features must be at most {MAX_CELLS}, got {users} × {}",
+                features.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct FeatureState {
     granted: bool,
@@ -115,6 +153,9 @@ async fn check(
                 "invalid_user_id",
                 format!("user id {bad:?} must be 1-128 visible ASCII characters"),
             ));
+        }
+        if let Some(features) = &ask.features {
+            check_features(features, ask.user_ids.len())?;
         }
         let now = Utc::now();
         let answers = state.entitlements.of_users(&ask.user_ids, now).await?;

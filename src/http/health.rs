@@ -21,7 +21,7 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     db::run(&state.pool, |conn| {
         diesel::sql_query("SELECT 1")
             .execute(conn)
-            .map_err(|e| AppError::Unavailable(e.to_string()))
+            .map_err(AppError::from)
     })
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))

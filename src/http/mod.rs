@@ -11,6 +11,7 @@ mod entitlements;
 mod health;
 mod purchases;
 mod seats;
+mod views;
 mod webhooks;
 
 use crate::app::AppState;

@@ -2,6 +2,7 @@
 //! packs and subscription periods; donate. Every POST honours `Idempotency-Key`.
 
 use super::parse_json;
+use super::views::{self, DonationView, OrderView, StartedView, SubscriptionView};
 use crate::app::AppState;
 use crate::auth::{valid_user_id, Caller};
 use crate::db;
@@ -47,7 +48,7 @@ async fn cancel_donation(
     let id = path.into_inner();
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let donation = crate::services::billing::donations::cancel(&state, &user, &id).await?;
-        Ok(Reply::ok(donation))
+        Ok(Reply::ok(DonationView::from(&donation)))
     })
     .await
 }
@@ -126,7 +127,8 @@ pub async fn subscribe(
             },
         )
         .await?;
-        Ok(Reply::created(started))
+        let view: StartedView<SubscriptionView> = started.into();
+        Ok(Reply::created(view))
     })
     .await
 }
@@ -144,7 +146,7 @@ async fn cancel_or_resume(
     let cancel = req.path().ends_with("/cancel");
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let started = purchases::set_canceled(&state, &user, &id, cancel).await?;
-        Ok(Reply::ok(started))
+        Ok(Reply::ok(StartedView::<SubscriptionView>::from(started)))
     })
     .await
 }
@@ -167,7 +169,7 @@ async fn quantity(
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let new: NewQuantity = parse_json(&body)?;
         let started = purchases::set_quantity(&state, &user, &id, new.quantity).await?;
-        Ok(Reply::ok(started))
+        Ok(Reply::ok(StartedView::<SubscriptionView>::from(started)))
     })
     .await
 }
@@ -190,7 +192,7 @@ async fn change_plan(
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let new: NewPlan = parse_json(&body)?;
         let started = purchases::change_plan(&state, &user, &id, &new.price_id).await?;
-        Ok(Reply::ok(started))
+        Ok(Reply::ok(StartedView::<SubscriptionView>::from(started)))
     })
     .await
 }
@@ -238,7 +240,7 @@ async fn buy(
             },
         )
         .await?;
-        Ok(Reply::created(started))
+        Ok(Reply::created(StartedView::<OrderView>::from(started)))
     })
     .await
 }
@@ -246,6 +248,7 @@ async fn buy(
 async fn my_orders(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
     let user = caller.user()?.to_owned();
     let orders = db::run(&state.pool, move |conn| Ok(Order::of_user(conn, &user)?)).await?;
+    let orders: Vec<OrderView> = views::all(&orders);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": orders })))
 }
 
@@ -299,7 +302,7 @@ async fn donate(
             },
         )
         .await?;
-        Ok(Reply::created(started))
+        Ok(Reply::created(StartedView::<DonationView>::from(started)))
     })
     .await
 }
@@ -313,5 +316,6 @@ async fn my_donations(
         Ok(Donation::of_donor(conn, &user)?)
     })
     .await?;
+    let list: Vec<DonationView> = views::all(&list);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "donations": list })))
 }

@@ -1,6 +1,7 @@
 //! A user's own subscriptions, and the seats of the per-seat ones they own.
 
 use super::parse_json;
+use super::views::{self, SubscriptionView};
 use crate::app::AppState;
 use crate::auth::{valid_user_id, Caller};
 use crate::db;
@@ -34,6 +35,7 @@ async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse
         Ok(Subscription::of_user(conn, &user)?)
     })
     .await?;
+    let subs: Vec<SubscriptionView> = views::all(&subs);
     Ok(HttpResponse::Ok().json(serde_json::json!({ "subscriptions": subs })))
 }
 

@@ -10,12 +10,9 @@ use crate::domain::money::Currency;
 use crate::domain::states::Interval;
 use crate::error::AppError;
 use crate::services::changes;
-use serde::Serialize;
 
-/// A product as clients and admins see it: with its prices and entitlements.
-#[derive(Serialize)]
+/// A product with its prices and entitlements (rendered by `http::views::ProductView`).
 pub struct ProductView {
-    #[serde(flatten)]
     pub product: Product,
     pub prices: Vec<Price>,
     pub entitlements: Vec<PlanEntitlement>,

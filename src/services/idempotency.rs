@@ -15,6 +15,12 @@ pub const HEADER: &str = "Idempotency-Key";
 
 /// How long a duplicate waits for the first request with its key before giving up with 409.
 const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
+/// How long an answer is kept, as Stripe keeps its own: a retry within a day replays it; a
+/// key reused later runs as new. Older answers are deleted by the jobs worker (`purge`).
+pub const RETENTION_HOURS: i64 = 24;
+/// Larger answers are not kept (only reads answer that much, e.g. a batch entitlement
+/// check): the key is freed and a retry runs again, which derives the same answer.
+pub const MAX_STORED_ANSWER_BYTES: usize = 64 * 1024;
 const POLL: Duration = Duration::from_millis(25);
 
 /// A successful JSON answer of a POST.
@@ -97,7 +103,12 @@ where
     let hash = hex::encode(hasher.finalize());
 
     let (s, k, h) = (scope.clone(), key.clone(), hash.clone());
-    let held = db::run(pool, move |conn| Ok(idempotency::claim(conn, &s, &k, &h)?)).await?;
+    let expired =
+        crate::db::models::to_db(chrono::Utc::now() - chrono::Duration::hours(RETENTION_HOURS));
+    let held = db::run(pool, move |conn| {
+        Ok(idempotency::claim(conn, &s, &k, &h, expired)?)
+    })
+    .await?;
     if let Some(stored) = held {
         return replay(pool, scope, key, hash, stored).await;
     }
@@ -107,8 +118,13 @@ where
             let text = reply.body;
             let (s, k, t) = (scope, key, text.clone());
             let status = reply.status.as_u16();
+            let keep = text.len() <= MAX_STORED_ANSWER_BYTES;
             db::run(pool, move |conn| {
-                Ok(idempotency::complete(conn, &s, &k, status, &t)?)
+                if keep {
+                    Ok(idempotency::complete(conn, &s, &k, status, &t)?)
+                } else {
+                    Ok(idempotency::release(conn, &s, &k)?)
+                }
             })
             .await?;
             Ok(respond(status, &text, false))
@@ -181,4 +197,15 @@ async fn replay(
             }
         }
     }
+}
+
+/// Deletes answers older than the retention (the jobs worker calls this), a batch at a time.
+pub async fn purge(pool: &DbPool) -> Result<usize, AppError> {
+    const BATCH: i64 = 1_000;
+    let before =
+        crate::db::models::to_db(chrono::Utc::now() - chrono::Duration::hours(RETENTION_HOURS));
+    db::run(pool, move |conn| {
+        Ok(idempotency::purge(conn, before, BATCH)?)
+    })
+    .await
 }

@@ -3,8 +3,8 @@
 //! and fetching Stripe events whose delivery failed.
 
 use crate::app::AppState;
-use crate::db::models::outbox;
 use crate::db::models::subscriptions::Subscription;
+use crate::db::models::{job_leases, outbox};
 use crate::db::{self};
 use crate::error::AppError;
 use crate::services::billing::{earnings, fees, stripe_events, subscription_events};
@@ -13,7 +13,7 @@ use crate::services::mailer::Mail;
 /// Payments released per transaction.
 const RELEASE_BATCH: i64 = 500;
 use actix_web::web;
-use chrono::{Duration, Utc};
+use chrono::{Duration, SubsecRound, Utc};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,17 +28,35 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
         let mut last_sync = Instant::now();
         let mut last_maintenance: Option<Instant> = None;
         let mut tick = tokio::time::interval(every);
+        // Who this instance is to the others sharing the database (claims and leases).
+        let me = crate::db::models::new_id("instance");
         loop {
             tick.tick().await;
-            if let Err(e) = send_outbox(&state, &mail).await {
+            if let Err(e) = send_outbox(&state, &mail, &me).await {
                 tracing::warn!(error = %e, "outbox");
             }
             if last_maintenance.is_some_and(|t| t.elapsed() < maintain_every) {
                 continue;
             }
             last_maintenance = Some(Instant::now());
+            // One instance at a time runs the periodic jobs; the lease outlives a run, and a
+            // holder that stops renewing it is replaced once it has run out.
+            let lease = Duration::seconds(
+                i64::try_from(maintain_every.as_secs()).unwrap_or(60).max(1) * 3 + 60,
+            );
+            match lead(&state, &me, lease).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "jobs lease");
+                    continue;
+                }
+            }
             if let Err(e) = release_and_remind(&state).await {
                 tracing::warn!(error = %e, "earnings release / trial reminders");
+            }
+            if let Err(e) = crate::services::idempotency::purge(&state.pool).await {
+                tracing::warn!(error = %e, "expired idempotency keys");
             }
             if state.stripe.is_some() {
                 if let Err(e) = fees::settle_pending(&state, 100).await {
@@ -62,16 +80,38 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
     });
 }
 
-/// Sends what is due, a batch at a time until nothing is; a failure is retried with
-/// exponential backoff, then marked failed. Each batch's outcome is written in one
-/// transaction: at webhook rates, a commit per email would cost as much as the events did.
-pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>) -> Result<usize, AppError> {
+/// Whether this instance holds (took or renewed) the periodic jobs' lease.
+async fn lead(state: &AppState, me: &str, lease: Duration) -> Result<bool, AppError> {
+    let me = me.to_owned();
+    db::run(&state.pool, move |conn| {
+        let now = Utc::now();
+        Ok(job_leases::acquire(
+            conn,
+            "periodic_jobs",
+            &me,
+            now,
+            now + lease,
+        )?)
+    })
+    .await
+}
+
+/// How long a claimed email is this instance's to send (SMTP timeouts are far shorter).
+const OUTBOX_LEASE_SECONDS: i64 = 300;
+
+/// Sends what is due and this instance claimed, a batch at a time until nothing is; a failure
+/// is retried with exponential backoff, then marked failed. Each batch's outcome is written in
+/// one transaction: at webhook rates, a commit per email would cost as much as the events did.
+pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>, me: &str) -> Result<usize, AppError> {
     const BATCH: i64 = 100;
     let max = state.settings.email.max_attempts;
     let mut sent = 0;
     loop {
-        let due = db::run(&state.pool, |conn| {
-            Ok(outbox::due(conn, Utc::now(), BATCH)?)
+        let claimant = me.to_owned();
+        let due = db::transaction(&state.pool, move |conn| {
+            let now = Utc::now();
+            let until = (now + Duration::seconds(OUTBOX_LEASE_SECONDS)).trunc_subsecs(3);
+            Ok(outbox::claim_due(conn, &claimant, now, until, BATCH)?)
         })
         .await?;
         let full = due.len() as i64 == BATCH;
@@ -80,7 +120,7 @@ pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>) -> Result<usize, Ap
         let results = web::block(move || {
             due.into_iter()
                 .map(|e| {
-                    let result = m.send(&e.to_address, &e.subject, &e.body);
+                    let result = m.send(&e.dedupe_key, &e.to_address, &e.subject, &e.body);
                     (e.id, e.attempts + 1, result.err())
                 })
                 .collect::<Vec<_>>()

@@ -6,6 +6,7 @@ use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{FileTransport, Message, SmtpTransport, Transport};
 use secrecy::ExposeSecret;
+use sha2::Digest;
 use std::time::Duration;
 
 pub enum Mailer {
@@ -48,9 +49,15 @@ impl Mail {
     }
 
     /// Sends one plain-text email; the error says why, for the outbox's `last_error`.
-    pub fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+    /// Sends one email. Its `Message-ID` is derived from `key` (the outbox row's dedupe key):
+    /// delivery is at-least-once (an instance that dies between sending and recording it
+    /// sends again after its claim runs out), and the same id lets mail systems drop the copy.
+    pub fn send(&self, key: &str, to: &str, subject: &str, body: &str) -> Result<(), String> {
         let to: Mailbox = to.parse().map_err(|e| format!("bad address: {e}"))?;
+        let digest = hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16]);
+        let domain = self.from.email.domain();
         let message = Message::builder()
+            .message_id(Some(format!("<{digest}@{domain}>")))
             .from(self.from.clone())
             .to(to)
             .subject(subject)
@@ -61,5 +68,53 @@ impl Mail {
             Mailer::File(t) => t.send(&message).map(|_| ()).map_err(|e| e.to_string()),
             Mailer::Smtp(t) => t.send(&message).map(|_| ()).map_err(|e| e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message_ids(folder: &std::path::Path) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(folder)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|t| {
+                t.lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("message-id:"))
+                    .map(|l| l[11..].trim().to_owned())
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn the_same_outbox_key_sends_the_same_message_id() {
+        let folder = std::env::temp_dir().join(format!("kopilka-mid-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let mail = Mail {
+            from: "Kopilka <billing@kopilka.example>".parse().unwrap(),
+            mailer: Mailer::File(FileTransport::new(&folder)),
+        };
+        mail.send("receipt:ch_1", "a@example.com", "Receipt", "1")
+            .unwrap();
+        mail.send("receipt:ch_1", "a@example.com", "Receipt", "1")
+            .unwrap();
+        mail.send("receipt:ch_2", "a@example.com", "Receipt", "2")
+            .unwrap();
+        let ids = message_ids(&folder);
+        assert_eq!(ids.len(), 3);
+        assert_eq!(
+            ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+            2,
+            "{ids:?}"
+        );
+        assert!(
+            ids.iter().all(|i| i.ends_with("@kopilka.example>")),
+            "{ids:?}"
+        );
+        let _ = std::fs::remove_dir_all(&folder);
     }
 }

@@ -55,7 +55,13 @@ fn new_key() -> anyhow::Result<SigningKeyRow> {
         .map_err(|_| anyhow::anyhow!("generated key does not parse"))?;
     let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
     Ok(SigningKeyRow {
-        kid: format!("k{}", Utc::now().format("%Y%m%d%H%M%S%3f")),
+        // Time for humans, random for uniqueness: two rotations in one millisecond (or on two
+        // instances) never collide.
+        kid: format!(
+            "k{}-{}",
+            Utc::now().format("%Y%m%d%H%M%S"),
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        ),
         private_key: STANDARD.encode(pkcs8.as_ref()),
         public_key: public,
         created_at: to_db(Utc::now()),
@@ -74,15 +80,16 @@ impl TokenSigner {
     /// Makes sure a key is active, then loads the keys to sign with and publish.
     pub fn init(&self, conn: &mut DbConn) -> anyhow::Result<()> {
         if signing_keys::active_count(conn)? == 0 {
-            signing_keys::rotate(conn, &new_key()?)?;
+            signing_keys::rotate(conn, &new_key()?, true)?;
         }
         self.reload(conn)
     }
 
     /// Retires the active key and starts signing with a new one; returns the new kid.
-    pub fn rotate(&self, conn: &mut DbConn) -> anyhow::Result<String> {
+    /// A database that is busy or gone is the database's error (503), not ours.
+    pub fn rotate(&self, conn: &mut DbConn) -> Result<String, crate::error::AppError> {
         let key = new_key()?;
-        signing_keys::rotate(conn, &key)?;
+        signing_keys::rotate(conn, &key, false)?;
         self.reload(conn)?;
         Ok(key.kid)
     }

@@ -395,6 +395,66 @@ impl Gateway {
         self.send_subscription(req.build(), Some(key)).await
     }
 
+    /// Moves the subscription to `new_price` at `period_end` exactly, through a subscription
+    /// schedule: the way to keep the billing date when the interval changes (a plain update
+    /// to a monthly price resets the anchor to the moment of the update). The current phase
+    /// keeps `current_price` until `period_end`; the next bills `new_price` from then, with
+    /// no proration (the year was paid); the schedule then releases the subscription.
+    /// `schedule` is the one Stripe already attached (a retry after the first step).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn schedule_plan_at_period_end(
+        &self,
+        stripe_id: &str,
+        schedule: Option<&str>,
+        current_price: &str,
+        new_price: &str,
+        quantity: u64,
+        period_end: i64,
+        key: &str,
+    ) -> Result<(), GatewayError> {
+        use stripe_billing::subscription_schedule::{
+            CreateSubscriptionSchedule, UpdateSubscriptionSchedule,
+            UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesEndDate,
+            UpdateSubscriptionSchedulePhasesItems,
+            UpdateSubscriptionSchedulePhasesProrationBehavior,
+            UpdateSubscriptionSchedulePhasesStartDate, UpdateSubscriptionScheduleProrationBehavior,
+        };
+        let created: objects::SubscriptionSchedule = match schedule {
+            Some(id) => {
+                let req =
+                    RequestBuilder::new(StripeMethod::Get, format!("/subscription_schedules/{id}"));
+                self.send(req, None).await?
+            }
+            None => {
+                let req = CreateSubscriptionSchedule::new().from_subscription(stripe_id);
+                self.send(req.build(), Some(&format!("{key}-schedule")))
+                    .await?
+            }
+        };
+        // The current phase must keep the start Stripe gave it.
+        let start = created.phases.first().map(|p| p.start_date).unwrap_or(0);
+        let item = |price: &str| UpdateSubscriptionSchedulePhasesItems {
+            price: Some(price.to_owned()),
+            quantity: Some(quantity),
+            ..UpdateSubscriptionSchedulePhasesItems::new()
+        };
+        let mut now = UpdateSubscriptionSchedulePhases::new(vec![item(current_price)]);
+        now.start_date = Some(UpdateSubscriptionSchedulePhasesStartDate::Timestamp(start));
+        now.end_date = Some(UpdateSubscriptionSchedulePhasesEndDate::Timestamp(
+            period_end,
+        ));
+        let mut next = UpdateSubscriptionSchedulePhases::new(vec![item(new_price)]);
+        next.proration_behavior = Some(UpdateSubscriptionSchedulePhasesProrationBehavior::None);
+        let req = UpdateSubscriptionSchedule::new(created.id.as_str())
+            .phases(vec![now, next])
+            .end_behavior(stripe_shared::SubscriptionScheduleEndBehavior::Release)
+            .proration_behavior(UpdateSubscriptionScheduleProrationBehavior::None);
+        let _: objects::SubscriptionSchedule = self
+            .send(req.build(), Some(&format!("{key}-phases")))
+            .await?;
+        Ok(())
+    }
+
     /// Invoices the subscription's pending items (an upgrade's proration) and pays it now.
     pub async fn invoice_now(
         &self,

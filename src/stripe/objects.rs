@@ -334,6 +334,23 @@ pub struct Subscription {
     pub pending_update: Option<serde_json::Value>,
     pub items: List<SubscriptionItem>,
     pub metadata: Metadata,
+    /// The schedule Stripe runs it by (a downgrade to another interval, set for period end).
+    pub schedule: Option<Expandable<Ref>>,
+}
+
+/// A subscription schedule: the phases a subscription moves through.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SubscriptionSchedule {
+    pub id: String,
+    pub phases: Vec<SchedulePhase>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SchedulePhase {
+    pub start_date: i64,
+    pub end_date: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

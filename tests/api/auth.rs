@@ -217,3 +217,85 @@ both!(
         .await;
     }
 );
+
+/// An Ed25519 identity key as the identity service publishes it, and its signing half.
+fn identity_key() -> (serde_json::Value, Vec<u8>) {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+    let jwks =
+        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "id-1", "x": x}]});
+    (jwks, pkcs8.as_ref().to_vec())
+}
+
+// Asymmetric keys configured but `environment` left at its default: the public development
+// secret still signs nothing that is accepted (it once minted an admin's service key).
+both!(
+    with_identity_keys_hs256_is_refused_whatever_the_environment,
+    |b: Backend| async move {
+        let (jwks, _) = identity_key();
+        let db = Arc::new(TestDb::new(b));
+        let app = spawn_with(db, |s| {
+            assert_eq!(s.environment, kopilka::config::Environment::Development);
+            s.auth.jwks_json = Some(jwks.to_string());
+        })
+        .await;
+        let admin = app.token("mallory", &["admin"]);
+        assert_problem(
+            app.post(
+                "/v1/admin/service-credentials",
+                &admin,
+                &json!({"name": "x"}),
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
+        assert_problem(
+            app.get("/v1/me/entitlements", &app.token("u", &[])).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        )
+        .await;
+    }
+);
+
+#[test]
+fn a_configuration_mixing_hs256_and_identity_keys_does_not_start() {
+    let db = TestDb::new(Backend::Sqlite);
+    let mut settings = crate::helpers::test_settings(&db.url);
+    settings.auth.jwks_json = Some(identity_key().0.to_string());
+    settings.auth.hs256_secret = Some(secrecy::SecretString::from("a-secret"));
+    let err = kopilka::app::build_state(settings)
+        .err()
+        .expect("refused to start");
+    assert!(err.to_string().contains("HS256"), "{err}");
+}
+
+// `nbf`: a token valid only from later is refused until then (30 s leeway, as for `exp`).
+both!(a_token_not_valid_yet_is_refused, |b: Backend| async move {
+    let app = spawn(b).await;
+    let now = chrono::Utc::now().timestamp();
+    let token = |nbf: i64| {
+        let claims = json!({"sub": "later", "iss": app.settings.auth.issuer,
+                "aud": app.settings.auth.audience, "exp": now + 7200, "nbf": nbf});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(kopilka::config::DEV_HS256_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    assert_problem(
+        app.get("/v1/me/entitlements", &token(now + 3600)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    for fine in [now - 60, now + 10] {
+        let res = app.get("/v1/me/entitlements", &token(fine)).await;
+        assert_eq!(res.status(), StatusCode::OK, "nbf {fine} (now {now})");
+    }
+});

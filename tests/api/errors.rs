@@ -156,3 +156,36 @@ both!(
         assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_currency").await;
     }
 );
+
+// One request once grew the process past 20 GB: 1,000 users × 20,000 distinct features
+// (≈200 KiB, under the body limit). Every list in the check is bounded before any work.
+both!(
+    a_check_is_bounded_in_features_and_cells,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let key = app.service_key().await;
+        let ids: Vec<String> = (0..1000).map(|i| format!("u{i}")).collect();
+        let features: Vec<String> = (0..20_000).map(|i| format!("f{i}")).collect();
+        let check = |body: serde_json::Value| {
+            let key = key.clone();
+            let app = &app;
+            async move { app.post("/v1/entitlements/check", &key, &body).await }
+        };
+        let res = check(json!({"user_ids": ids, "features": features})).await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "too_many_features").await;
+        // 100 features is the most; 1,000 users × 100 features is over the cells bound.
+        let hundred: Vec<String> = (0..100).map(|i| format!("f{i}")).collect();
+        let res = check(json!({"user_ids": ids, "features": hundred})).await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "batch_too_large").await;
+        let res = check(json!({"user_ids": ids[..200], "features": hundred})).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["results"].as_array().unwrap().len(), 200);
+        // A feature key is a key, not a payload.
+        let long = "x".repeat(65);
+        for bad in [long.as_str(), "", "has space"] {
+            let res = check(json!({"user_ids": ["u1"], "features": [bad]})).await;
+            assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_feature").await;
+        }
+    }
+);

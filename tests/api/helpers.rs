@@ -75,6 +75,15 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The PostgreSQL admin URL and this test's database name (`None` on SQLite).
+    pub fn postgres_admin(&self) -> Option<(&str, &str)> {
+        self.pg_admin
+            .as_ref()
+            .map(|(a, n)| (a.as_str(), n.as_str()))
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.pg_admin {

@@ -118,3 +118,111 @@ both!(keys_are_scoped_to_the_caller, |b: Backend| async move {
         "another caller's key is not ours to replay"
     );
 });
+
+/// The stored answers' first-use times, by key.
+fn stored_keys(app: &crate::helpers::TestApp) -> Vec<(String, chrono::NaiveDateTime)> {
+    use diesel::prelude::*;
+    use kopilka::db::schema::idempotency_keys as k;
+    let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    k::table
+        .select((k::key, k::created_at))
+        .load(&mut conn)
+        .unwrap()
+}
+
+/// Moves a stored answer's first use `hours` into the past.
+fn age(app: &crate::helpers::TestApp, key: &str, hours: i64) {
+    use diesel::prelude::*;
+    use kopilka::db::schema::idempotency_keys as k;
+    let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let then = chrono::Utc::now().naive_utc() - chrono::Duration::hours(hours);
+    diesel::update(k::table.filter(k::key.eq(key)))
+        .set(k::created_at.eq(then))
+        .execute(&mut conn)
+        .unwrap();
+}
+
+both!(
+    answers_are_kept_a_day_then_the_key_runs_as_new_and_the_row_is_purged,
+    |b: Backend| async move {
+        let app =
+            crate::helpers::spawn_with(std::sync::Arc::new(crate::helpers::TestDb::new(b)), |s| {
+                s.billing.maintenance_interval_seconds = 1;
+            })
+            .await;
+        let grant = |user: &str, key: &str| {
+            app.client
+                .post(app.url("/v1/admin/grants"))
+                .bearer_auth(app.support())
+                .header("Idempotency-Key", key)
+                .json(&json!({"user_id": user, "entitlement_key": "premium", "reason": "goodwill"}))
+                .send()
+        };
+        assert_eq!(
+            grant("day-1", "k-day").await.unwrap().status(),
+            StatusCode::CREATED
+        );
+        // 23 hours on: still the same key, so another body is refused.
+        age(&app, "k-day", 23);
+        let reused = grant("day-2", "k-day").await.unwrap();
+        assert_problem(
+            reused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+        )
+        .await;
+        // 25 hours on: forgotten, so the key runs as new.
+        age(&app, "k-day", 25);
+        let again = grant("day-2", "k-day").await.unwrap();
+        assert_eq!(again.status(), StatusCode::CREATED);
+        assert!(again.headers().get("idempotent-replayed").is_none());
+        // Rows past the retention are deleted by the jobs worker.
+        assert_eq!(
+            grant("day-3", "k-old").await.unwrap().status(),
+            StatusCode::CREATED
+        );
+        age(&app, "k-old", 25);
+        let purged = crate::helpers::eventually(std::time::Duration::from_secs(30), || async {
+            !stored_keys(&app).iter().any(|(k, _)| k == "k-old")
+        })
+        .await;
+        assert!(purged, "{:?}", stored_keys(&app));
+        assert!(
+            stored_keys(&app).iter().any(|(k, _)| k == "k-day"),
+            "fresh answers stay"
+        );
+    }
+);
+
+both!(
+    an_answer_too_large_to_keep_is_not_stored_and_a_retry_derives_it_again,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let ids: Vec<String> = (0..1000)
+            .map(|i| format!("large-answer-user-{i:04}"))
+            .collect();
+        let key = app.service_key().await;
+        let check = || {
+            app.client
+                .post(app.url("/v1/entitlements/check"))
+                .bearer_auth(&key)
+                .header("Idempotency-Key", "big-check")
+                .json(&json!({"user_ids": ids}))
+                .send()
+        };
+        let first = check().await.unwrap();
+        assert_eq!(first.status(), StatusCode::OK);
+        let first = first.text().await.unwrap();
+        assert!(
+            first.len() > kopilka::services::idempotency::MAX_STORED_ANSWER_BYTES,
+            "the answer is {} bytes",
+            first.len()
+        );
+        assert!(stored_keys(&app).is_empty(), "not kept whole");
+        let second = check().await.unwrap();
+        assert_eq!(second.status(), StatusCode::OK);
+        assert_eq!(second.text().await.unwrap(), first);
+    }
+);

@@ -8,6 +8,7 @@ mod real_parts;
 mod auth;
 mod billing;
 mod catalog;
+mod database_loss;
 mod emails;
 mod entitlements;
 mod errors;

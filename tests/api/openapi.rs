@@ -21,13 +21,27 @@ fn documented() -> BTreeSet<(String, String)> {
     out
 }
 
+/// The Rust files under `dir`, in its subfolders too (`src/http/views/`).
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// (METHOD, path) pairs registered in `src/http`:
 /// `web::resource("/path").route(web::get()…).route(web::post()…)`.
 fn registered() -> BTreeSet<(String, String)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for file in rust_files(std::path::Path::new(dir)) {
+        let text = std::fs::read_to_string(file).unwrap();
         let flat: String = text.split_whitespace().collect();
         for part in flat.split("web::resource(\"").skip(1) {
             let Some((path, rest)) = part.split_once('"') else {

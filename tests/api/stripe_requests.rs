@@ -385,3 +385,216 @@ both!(
         assert_eq!(canceled["status"], "canceled", "{canceled}");
     }
 );
+
+/// localstripe has no subscription schedules: this proxy keeps Stripe-shaped ones (checked
+/// against Stripe's schema), records every form sent to them, refuses the first update of a
+/// schedule's phases as an outage would, and names the schedule on its subscription.
+#[derive(Default)]
+struct Schedules {
+    /// (method and path, form) of every schedule call.
+    calls: Vec<(String, Vec<(String, String)>)>,
+    /// The schedule and its subscription, once created.
+    made: Option<(Value, String)>,
+    failed_once: bool,
+}
+
+fn stripe_with_schedules(schedules: Arc<Mutex<Schedules>>) -> String {
+    async fn forward(
+        req: HttpRequest,
+        body: web::Bytes,
+        state: web::Data<(String, Arc<Mutex<Schedules>>)>,
+    ) -> HttpResponse {
+        let (upstream, schedules) = (&state.0, &state.1);
+        let path = req.path().to_owned();
+        let form: Vec<(String, String)> =
+            reqwest::Url::parse(&format!("http://f/?{}", String::from_utf8_lossy(&body)))
+                .unwrap()
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+        let client = reqwest::Client::new();
+        let auth = req
+            .headers()
+            .get("authorization")
+            .unwrap()
+            .as_bytes()
+            .to_vec();
+        if path.starts_with("/v1/subscription_schedules") {
+            let call = format!("{} {path}", req.method());
+            schedules.lock().unwrap().calls.push((call, form.clone()));
+            if req.method() == "POST" && path == "/v1/subscription_schedules" {
+                let sub_id = form
+                    .iter()
+                    .find(|(k, _)| k == "from_subscription")
+                    .unwrap()
+                    .1
+                    .clone();
+                let sub: Value = client
+                    .get(format!("{upstream}/v1/subscriptions/{sub_id}"))
+                    .header("authorization", auth)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let schedule = json!({
+                    "id": "sub_sched_1", "object": "subscription_schedule",
+                    "subscription": sub_id, "customer": sub["customer"], "status": "active",
+                    "end_behavior": "release",
+                    "phases": [{"start_date": sub["current_period_start"],
+                                "end_date": sub["current_period_end"],
+                                "items": [{"price": sub["items"]["data"][0]["price"]["id"],
+                                           "quantity": 1}]}],
+                });
+                crate::stripe_shapes::assert_stripe_shaped(&event(
+                    "subscription_schedule.created",
+                    schedule.clone(),
+                ));
+                schedules.lock().unwrap().made = Some((schedule.clone(), sub_id));
+                return HttpResponse::Ok().json(schedule);
+            }
+            let mut s = schedules.lock().unwrap();
+            if req.method() == "POST" && !s.failed_once {
+                s.failed_once = true;
+                return HttpResponse::InternalServerError()
+                    .json(json!({"error": {"type": "api_error", "message": "outage"}}));
+            }
+            return match &s.made {
+                Some((schedule, _)) => HttpResponse::Ok().json(schedule),
+                None => HttpResponse::NotFound()
+                    .json(json!({"error": {"type": "invalid_request_error"}})),
+            };
+        }
+        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+        let mut out = client.request(method, format!("{upstream}{}", req.uri()));
+        for (name, value) in req.headers() {
+            if name != "host" && name != "content-length" {
+                out = out.header(name.as_str(), value.as_bytes());
+            }
+        }
+        let res = out.body(body.to_vec()).send().await.unwrap();
+        let status = actix_web::http::StatusCode::from_u16(res.status().as_u16()).unwrap();
+        let mut answer: Value = res.json().await.unwrap();
+        if let Some((schedule, sub)) = &schedules.lock().unwrap().made {
+            if answer["id"] == sub.as_str() {
+                answer["schedule"] = schedule["id"].clone();
+            }
+        }
+        HttpResponse::build(status).json(answer)
+    }
+    let upstream = crate::real_parts::real_parts().stripe_url.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new((upstream.clone(), schedules.clone())))
+            .default_service(web::to(forward))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    actix_web::rt::spawn(server.run());
+    format!("http://127.0.0.1:{port}/")
+}
+
+both!(
+    a_downgrade_to_another_interval_switches_at_the_paid_periods_end_through_a_schedule,
+    |b: Backend| async move {
+        let schedules = Arc::new(Mutex::new(Schedules::default()));
+        let base = stripe_with_schedules(schedules.clone());
+        let app = spawn_unhooked(b, move |s| {
+            s.stripe.api_base = base;
+            s.stripe.attempts = 1;
+            s.billing.plan_change_lead_seconds = 400 * 86_400;
+            s.billing.maintenance_interval_seconds = 1;
+            s.billing.retry_base_seconds = 1;
+        })
+        .await;
+        let u = user();
+        let pm = card(&app).await;
+        let sub = post_as(
+            &app,
+            &u,
+            "/v1/me/subscriptions",
+            &json!({"price_id": "price_premium_monthly_usd", "payment_method": pm}),
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = sub["id"].as_str().unwrap().to_owned();
+        let period_end =
+            chrono::DateTime::parse_from_rfc3339(sub["current_period_end"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+        // Monthly (4.99) to yearly (0.99) is cheaper: waits for the month's end.
+        let down = post_as(
+            &app,
+            &u,
+            &format!("/v1/me/subscriptions/{id}/plan"),
+            &json!({"price_id": "price_premium_yearly_usd"}),
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            down["scheduled_price_id"], "price_premium_yearly_usd",
+            "{down}"
+        );
+        // The jobs worker hands it to a schedule; its first phase update fails once and is
+        // retried on the schedule already attached, never a second one.
+        let updated = || {
+            schedules
+                .lock()
+                .unwrap()
+                .calls
+                .iter()
+                .filter(|(call, _)| call == "POST /v1/subscription_schedules/sub_sched_1")
+                .count()
+        };
+        let done = crate::helpers::eventually(std::time::Duration::from_secs(300), || async {
+            updated() >= 2 && our_subscription(&app, &u, &id).await["scheduled_price_id"].is_null()
+        })
+        .await;
+        let calls = schedules.lock().unwrap().calls.clone();
+        assert!(done, "{calls:?}");
+        let creates: Vec<_> = calls
+            .iter()
+            .filter(|(call, _)| call == "POST /v1/subscription_schedules")
+            .collect();
+        assert_eq!(creates.len(), 1, "{calls:?}");
+        let (_, form) = calls
+            .iter()
+            .rfind(|(call, _)| call == "POST /v1/subscription_schedules/sub_sched_1")
+            .unwrap();
+        let get = |k: &str| {
+            form.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        // The paid month runs to its end on the old price; the yearly price starts there,
+        // unprorated, so the billing date stays and nothing is charged now.
+        assert_eq!(
+            get("phases[0][items][0][price]"),
+            Some("price_premium_monthly_usd"),
+            "{form:?}"
+        );
+        assert_eq!(
+            get("phases[0][end_date]"),
+            Some(period_end.to_string().as_str()),
+            "{form:?}"
+        );
+        assert_eq!(
+            get("phases[1][items][0][price]"),
+            Some("price_premium_yearly_usd"),
+            "{form:?}"
+        );
+        assert_eq!(get("phases[1][items][0][quantity]"), Some("1"), "{form:?}");
+        assert_eq!(
+            get("phases[1][proration_behavior]"),
+            Some("none"),
+            "{form:?}"
+        );
+        assert_eq!(get("end_behavior"), Some("release"), "{form:?}");
+        // Our record keeps the monthly price until Stripe says the switch happened.
+        let mine = our_subscription(&app, &u, &id).await;
+        assert_eq!(mine["price_id"], "price_premium_monthly_usd", "{mine}");
+    }
+);

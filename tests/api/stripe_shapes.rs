@@ -89,6 +89,7 @@ fn type_of_event(kind: &str) -> Option<&'static str> {
         ("charge.", "charge"),
         ("payment_intent.", "payment_intent"),
         ("setup_intent.", "setup_intent"),
+        ("subscription_schedule.", "subscription_schedule"),
     ];
     // `charge.refunded` is a charge's event; `charge.refund.updated` a refund's.
     if kind == "charge.refunded" {
@@ -519,6 +520,14 @@ mod decoder_fields {
         ),
         ("Subscription", Where::Schema(&["subscription"])),
         ("SubscriptionItem", Where::Schema(&["subscription_item"])),
+        (
+            "SubscriptionSchedule",
+            Where::Schema(&["subscription_schedule"]),
+        ),
+        (
+            "SchedulePhase",
+            Where::Schema(&["subscription_schedule.phases"]),
+        ),
         ("Charge", Where::Schema(&["charge"])),
         (
             "BalanceTransaction",
@@ -536,6 +545,7 @@ mod decoder_fields {
                 "subscription_item.price",
                 "subscription_item.plan",
                 "invoice.parent.subscription_details.subscription",
+                "subscription.schedule",
             ]),
         ),
         // Any list object (`ListObject`: object, data, has_more, url).
@@ -1183,6 +1193,7 @@ mod decoder_fields {
                 "Ref.idd (id): Stripe's current API has no subscription_item.plan.idd",
                 "Ref.idd (id): Stripe's current API has no \
                  invoice.parent.subscription_details.subscription.idd",
+                "Ref.idd (id): Stripe's current API has no subscription.schedule.idd",
             ]
         );
         // A struct with no place is named too.

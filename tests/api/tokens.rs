@@ -79,3 +79,41 @@ both!(
         verify(new["token"].as_str().unwrap(), &set);
     }
 );
+
+both!(
+    concurrent_rotations_each_succeed_and_leave_exactly_one_active_key,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let mut rotations = Vec::new();
+        for _ in 0..8 {
+            let (client, url, admin) = (
+                app.client.clone(),
+                app.url("/v1/admin/signing-keys/rotate"),
+                app.admin(),
+            );
+            rotations.push(actix_web::rt::spawn(async move {
+                let res = client.post(url).bearer_auth(admin).send().await.unwrap();
+                let status = res.status();
+                (status, res.json::<Value>().await.unwrap_or_default())
+            }));
+        }
+        let mut kids = Vec::new();
+        for r in rotations {
+            let (status, body) = r.await.unwrap();
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            kids.push(body["kid"].as_str().unwrap().to_owned());
+        }
+        kids.sort();
+        kids.dedup();
+        assert_eq!(kids.len(), 8, "every rotation made its own key: {kids:?}");
+        let active = {
+            let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+            let mut conn = pool.get().unwrap();
+            kopilka::db::models::signing_keys::active_count(&mut conn).unwrap()
+        };
+        assert_eq!(active, 1);
+        // Tokens are still issued, signed by a published key.
+        let token: Value = app.entitlement_token("after").await;
+        verify(token["token"].as_str().unwrap(), &jwks(&app).await);
+    }
+);

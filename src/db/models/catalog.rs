@@ -1,14 +1,13 @@
 //! Products, their prices, entitlement definitions and which entitlements a plan confers.
 
-use super::{from_db, new_id, to_db};
+use super::{new_id, to_db};
 use crate::db::schema::{entitlement_definitions, plan_entitlements, prices, products};
 use crate::db::DbConn;
 use crate::domain::states::{Interval, ProductKind};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = products)]
 pub struct Product {
     pub id: String,
@@ -18,13 +17,11 @@ pub struct Product {
     pub creator_id: Option<String>,
     pub per_seat: bool,
     pub active: bool,
-    #[serde(skip)]
     pub stripe_product_id: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = prices)]
 pub struct Price {
     pub id: String,
@@ -34,43 +31,25 @@ pub struct Price {
     pub interval: Option<Interval>,
     pub trial_days: i32,
     pub active: bool,
-    #[serde(skip)]
     pub stripe_price_id: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = entitlement_definitions)]
 pub struct EntitlementDefinition {
     pub key: String,
     pub kind: String,
     pub description: String,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = plan_entitlements)]
 pub struct PlanEntitlement {
-    #[serde(skip)]
     pub product_id: String,
-    #[serde(rename = "key")]
     pub entitlement_key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<i64>,
-}
-
-/// Timestamps leave the service as RFC 3339 UTC.
-pub fn ser_ts<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
-    from_db(*t).serialize(s)
-}
-
-pub fn ser_opt_ts<S: serde::Serializer>(
-    t: &Option<NaiveDateTime>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    t.map(from_db).serialize(s)
 }
 
 pub struct NewProduct {

@@ -1,23 +1,19 @@
 //! Creators: users who sell sticker packs, each with their own revenue-share rule.
 
-use super::catalog::ser_ts;
 use super::to_db;
 use crate::db::schema::creators;
 use crate::db::DbConn;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = creators)]
 pub struct Creator {
     pub user_id: String,
     pub display_name: String,
     /// The creator's share of each sale in basis points (7000 = 70 %); the platform keeps the rest.
     pub revenue_share_bps: i32,
-    #[serde(skip)]
     pub stripe_account_id: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
 }
 

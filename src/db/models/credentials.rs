@@ -1,24 +1,19 @@
 //! Service credentials for messenger servers: long random API keys, stored only as SHA-256.
 
-use super::catalog::{ser_opt_ts, ser_ts};
 use super::{new_id, to_db};
 use crate::db::schema::service_credentials;
 use crate::db::DbConn;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = service_credentials)]
 pub struct ServiceCredential {
     pub id: String,
     pub name: String,
-    #[serde(skip)]
     pub key_hash: String,
     pub created_by: String,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub revoked_at: Option<NaiveDateTime>,
 }
 

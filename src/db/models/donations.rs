@@ -1,15 +1,13 @@
 //! Donations: one-off or monthly, to the platform or to a creator.
 
-use super::catalog::ser_ts;
 use super::{new_id, to_db};
 use crate::db::schema::donations;
 use crate::db::DbConn;
 use crate::domain::states::DonationStatus;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = donations)]
 pub struct Donation {
     pub id: String,
@@ -24,13 +22,9 @@ pub struct Donation {
     /// Hidden from the creator's view of their supporters.
     pub anonymous: bool,
     pub status: DonationStatus,
-    #[serde(skip)]
     pub stripe_payment_intent_id: Option<String>,
-    #[serde(skip)]
     pub stripe_subscription_id: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
-    #[serde(serialize_with = "ser_ts")]
     pub updated_at: NaiveDateTime,
 }
 

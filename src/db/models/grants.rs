@@ -1,14 +1,12 @@
 //! Grants: access given outside a purchase (grandfathering, support gestures).
 
-use super::catalog::{ser_opt_ts, ser_ts};
 use super::{new_id, to_db};
 use crate::db::schema::grants;
 use crate::db::DbConn;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = grants)]
 pub struct Grant {
     pub id: String,
@@ -17,14 +15,10 @@ pub struct Grant {
     pub value: Option<i64>,
     pub reason: String,
     pub granted_by: String,
-    #[serde(serialize_with = "ser_ts")]
     pub starts_at: NaiveDateTime,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub expires_at: Option<NaiveDateTime>,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub revoked_at: Option<NaiveDateTime>,
     pub revoked_by: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
 }
 

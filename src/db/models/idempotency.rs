@@ -3,7 +3,7 @@
 use super::to_db;
 use crate::db::schema::idempotency_keys;
 use crate::db::DbConn;
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -15,13 +15,21 @@ pub struct StoredKey {
 }
 
 /// Claims `(scope, key)` for this request. `Ok(None)` means the claim is ours and the request
-/// should run; `Ok(Some(stored))` means another request holds or held the key.
+/// should run; `Ok(Some(stored))` means another request holds or held the key. A key first
+/// used before `expired_before` is forgotten (whether or not the purge has run yet).
 pub fn claim(
     conn: &mut DbConn,
     scope: &str,
     key: &str,
     request_hash: &str,
+    expired_before: NaiveDateTime,
 ) -> QueryResult<Option<StoredKey>> {
+    diesel::delete(
+        idempotency_keys::table
+            .find((scope, key))
+            .filter(idempotency_keys::created_at.lt(expired_before)),
+    )
+    .execute(conn)?;
     let row = (
         idempotency_keys::scope.eq(scope),
         idempotency_keys::key.eq(key),
@@ -64,4 +72,23 @@ pub fn complete(
 pub fn release(conn: &mut DbConn, scope: &str, key: &str) -> QueryResult<()> {
     diesel::delete(idempotency_keys::table.find((scope, key))).execute(conn)?;
     Ok(())
+}
+
+/// Deletes answers first stored before `before`, oldest first, about `batch` at a time (all
+/// of the last batch's instant go together); returns how many went.
+pub fn purge(conn: &mut DbConn, before: NaiveDateTime, batch: i64) -> QueryResult<usize> {
+    let last: Option<NaiveDateTime> = idempotency_keys::table
+        .filter(idempotency_keys::created_at.lt(before))
+        .order(idempotency_keys::created_at.asc())
+        .offset(batch - 1)
+        .select(idempotency_keys::created_at)
+        .first(conn)
+        .optional()?;
+    let upto = last.unwrap_or(before);
+    diesel::delete(
+        idempotency_keys::table
+            .filter(idempotency_keys::created_at.lt(before))
+            .filter(idempotency_keys::created_at.le(upto)),
+    )
+    .execute(conn)
 }

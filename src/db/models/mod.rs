@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod donations;
 pub mod grants;
 pub mod idempotency;
+pub mod job_leases;
 pub mod ledger;
 pub mod orders;
 pub mod outbox;

@@ -1,15 +1,13 @@
 //! One-off purchases: packs for oneself, gifts to another user, donations.
 
-use super::catalog::{ser_opt_ts, ser_ts};
 use super::{new_id, to_db};
 use crate::db::schema::orders;
 use crate::db::DbConn;
 use crate::domain::states::{OrderKind, OrderStatus};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders)]
 pub struct Order {
     pub id: String,
@@ -20,13 +18,9 @@ pub struct Order {
     pub amount_minor: i64,
     pub currency: String,
     pub status: OrderStatus,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub paid_at: Option<NaiveDateTime>,
-    #[serde(skip)]
     pub stripe_payment_intent_id: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
-    #[serde(serialize_with = "ser_ts")]
     pub updated_at: NaiveDateTime,
     pub kind: OrderKind,
     /// For a gifted subscription period: how many days the recipient gets.

@@ -21,6 +21,7 @@ pub struct OutboxEmail {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    pub claimed_by: Option<String>,
 }
 
 /// Enqueues an email to a user's address, if they have one, in one statement (the address is
@@ -79,12 +80,42 @@ pub fn enqueue_to_user(
     Ok(inserted == 1)
 }
 
-pub fn due(conn: &mut DbConn, now: DateTime<Utc>, limit: i64) -> QueryResult<Vec<OutboxEmail>> {
-    outbox_emails::table
-        .filter(outbox_emails::status.eq("pending"))
-        .filter(outbox_emails::next_attempt_at.le(to_db(now)))
+/// Claims up to `limit` due emails for `claimant` until `lease_until` and returns them. Of
+/// instances claiming at once, each email goes to exactly one: the claim is one guarded
+/// update (row locks on PostgreSQL, the one writer on SQLite), and a claimed email is not due
+/// again until its lease ends (a claimant that died meanwhile: at-least-once, see `mailer`).
+pub fn claim_due(
+    conn: &mut DbConn,
+    claimant: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<OutboxEmail>> {
+    let due = |now| {
+        outbox_emails::table
+            .filter(outbox_emails::status.eq("pending"))
+            .filter(outbox_emails::next_attempt_at.le(to_db(now)))
+    };
+    let ids: Vec<String> = due(now)
         .order(outbox_emails::next_attempt_at.asc())
         .limit(limit)
+        .select(outbox_emails::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    diesel::update(due(now).filter(outbox_emails::id.eq_any(&ids)))
+        .set((
+            outbox_emails::claimed_by.eq(claimant),
+            outbox_emails::next_attempt_at.eq(to_db(lease_until)),
+        ))
+        .execute(conn)?;
+    outbox_emails::table
+        .filter(outbox_emails::id.eq_any(&ids))
+        .filter(outbox_emails::claimed_by.eq(claimant))
+        .filter(outbox_emails::next_attempt_at.eq(to_db(lease_until)))
+        .filter(outbox_emails::status.eq("pending"))
+        .order(outbox_emails::created_at.asc())
         .select(OutboxEmail::as_select())
         .load(conn)
 }

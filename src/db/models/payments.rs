@@ -1,55 +1,40 @@
 //! Payments Stripe reported as succeeded: which charge paid for what, and the ledger posting
 //! it made. Refunds and disputes of a charge find their payment here.
 
-use super::catalog::ser_ts;
 use super::{new_id, to_db};
 use crate::db::schema::payments;
 use crate::db::DbConn;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
-#[derive(Clone, Debug, Default, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Clone, Debug, Default, Queryable, Selectable, Insertable)]
 #[diesel(table_name = payments, treat_none_as_default_value = false)]
 pub struct Payment {
     pub id: String,
-    #[serde(skip)]
     pub stripe_charge_id: String,
-    #[serde(skip)]
     pub stripe_payment_intent_id: Option<String>,
-    #[serde(skip)]
     pub stripe_invoice_id: Option<String>,
-    #[serde(skip)]
     pub user_id: String,
     pub order_id: Option<String>,
     pub donation_id: Option<String>,
     pub subscription_id: Option<String>,
-    #[serde(skip)]
     pub creator_id: Option<String>,
     pub amount_minor: i64,
-    #[serde(skip)]
     pub fee_minor: i64,
     pub creator_share_minor: i64,
     pub currency: String,
     pub refunded_minor: i64,
-    #[serde(skip)]
     pub ledger_transaction_id: String,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
     /// When `fee_minor` became Stripe's actual fee; `None` while it is still to be fetched.
-    #[serde(skip)]
     pub fee_settled_at: Option<NaiveDateTime>,
     /// Taken by disputes, less what won disputes gave back.
-    #[serde(skip)]
     pub disputed_minor: i64,
     /// When the creator's share left the hold (`None`: still pending, or no creator).
-    #[serde(skip)]
     pub released_at: Option<NaiveDateTime>,
     /// Settled into another currency's balance (`fee_minor` is in it then), with the gross in
     /// it; `None` when settled in `currency` or not known yet.
-    #[serde(skip)]
     pub settlement_currency: Option<String>,
-    #[serde(skip)]
     pub settlement_minor: Option<i64>,
 }
 

@@ -1,15 +1,13 @@
 //! Subscriptions and the seats of per-seat (team) subscriptions.
 
-use super::catalog::{ser_opt_ts, ser_ts};
 use super::{new_id, to_db};
 use crate::db::schema::{seat_assignments, subscriptions};
 use crate::db::DbConn;
 use crate::domain::states::{DonationStatus, SubscriptionStatus};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
-use serde::Serialize;
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset, Serialize)]
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = subscriptions, treat_none_as_null = true)]
 pub struct Subscription {
     pub id: String,
@@ -18,24 +16,15 @@ pub struct Subscription {
     pub price_id: String,
     pub status: SubscriptionStatus,
     pub quantity: i32,
-    #[serde(serialize_with = "ser_ts")]
     pub current_period_start: NaiveDateTime,
-    #[serde(serialize_with = "ser_ts")]
     pub current_period_end: NaiveDateTime,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub trial_end: Option<NaiveDateTime>,
     pub cancel_at_period_end: bool,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub grace_until: Option<NaiveDateTime>,
-    #[serde(serialize_with = "ser_opt_ts")]
     pub canceled_at: Option<NaiveDateTime>,
-    #[serde(skip)]
     pub stripe_subscription_id: Option<String>,
-    #[serde(serialize_with = "ser_ts")]
     pub created_at: NaiveDateTime,
-    #[serde(serialize_with = "ser_ts")]
     pub updated_at: NaiveDateTime,
-    #[serde(skip)]
     pub stripe_event_created: Option<i64>,
     /// A downgrade to apply at the end of the paid period.
     pub scheduled_price_id: Option<String>,
@@ -231,13 +220,14 @@ impl Subscription {
             .load(conn)
     }
 
-    /// A downgrade that failed: tried again after a backoff that doubles per attempt (a
-    /// minute, two, four, … at most six hours).
+    /// A downgrade that failed: tried again after a backoff that doubles per attempt (`billing.retry_base_seconds`,
+    /// then twice that, … at most six hours).
     pub fn downgrade_failed(
         conn: &mut DbConn,
         id: &str,
         error: &str,
         now: chrono::DateTime<Utc>,
+        base: chrono::Duration,
     ) -> QueryResult<i32> {
         use crate::db::schema::downgrade_retries as r;
         let attempts = r::table
@@ -247,8 +237,8 @@ impl Subscription {
             .optional()?
             .unwrap_or(0)
             + 1;
-        let minutes = (1i64 << (attempts - 1).clamp(0, 9)).min(360);
-        let retry_at = to_db(now + chrono::Duration::minutes(minutes));
+        let wait = (base * (1i32 << (attempts - 1).clamp(0, 20))).min(chrono::Duration::hours(6));
+        let retry_at = to_db(now + wait);
         let error: String = error.chars().take(500).collect();
         diesel::delete(r::table.find(id)).execute(conn)?;
         diesel::insert_into(r::table)

@@ -73,7 +73,7 @@ pub struct CurrencyEarnings {
     pub available_minor: i64,
 }
 
-#[derive(Serialize)]
+/// A creator's earnings (rendered by `http::views::EarningsView`).
 pub struct Earnings {
     pub creator_id: String,
     pub hold_days: i64,

@@ -21,7 +21,6 @@ use crate::stripe::gateway::{Gateway, GatewayError};
 use crate::stripe::objects;
 use actix_web::http::StatusCode;
 use chrono::{Duration, Utc};
-use serde::Serialize;
 
 pub fn gateway(state: &AppState) -> Result<&Gateway, AppError> {
     state.stripe.as_ref().ok_or_else(|| {
@@ -77,10 +76,8 @@ async fn customer(state: &AppState, user: &str, email: Option<String>) -> Result
     .await
 }
 
-/// What the app needs after starting a purchase.
-#[derive(Serialize)]
-pub struct Started<T: Serialize> {
-    #[serde(flatten)]
+/// What the app needs after starting a purchase (rendered by `http::views::StartedView`).
+pub struct Started<T> {
     pub record: T,
     /// Stripe's status of the payment or subscription.
     pub stripe_status: String,
@@ -475,6 +472,7 @@ pub async fn apply_due_downgrades(state: &AppState, lead: Duration) -> Result<us
     })
     .await?;
     let gw = gateway(state)?;
+    let base = Duration::seconds(state.settings.billing.retry_base_seconds.max(1));
     let mut applied = 0;
     for sub in due {
         let id = sub.id.clone();
@@ -489,7 +487,7 @@ pub async fn apply_due_downgrades(state: &AppState, lead: Duration) -> Result<us
             match outcome {
                 Ok(()) => Subscription::downgrade_settled(conn, &id)?,
                 Err(error) => {
-                    let attempts = Subscription::downgrade_failed(conn, &id, &error, Utc::now())?;
+                    let attempts = Subscription::downgrade_failed(conn, &id, &error, Utc::now(), base)?;
                     tracing::warn!(subscription = %id, attempts, %error, "downgrade failed; retried later");
                 }
             }
@@ -514,10 +512,11 @@ async fn apply_downgrade(
     ) else {
         return Ok(());
     };
-    let item = item_of(gw, &stripe_id).await?;
-    let id = sub.id.clone();
-    let attempts = db::run(&state.pool, move |conn| {
-        Ok(Subscription::downgrade_attempts(conn, &id)?)
+    let (ids, new_price) = (sub.id.clone(), price.clone());
+    let (attempts, interval_changes) = db::run(&state.pool, move |conn| {
+        let now = sub_price(conn, &ids)?;
+        let changes = interval_of(conn, &new_price)? != interval_of(conn, &now)?;
+        Ok((Subscription::downgrade_attempts(conn, &ids)?, changes))
     })
     .await?;
     // Stripe replays a key's first answer, a refusal included: each retry is a new request.
@@ -526,19 +525,57 @@ async fn apply_downgrade(
         sub.id,
         sub.current_period_end.and_utc().timestamp()
     );
-    let answer = gw
-        .change_plan(
+    let quantity = u64::try_from(sub.quantity).unwrap_or(1);
+    let (_, current) = gw
+        .retrieve_subscription(&stripe_id)
+        .await
+        .map_err(stripe_error)?;
+    if interval_changes {
+        // Yearly to monthly: a plain update would move the billing date to now; Stripe's
+        // schedule switches exactly at the paid period's end. Our record follows the
+        // `customer.subscription.updated` Stripe sends then; until then Stripe holds the change.
+        let schedule = current.schedule.as_ref().map(|s| s.id().to_owned());
+        gw.schedule_plan_at_period_end(
             &stripe_id,
-            &item,
+            schedule.as_deref(),
+            &sub.price_id,
             &price,
-            u64::try_from(sub.quantity).unwrap_or(1),
-            false,
+            quantity,
+            sub.current_period_end.and_utc().timestamp(),
             &key,
         )
         .await
         .map_err(stripe_error)?;
+        let id = sub.id.clone();
+        return db::run(&state.pool, move |conn| {
+            Subscription::set_scheduled_price(conn, &id, None)?;
+            Ok(())
+        })
+        .await;
+    }
+    let item = current
+        .items
+        .data
+        .first()
+        .map(|i| i.id.clone())
+        .unwrap_or_default();
+    let answer = gw
+        .change_plan(&stripe_id, &item, &price, quantity, false, &key)
+        .await
+        .map_err(stripe_error)?;
     finish_subscription(state, &sub.id, answer).await?;
     Ok(())
+}
+
+fn interval_of(conn: &mut DbConn, price: &str) -> Result<Option<Interval>, AppError> {
+    Ok(Price::find(conn, price)?.and_then(|p| p.interval))
+}
+
+/// The price a subscription is billed at now.
+fn sub_price(conn: &mut DbConn, id: &str) -> Result<String, AppError> {
+    Ok(Subscription::find(conn, id)?
+        .map(|s| s.price_id)
+        .unwrap_or_default())
 }
 
 pub struct Buy {

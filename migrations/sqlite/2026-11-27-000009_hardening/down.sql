@@ -1,0 +1,4 @@
+DROP INDEX signing_keys_one_active;
+DROP INDEX idempotency_keys_created;
+DROP TABLE job_leases;
+ALTER TABLE outbox_emails DROP COLUMN claimed_by;
