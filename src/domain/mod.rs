@@ -2,5 +2,6 @@
 
 pub mod entitlements;
 pub mod ledger;
+pub mod limits;
 pub mod money;
 pub mod states;

@@ -3,18 +3,36 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// An ISO 4217 alphabetic code, upper case (`USD`, `EUR`, `JPY`).
+/// Active ISO 4217 currencies (2025), sorted: money may be in these and no others. Funds,
+/// metals and the testing and no-currency codes (`XXX`, `XTS`, `XAU`, …) are not money.
+const ISO_4217: [&str; 157] = [
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+    "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
+    "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ",
+    "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
+    "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
+    "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+    "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
+    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR",
+    "SDG", "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL",
+    "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU",
+    "UZS", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW",
+    "ZWG",
+];
+
+/// An ISO 4217 alphabetic code, upper case (`USD`, `EUR`, `JPY`), of an active currency.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Currency(String);
 
 impl Currency {
     pub fn parse(code: &str) -> Result<Self, String> {
-        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+        if ISO_4217.binary_search(&code).is_ok() {
             Ok(Currency(code.to_owned()))
         } else {
             Err(format!(
-                "currency must be an ISO 4217 code of three upper-case letters, got {code:?}"
+                "currency must be an active ISO 4217 code in upper case, got {code:?}"
             ))
         }
     }
@@ -92,6 +110,14 @@ mod tests {
         assert!(Currency::parse("usd").is_err());
         assert!(Currency::parse("US").is_err());
         assert!(Currency::parse("US1").is_err());
+        // Codes of the right shape that are not money.
+        for not_money in ["XXX", "XTS", "XAU", "ZZZ", "ABC"] {
+            assert!(Currency::parse(not_money).is_err(), "{not_money}");
+        }
+        assert!(
+            ISO_4217.windows(2).all(|w| w[0] < w[1]),
+            "sorted for binary search"
+        );
     }
 
     #[test]

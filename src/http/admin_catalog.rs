@@ -198,12 +198,6 @@ async fn create_price(
         let new: CreatePrice = parse_json(&body)?;
         let currency = Currency::parse(&new.currency)
             .map_err(|e| AppError::unprocessable("invalid_currency", e))?;
-        if new.amount_minor < 0 {
-            return Err(AppError::unprocessable(
-                "invalid_amount",
-                "amount_minor must be >= 0",
-            ));
-        }
         let interval = match new.interval.as_deref() {
             Some(i) => Some(Interval::parse(i).ok_or_else(|| {
                 AppError::unprocessable("invalid_interval", "interval must be month or year")

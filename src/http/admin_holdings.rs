@@ -2,6 +2,7 @@
 //! Stripe drives them. Every write tells the caches of the users it touches.
 
 use super::admin_catalog::valid_key;
+use super::bounds::optional_time;
 use super::parse_json;
 use super::views::{self, GrantView, OrderView, SubscriptionView};
 use crate::app::AppState;
@@ -86,9 +87,9 @@ struct CreateGrant {
     #[serde(default)]
     value: Option<i64>,
     reason: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_time")]
     starts_at: Option<DateTime<Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_time")]
     expires_at: Option<DateTime<Utc>>,
 }
 
@@ -151,7 +152,7 @@ struct CreateSubscription {
     price_id: String,
     #[serde(default = "one")]
     quantity: i32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_time")]
     current_period_start: Option<DateTime<Utc>>,
 }
 
@@ -196,9 +197,13 @@ async fn create_subscription(
 struct UpdateSubscription {
     status: Option<String>,
     quantity: Option<i32>,
+    #[serde(default, deserialize_with = "optional_time")]
     current_period_start: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "optional_time")]
     current_period_end: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "optional_time")]
     trial_end: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "optional_time")]
     grace_until: Option<DateTime<Utc>>,
     cancel_at_period_end: Option<bool>,
 }

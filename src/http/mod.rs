@@ -6,6 +6,7 @@ mod admin_creators;
 mod admin_holdings;
 mod admin_keys;
 mod admin_refunds;
+mod bounds;
 mod earnings;
 mod entitlements;
 mod health;

@@ -6,6 +6,7 @@ use crate::db::models::catalog::{
     EntitlementDefinition, NewPrice, NewProduct, PlanEntitlement, Price, Product,
 };
 use crate::db::{self, DbConn};
+use crate::domain::limits;
 use crate::domain::money::Currency;
 use crate::domain::states::Interval;
 use crate::error::AppError;
@@ -67,6 +68,13 @@ pub async fn all_products(state: &AppState) -> Result<Vec<ProductView>, AppError
     .await
 }
 
+pub(crate) fn quota_out_of_range(key: &str) -> AppError {
+    AppError::unprocessable(
+        "invalid_entitlement",
+        format!("{key}: a quota is 0 to {}", limits::MAX_QUOTA),
+    )
+}
+
 /// Checks a plan's entitlements against their definitions: quotas need a value, booleans none.
 fn check_specs(
     conn: &mut DbConn,
@@ -92,6 +100,7 @@ fn check_specs(
                     format!("{key} is boolean and takes no value"),
                 ))
             }
+            (_, Some(v)) if !limits::valid_quota(*v) => return Err(quota_out_of_range(key)),
             _ => {}
         }
     }
@@ -159,6 +168,14 @@ pub async fn create_price(
     product_id: &str,
     new: PriceRequest,
 ) -> Result<Price, AppError> {
+    // Stripe charges at least one minor unit and at most eight digits; something free has no
+    // price.
+    if !(1..=limits::MAX_AMOUNT_MINOR).contains(&new.amount_minor) {
+        return Err(AppError::unprocessable(
+            "invalid_amount",
+            format!("amount_minor must be 1 to {}", limits::MAX_AMOUNT_MINOR),
+        ));
+    }
     let product_id = product_id.to_owned();
     db::transaction(&state.pool, move |conn| {
         Product::find(conn, &product_id)?

@@ -39,6 +39,9 @@ fn check_key(conn: &mut DbConn, key: &str, value: Option<i64>) -> Result<(), App
             format!("entitlement {key:?} is not defined"),
         )
     })?;
+    if value.is_some_and(|v| !crate::domain::limits::valid_quota(v)) {
+        return Err(crate::services::catalog::quota_out_of_range(key));
+    }
     if (def.kind == "quota") != value.is_some() {
         return Err(AppError::unprocessable(
             "invalid_entitlement",

@@ -11,7 +11,7 @@ use crate::domain::states::{Interval, OrderKind, OrderStatus, ProductKind, Subsc
 use crate::error::AppError;
 use crate::services::billing::refund_requests;
 use crate::services::changes;
-use chrono::{DateTime, Months, Utc};
+use chrono::{DateTime, Datelike, Months, Utc};
 
 fn add_interval(t: DateTime<Utc>, interval: Interval) -> DateTime<Utc> {
     let months = match interval {
@@ -50,7 +50,11 @@ pub async fn create_subscription(
             ));
         }
         let (status, trial_end, end) = if price.trial_days > 0 {
-            let t = start + chrono::Duration::days(i64::from(price.trial_days));
+            let t = chrono::Duration::try_days(i64::from(price.trial_days))
+                .and_then(|d| start.checked_add_signed(d))
+                .ok_or_else(|| {
+                    AppError::unprocessable("invalid_period", "the trial ends too late")
+                })?;
             (SubscriptionStatus::Trialing, Some(t), t)
         } else {
             (
@@ -59,6 +63,12 @@ pub async fn create_subscription(
                 add_interval(start, interval),
             )
         };
+        if end.year() > *crate::domain::limits::YEARS.end() {
+            return Err(AppError::unprocessable(
+                "invalid_period",
+                "the first period would end after the year 9999",
+            ));
+        }
         users::ensure(conn, &user_id)?;
         let sub = Subscription::create(
             conn,

@@ -6,7 +6,9 @@ mod helpers;
 mod real_parts;
 
 mod auth;
+mod authz_matrix;
 mod billing;
+mod bounds;
 mod catalog;
 mod database_loss;
 mod emails;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 /// (METHOD, path) pairs in the spec.
-fn documented() -> BTreeSet<(String, String)> {
+pub fn documented() -> BTreeSet<(String, String)> {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
     let spec: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();

@@ -589,6 +589,12 @@ pub struct Buy {
 /// A sticker pack for oneself or as a gift, or a gifted subscription period (a plan's
 /// monthly or yearly price paid once: the recipient gets that many days of the plan).
 pub async fn buy(state: &AppState, user: &str, new: Buy) -> Result<Started<Order>, AppError> {
+    if new.recipient_id.as_deref() == Some(user) {
+        return Err(AppError::unprocessable(
+            "gift_to_self",
+            "a gift is for someone else; buy it for yourself without a recipient",
+        ));
+    }
     let gw = gateway(state)?.clone();
     let u = user.to_owned();
     let (payment_method, email) = (new.payment_method.clone(), new.email.clone());
