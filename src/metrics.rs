@@ -14,6 +14,8 @@ pub struct Metrics {
     latency: HistogramVec,
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
+    /// Reads of the live service credentials (at most one per few seconds, whatever is sent).
+    pub service_key_reloads: IntCounter,
 }
 
 impl Metrics {
@@ -45,6 +47,11 @@ impl Metrics {
             "kopilka_entitlement_cache_misses_total",
             "Entitlement answers computed from the database",
         )?;
+        let service_key_reloads = IntCounter::new(
+            "kopilka_service_key_reloads_total",
+            "Reads of the live service credentials from the database",
+        )?;
+        registry.register(Box::new(service_key_reloads.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(cache_hits.clone()))?;
@@ -55,6 +62,7 @@ impl Metrics {
             latency,
             cache_hits,
             cache_misses,
+            service_key_reloads,
         })
     }
 

@@ -85,7 +85,11 @@ impl FromRequest for Caller {
             let state = state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("no app state")))?;
             let token = token?;
             if super::service_keys::looks_like_key(&token) {
-                match state.service_keys.check(&state.pool, &token).await? {
+                match state
+                    .service_keys
+                    .check(&state.pool, &state.metrics.service_key_reloads, &token)
+                    .await?
+                {
                     ServiceKeyCheck::Live(credential_id) => Ok(Caller::Service { credential_id }),
                     ServiceKeyCheck::Unknown => Err(AppError::unauthenticated(
                         "unknown or revoked service credential",

@@ -1,5 +1,7 @@
-//! Service credentials: `kpk_` + 32 random bytes (base64url). Only their SHA-256 is stored; a
-//! short-lived in-process cache keeps the batch-check hot path off the database.
+//! Service credentials: `kpk_` + 32 random bytes (base64url). Only their SHA-256 is stored.
+//! Each instance keeps a snapshot of every live credential's hash, re-read at most every few
+//! seconds by one request at a time: a check, known key or not, costs no database work, so a
+//! flood of invented `kpk_` keys costs hashing and nothing else.
 
 use crate::db::models::credentials::ServiceCredential;
 use crate::db::{self, DbPool};
@@ -8,14 +10,24 @@ use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 const PREFIX: &str = "kpk_";
 
-/// How long a positive check is trusted before the database is asked again; bounds how long a
-/// revoked credential keeps working on other instances.
+/// How long a snapshot of the live credentials is trusted: bounds how long a credential
+/// revoked (or created) on another instance keeps working (or waits) on this one.
 const TRUST_FOR: Duration = Duration::from_secs(5);
+
+/// `kpk_` and 43 base64url characters (32 bytes): anything else is refused unhashed.
+fn well_formed(key: &str) -> bool {
+    key.strip_prefix(PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
 
 pub fn looks_like_key(token: &str) -> bool {
     token.starts_with(PREFIX)
@@ -42,47 +54,66 @@ pub enum ServiceKeyCheck {
     Unknown,
 }
 
+/// Live credentials by key hash, and when they were read.
+struct Snapshot {
+    live: HashMap<String, String>,
+    read_at: Instant,
+}
+
 #[derive(Default)]
 pub struct ServiceKeys {
-    trusted: RwLock<HashMap<String, (String, Instant)>>,
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    /// One reload at a time; the others wait for it rather than query too.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl ServiceKeys {
-    pub async fn check(&self, pool: &DbPool, key: &str) -> Result<ServiceKeyCheck, AppError> {
-        let hash = hash(key);
-        if let Ok(trusted) = self.trusted.read() {
-            if let Some((id, at)) = trusted.get(&hash) {
-                if at.elapsed() < TRUST_FOR {
-                    return Ok(ServiceKeyCheck::Live(id.clone()));
-                }
-            }
-        }
-        let lookup = hash.clone();
-        let found = db::run(pool, move |conn| {
-            Ok(ServiceCredential::live_by_hash(conn, &lookup)?)
-        })
-        .await?;
-        let Ok(mut trusted) = self.trusted.write() else {
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "credential cache poisoned"
-            )));
-        };
-        match found {
-            Some(cred) => {
-                trusted.insert(hash, (cred.id.clone(), Instant::now()));
-                Ok(ServiceKeyCheck::Live(cred.id))
-            }
-            None => {
-                trusted.remove(&hash);
-                Ok(ServiceKeyCheck::Unknown)
-            }
-        }
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        let snapshot = self.snapshot.read().ok()?.clone()?;
+        (snapshot.read_at.elapsed() < TRUST_FOR).then_some(snapshot)
     }
 
-    /// Forgets every trusted key, so a revocation on this instance takes effect at once.
+    pub async fn check(
+        &self,
+        pool: &DbPool,
+        reloads: &prometheus::IntCounter,
+        key: &str,
+    ) -> Result<ServiceKeyCheck, AppError> {
+        if !well_formed(key) {
+            return Ok(ServiceKeyCheck::Unknown);
+        }
+        let snapshot = match self.fresh() {
+            Some(s) => s,
+            None => {
+                let _one = self.reloading.lock().await;
+                match self.fresh() {
+                    Some(s) => s,
+                    None => {
+                        reloads.inc();
+                        let live =
+                            db::run(pool, |conn| Ok(ServiceCredential::live_hashes(conn)?)).await?;
+                        let s = Arc::new(Snapshot {
+                            live: live.into_iter().collect(),
+                            read_at: Instant::now(),
+                        });
+                        if let Ok(mut slot) = self.snapshot.write() {
+                            *slot = Some(s.clone());
+                        }
+                        s
+                    }
+                }
+            }
+        };
+        Ok(match snapshot.live.get(&hash(key)) {
+            Some(id) => ServiceKeyCheck::Live(id.clone()),
+            None => ServiceKeyCheck::Unknown,
+        })
+    }
+
+    /// Drops the snapshot, so a credential created or revoked on this instance counts at once.
     pub fn forget_all(&self) {
-        if let Ok(mut trusted) = self.trusted.write() {
-            trusted.clear();
+        if let Ok(mut slot) = self.snapshot.write() {
+            *slot = None;
         }
     }
 }
@@ -96,6 +127,8 @@ mod tests {
         let (a, ha) = generate();
         let (b, _) = generate();
         assert!(looks_like_key(&a));
+        assert!(well_formed(&a) && well_formed(&b));
+        assert!(!well_formed("kpk_short") && !well_formed(&format!("{a}x")));
         assert_ne!(a, b);
         assert_eq!(ha, hash(&a));
         assert!(!ha.contains(&a[PREFIX.len()..]));

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 pub type Instant = DateTime<Utc>;
@@ -79,9 +80,10 @@ impl Window {
 }
 
 impl Holding {
-    /// When this holding confers its entitlements; `None` when never.
+    /// When this holding confers its entitlements; `None` when never (an empty window, such as a
+    /// grant revoked before it starts, is `None` too).
     pub fn window(&self) -> Option<Window> {
-        match &self.terms {
+        let window = match &self.terms {
             Terms::Subscription {
                 status,
                 period_start,
@@ -119,7 +121,11 @@ impl Holding {
                     until,
                 })
             }
-        }
+        };
+        window.filter(|w| match (w.from, w.until) {
+            (Some(from), Some(until)) => from < until,
+            _ => true,
+        })
     }
 }
 
@@ -130,9 +136,11 @@ pub struct Effective {
     /// For quotas, the largest value any holding confers now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<i64>,
-    /// When the last holding conferring this key ends; `None` for never.
+    /// When the last holding conferring this key now ends; `None` for never. The key is held at
+    /// every instant of `[now, expires_at)` (it may go on being held after, through a holding
+    /// that has not started yet).
     pub expires_at: Option<Instant>,
-    /// The holding that gives the value (or lasts longest).
+    /// The holding shown as giving this entitlement: see [`effective`] for how it is picked.
     pub source: Source,
 }
 
@@ -141,8 +149,30 @@ pub struct Effective {
 pub struct Answer {
     /// Sorted by key.
     pub entitlements: Vec<Effective>,
-    /// The earliest instant after `now` at which the answer may differ; `None` for never.
+    /// The first instant after `now` at which the entitlements differ; `None` for never. The
+    /// whole answer is the same at every instant of `[now, next_change)`.
     pub next_change: Option<Instant>,
+}
+
+/// How one holding offers one key, while its window contains `now`.
+struct Offer<'a> {
+    value: Option<i64>,
+    /// The end of this holding's own window.
+    until: Option<Instant>,
+    source: &'a Source,
+}
+
+impl Offer<'_> {
+    /// The tie-break of [`effective`] as a total order: the greatest offer is shown.
+    fn rank(&self, other: &Self) -> Ordering {
+        // `(true, None)` (never ends) sorts above every `(false, Some(end))`.
+        let end = |o: &Self| (o.until.is_none(), o.until);
+        self.value
+            .cmp(&other.value)
+            .then_with(|| end(self).cmp(&end(other)))
+            // The smaller source wins, so it ranks higher.
+            .then_with(|| other.source.cmp(self.source))
+    }
 }
 
 /// Later end wins; `None` (never ends) is the latest.
@@ -153,66 +183,78 @@ fn later(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// Orders candidate sources for one key: bigger value first, then longer-lasting, then by source
-/// so the choice never depends on input order.
-fn better(a: &Effective, b: &Effective) -> bool {
-    let ends_later = |x: Option<Instant>, y: Option<Instant>| match (x, y) {
-        (None, Some(_)) => true,
-        (Some(x), Some(y)) => x > y,
-        _ => false,
-    };
-    if a.value != b.value {
-        return a.value > b.value;
-    }
-    if a.expires_at != b.expires_at {
-        return ends_later(a.expires_at, b.expires_at);
-    }
-    a.source < b.source
-}
-
-/// Computes what the holdings grant at `now`.
-pub fn effective(holdings: &[Holding], now: Instant) -> Answer {
-    let mut by_key: BTreeMap<&str, Effective> = BTreeMap::new();
-    let mut next_change: Option<Instant> = None;
-    let mut note_edge = |edge: Option<Instant>| {
-        if let Some(e) = edge.filter(|e| *e > now) {
-            next_change = Some(next_change.map_or(e, |n| n.min(e)));
-        }
-    };
-
+/// The entitlements in effect at `now`, sorted by key.
+fn entitlements_at(holdings: &[Holding], now: Instant) -> Vec<Effective> {
+    // Per key: the best offer so far and the latest end of any offer.
+    let mut by_key: BTreeMap<&str, (Offer, Option<Instant>)> = BTreeMap::new();
     for holding in holdings {
-        let Some(window) = holding.window() else {
+        let Some(window) = holding.window().filter(|w| w.contains(now)) else {
             continue;
         };
-        note_edge(window.from);
-        note_edge(window.until);
-        if !window.contains(now) {
-            continue;
-        }
         for c in &holding.confers {
-            let candidate = Effective {
-                key: c.key.clone(),
+            let offer = Offer {
                 value: c.value,
-                expires_at: window.until,
-                source: holding.source.clone(),
+                until: window.until,
+                source: &holding.source,
             };
             match by_key.get_mut(c.key.as_str()) {
                 None => {
-                    by_key.insert(&c.key, candidate);
+                    by_key.insert(&c.key, (offer, window.until));
                 }
-                Some(held) => {
-                    let expires_at = later(held.expires_at, candidate.expires_at);
-                    if better(&candidate, held) {
-                        *held = candidate;
+                Some((best, expires_at)) => {
+                    *expires_at = later(*expires_at, window.until);
+                    // Compared with the best offer's own end, never with the merged one: the
+                    // pick must not depend on which offers came before it.
+                    if offer.rank(best) == Ordering::Greater {
+                        *best = offer;
                     }
-                    held.expires_at = expires_at;
                 }
             }
         }
     }
+    by_key
+        .into_iter()
+        .map(|(key, (best, expires_at))| Effective {
+            key: key.to_owned(),
+            value: best.value,
+            expires_at,
+            source: best.source.clone(),
+        })
+        .collect()
+}
 
+/// Computes what the holdings grant at `now`, and when that next changes.
+///
+/// Each key is shown once: with the largest value any holding in effect confers (a quota beats
+/// a plain flag of the same key), the latest end of those holdings as `expires_at`, and as
+/// `source` the holding picked by this rule:
+/// 1. the bigger value;
+/// 2. for equal values, the holding whose own window ends last (never-ending first);
+/// 3. then the smallest [`Source`] (by kind, then id).
+///
+/// The answer therefore never depends on the order of `holdings`.
+///
+/// `next_change` is exact: the first window edge after `now` at which the entitlements differ
+/// (an edge that changes nothing, such as a lesser grant ending, is skipped). Found by
+/// evaluating at each edge in turn, so it costs O(edges × holdings); a user holds a handful.
+pub fn effective(holdings: &[Holding], now: Instant) -> Answer {
+    let entitlements = entitlements_at(holdings, now);
+    let mut edges: Vec<Instant> = holdings
+        .iter()
+        .filter(|h| !h.confers.is_empty())
+        .filter_map(Holding::window)
+        .flat_map(|w| [w.from, w.until])
+        .flatten()
+        .filter(|e| *e > now)
+        .collect();
+    edges.sort_unstable();
+    edges.dedup();
+    // Between two edges nothing changes, so the first edge that changes the answer is exact.
+    let next_change = edges
+        .into_iter()
+        .find(|e| entitlements_at(holdings, *e) != entitlements);
     Answer {
-        entitlements: by_key.into_values().collect(),
+        entitlements,
         next_change,
     }
 }
@@ -220,3 +262,7 @@ pub fn effective(holdings: &[Holding], now: Instant) -> Answer {
 #[cfg(test)]
 #[path = "entitlements_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "entitlements_laws.rs"]
+mod laws;

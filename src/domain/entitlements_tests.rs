@@ -248,3 +248,78 @@ fn quota_takes_the_largest_value_and_the_latest_end() {
         Some(100)
     );
 }
+
+fn grant(id: &str, value: Option<i64>, until: Option<i64>) -> Holding {
+    Holding {
+        source: Source {
+            kind: SourceKind::Grant,
+            id: id.into(),
+        },
+        terms: Terms::Grant {
+            starts_at: at(0),
+            expires_at: until.map(at),
+            revoked_at: None,
+        },
+        confers: vec![Conferred {
+            key: "max_upload_mb".into(),
+            value,
+        }],
+    }
+}
+
+#[test]
+fn equal_values_show_the_longest_lasting_holding_in_any_input_order() {
+    let (a, b, c) = (
+        grant("a", Some(5), Some(100)),
+        grant("b", Some(10), Some(50)),
+        grant("c", Some(10), Some(80)),
+    );
+    let orders = [
+        [&a, &b, &c],
+        [&a, &c, &b],
+        [&b, &a, &c],
+        [&b, &c, &a],
+        [&c, &a, &b],
+        [&c, &b, &a],
+    ];
+    for order in orders {
+        let held: Vec<Holding> = order.into_iter().cloned().collect();
+        let e = &effective(&held, at(10)).entitlements[0];
+        assert_eq!(e.value, Some(10));
+        assert_eq!(
+            e.source.id,
+            "c",
+            "order {:?}",
+            held.iter().map(|h| &h.source.id)
+        );
+        assert_eq!(e.expires_at, Some(at(100)));
+    }
+}
+
+#[test]
+fn equal_value_and_end_show_the_smallest_source() {
+    let held = [grant("b", None, None), grant("a", None, None)];
+    assert_eq!(effective(&held, at(10)).entitlements[0].source.id, "a");
+}
+
+#[test]
+fn a_lesser_grant_ending_is_not_a_change() {
+    // The small grant ends at 60 but the big one decides the answer until 500.
+    let held = [
+        grant("big", Some(10), Some(500)),
+        grant("small", Some(1), Some(60)),
+    ];
+    assert_eq!(effective(&held, at(10)).next_change, Some(at(500)));
+}
+
+#[test]
+fn a_grant_revoked_before_it_starts_has_no_window_and_no_edges() {
+    let mut revoked = grant("r", None, Some(100));
+    revoked.terms = Terms::Grant {
+        starts_at: at(50),
+        expires_at: Some(at(100)),
+        revoked_at: Some(at(20)),
+    };
+    assert_eq!(revoked.window(), None);
+    assert_eq!(effective(&[revoked], at(10)).next_change, None);
+}

@@ -56,6 +56,8 @@ async fn create(
             Ok(ServiceCredential::create(conn, &new.name, hash, &by)?)
         })
         .await?;
+        // Usable at once here; other instances see it within their snapshot's few seconds.
+        state.service_keys.forget_all();
         Ok(Reply::created(NewServiceCredentialView {
             credential: ServiceCredentialView::from(&cred),
             api_key: key,

@@ -299,3 +299,47 @@ both!(a_token_not_valid_yet_is_refused, |b: Backend| async move {
         assert_eq!(res.status(), StatusCode::OK, "nbf {fine} (now {now})");
     }
 });
+
+/// The value of a counter in `/metrics`.
+async fn counter(app: &crate::helpers::TestApp, name: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+// A flood of invented `kpk_` keys once cost a database transaction each: now the live
+// credentials are read at most once per few seconds, whatever arrives.
+both!(
+    a_flood_of_unknown_service_keys_does_not_reach_the_database,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let live = app.service_key().await;
+        let before = counter(&app, "kopilka_service_key_reloads_total").await;
+        for i in 0..300 {
+            let bogus = format!("kpk_{:043}", i);
+            let res = app
+                .post(
+                    "/v1/entitlements/check",
+                    &bogus,
+                    &json!({"user_ids": ["a"]}),
+                )
+                .await;
+            assert_problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+        }
+        let res = app
+            .post("/v1/entitlements/check", &live, &json!({"user_ids": ["a"]}))
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let reloads = counter(&app, "kopilka_service_key_reloads_total").await - before;
+        assert!(reloads <= 2, "{reloads} reads for 301 checks");
+    }
+);

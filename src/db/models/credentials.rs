@@ -55,6 +55,14 @@ impl ServiceCredential {
             .optional()
     }
 
+    /// Every live credential's (key hash, id): a few per messenger deployment.
+    pub fn live_hashes(conn: &mut DbConn) -> QueryResult<Vec<(String, String)>> {
+        service_credentials::table
+            .filter(service_credentials::revoked_at.is_null())
+            .select((service_credentials::key_hash, service_credentials::id))
+            .load(conn)
+    }
+
     pub fn revoke(conn: &mut DbConn, id: &str) -> QueryResult<Option<ServiceCredential>> {
         diesel::update(
             service_credentials::table
