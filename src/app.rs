@@ -101,7 +101,12 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
         None => tracing::info!("Stripe is not configured: purchases answer 503"),
     }
     let state = web::Data::new(AppState {
-        entitlements: Entitlements::new(pool.clone(), settings.cache.enabled, metrics.clone()),
+        entitlements: Entitlements::new(
+            pool.clone(),
+            settings.cache.enabled,
+            metrics.clone(),
+            settings.entitlements.default_plan.clone(),
+        ),
         settings,
         pool,
         backend,

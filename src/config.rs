@@ -26,6 +26,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub tokens: TokenSettings,
     pub cache: CacheSettings,
+    pub entitlements: EntitlementSettings,
     pub stripe: StripeSettings,
     pub billing: BillingSettings,
     pub email: EmailSettings,
@@ -131,6 +132,13 @@ pub struct TokenSettings {
 pub struct CacheSettings {
     pub enabled: bool,
     pub max_age_seconds: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct EntitlementSettings {
+    /// The plan everyone holds (the free tier): its entitlements are part of every answer,
+    /// merged with what the user holds (quotas by maximum). `None`: no default plan.
+    pub default_plan: Option<String>,
 }
 
 impl Settings {

@@ -22,6 +22,9 @@ pub enum SourceKind {
     Seat,
     Order,
     Grant,
+    /// The plan everyone holds (the free tier, `entitlements.default_plan`). Last, so on a tie
+    /// the user's own holding is named as the source.
+    DefaultPlan,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,6 +59,8 @@ pub enum Terms {
         expires_at: Option<Instant>,
         revoked_at: Option<Instant>,
     },
+    /// Held by everyone at every instant (the default plan).
+    Always,
 }
 
 /// Something a user holds that may confer entitlements.
@@ -104,6 +109,10 @@ impl Holding {
                 })
             }
             Terms::Order { status } => (*status == OrderStatus::Paid).then_some(Window {
+                from: None,
+                until: None,
+            }),
+            Terms::Always => Some(Window {
                 from: None,
                 until: None,
             }),

@@ -309,3 +309,106 @@ both!(
         assert_eq!(body["results"][1]["features"]["premium"]["granted"], false);
     }
 );
+
+/// An app serving the demo's Free plan to everyone, as `cargo run` does.
+async fn with_free_tier(b: Backend) -> crate::helpers::TestApp {
+    crate::helpers::spawn_with(std::sync::Arc::new(crate::helpers::TestDb::new(b)), |s| {
+        s.entitlements.default_plan = Some("prod_free".into())
+    })
+    .await
+}
+
+fn value_of(answer: &Value, key: &str) -> Value {
+    answer["entitlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == key)
+        .map_or(Value::Null, |e| e["value"].clone())
+}
+
+const FREE: [&str; 3] = ["integrations", "max_upload_mb", "search_history_messages"];
+
+both!(
+    the_free_tier_is_part_of_every_answer_merged_by_maximum,
+    |b: Backend| async move {
+        let app = with_free_tier(b).await;
+        // Holding nothing is holding the Free plan (Slack's free tier: 10,000 searchable
+        // messages, 5 integrations, 100 MB uploads).
+        let nobody = app.entitlements("nobody").await;
+        assert_eq!(keys_of(&nobody), FREE);
+        assert_eq!(value_of(&nobody, "search_history_messages"), 10_000);
+        assert_eq!(value_of(&nobody, "max_upload_mb"), 100);
+        assert_eq!(nobody["next_change"], Value::Null);
+        // A premium grant adds to the Free plan; it takes nothing away.
+        app.grant("granted", "premium", None).await;
+        assert_eq!(
+            app.keys("granted").await,
+            [
+                "integrations",
+                "max_upload_mb",
+                "premium",
+                "search_history_messages"
+            ]
+        );
+        // Quotas merge by maximum: Premium's 4,000 MB over Free's 100.
+        app.subscribe("subscriber", "price_premium_monthly_usd", 1)
+            .await;
+        let answer = app.entitlements("subscriber").await;
+        assert_eq!(value_of(&answer, "max_upload_mb"), 4_000);
+        assert_eq!(value_of(&answer, "integrations"), 5);
+        // Support sees where each came from.
+        let res = app.get("/v1/admin/users/subscriber", &app.support()).await;
+        let overview: Value = res.json().await.unwrap();
+        let source = |key: &str| {
+            overview["entitlements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["key"] == key)
+                .unwrap()["source"]
+                .clone()
+        };
+        assert_eq!(
+            source("integrations"),
+            json!({"kind": "default_plan", "id": "prod_free"})
+        );
+        assert_eq!(source("max_upload_mb")["kind"], "subscription");
+        // Messenger servers get it too, for users never seen.
+        let key = app.service_key().await;
+        let res = app
+            .post(
+                "/v1/entitlements/check",
+                &key,
+                &json!({"user_ids": ["never-seen"]}),
+            )
+            .await;
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(keys_of(&body["results"][0]), FREE);
+    }
+);
+
+both!(
+    the_free_tiers_entitlements_changed_reach_every_cached_answer_at_once,
+    |b: Backend| async move {
+        let app = with_free_tier(b).await;
+        for u in ["cached-1", "cached-2"] {
+            assert_eq!(app.keys(u).await, FREE);
+            assert_eq!(app.keys(u).await, FREE, "served from the cache");
+        }
+        let res = app
+            .client
+            .put(app.url("/v1/admin/products/prod_free/entitlements"))
+            .bearer_auth(app.admin())
+            .json(&json!({"entitlements": [{"key": "max_upload_mb", "value": 250}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        for u in ["cached-1", "cached-2", "new-after"] {
+            let answer = app.entitlements(u).await;
+            assert_eq!(keys_of(&answer), ["max_upload_mb"], "{u}");
+            assert_eq!(value_of(&answer, "max_upload_mb"), 250);
+        }
+    }
+);

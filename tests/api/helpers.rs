@@ -124,6 +124,9 @@ pub fn test_settings(db_url: &str) -> Settings {
     settings.http.host = "127.0.0.1".into();
     settings.database.url = db_url.to_owned().into();
     settings.database.pool_size = 4;
+    // Tests state what holdings confer; the free tier everyone holds is tested on its own
+    // (`entitlements::the_free_tier_*`), with the demo's default plan switched on.
+    settings.entitlements.default_plan = None;
     settings
 }
 
