@@ -65,6 +65,8 @@ fn terms() -> impl Strategy<Value = Terms> {
                 expires_at: len.map(|l| at(start + l)),
                 revoked_at: revoked.map(at),
             }),
+        // The default plan everyone holds.
+        Just(Terms::Always),
     ]
 }
 
@@ -83,6 +85,7 @@ fn holding(i: usize) -> impl Strategy<Value = Holding> {
                 Terms::Subscription { .. } => SourceKind::Subscription,
                 Terms::Order { .. } => SourceKind::Order,
                 Terms::Grant { .. } => SourceKind::Grant,
+                Terms::Always => SourceKind::DefaultPlan,
             },
             id: format!("h{i}"),
         },

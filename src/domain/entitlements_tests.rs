@@ -72,6 +72,7 @@ fn holding(i: usize) -> impl Strategy<Value = Holding> {
                 Terms::Subscription { .. } => SourceKind::Subscription,
                 Terms::Order { .. } => SourceKind::Order,
                 Terms::Grant { .. } => SourceKind::Grant,
+                Terms::Always => SourceKind::DefaultPlan,
             },
             id: format!("h{i}"),
         },
