@@ -18,6 +18,26 @@ pub fn optional_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<
     }
 }
 
+/// Headers a request may carry: below actix's own parser limits (96 headers, a 128 KiB head),
+/// so that a request over ours gets a problem document. Beyond actix's limits its parser
+/// answers 431 before any of our code runs, with an empty body.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Why a request's headers are too large, if they are.
+pub fn headers_too_large(headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+    let count = headers.len();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (count > MAX_HEADERS || bytes > MAX_HEADER_BYTES).then(|| {
+        format!(
+            "request headers: at most {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes, got {count} and {bytes}"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,14 @@ async fn problems_only(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if let Some(detail) = bounds::headers_too_large(req.headers()) {
+        let problem = problem_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            &detail,
+        );
+        return Ok(req.into_response(problem.map_into_boxed_body()));
+    }
     let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
     let is_problem = res

@@ -189,3 +189,33 @@ both!(
         }
     }
 );
+
+// Headers over the limit once got a 431 with an empty body: now a problem like any other.
+both!(oversize_headers_are_431_problems, |b: Backend| async move {
+    let app = spawn(b).await;
+    let big = "x".repeat(40 * 1024);
+    let res = app
+        .client
+        .get(app.url("/v1/me/entitlements"))
+        .header("x-padding", big)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        res,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers_too_large",
+    )
+    .await;
+    let mut many = app.client.get(app.url("/healthz"));
+    for i in 0..70 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    let res = many.send().await.unwrap();
+    assert_problem(
+        res,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "headers_too_large",
+    )
+    .await;
+});
