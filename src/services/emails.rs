@@ -52,6 +52,22 @@ pub fn payment_failed(conn: &mut DbConn, user: &str, key: &str, what: &str) -> Q
     )
 }
 
+/// An upgrade whose payment failed: the plan stays as it was (Stripe keeps the change pending
+/// until it is paid or expires); once per invoice attempt.
+pub fn plan_change_failed(conn: &mut DbConn, user: &str, key: &str, what: &str) -> QueryResult<()> {
+    to_user(
+        conn,
+        user,
+        format!("plan_change_failed:{key}"),
+        "plan_change_failed",
+        format!("Your change of {what} could not be paid"),
+        format!(
+            "We could not take the payment for the change of {what}. You keep your current plan; \
+             try again from the app with another payment method.\n"
+        ),
+    )
+}
+
 /// A renewal the bank wants the customer to authenticate (3-D Secure): a link to Stripe's
 /// hosted invoice page, where they can; once per invoice.
 pub fn action_required(

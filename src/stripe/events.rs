@@ -28,7 +28,8 @@ pub struct EventData {
 /// What an event means to us.
 #[derive(Clone, Debug)]
 pub enum Change {
-    /// `customer.subscription.created/updated/deleted` (and our own calls' answers).
+    /// `customer.subscription.created/updated/deleted/pending_update_*` (and our own calls'
+    /// answers).
     Subscription(Subscription),
     TrialWillEnd(Subscription),
     /// `invoice.paid` / `invoice.payment_succeeded`.
@@ -56,9 +57,15 @@ impl Event {
     /// error (400: a body Stripe would never send).
     pub fn change(&self) -> Result<Change, serde_json::Error> {
         Ok(match self.event_type.as_str() {
+            // A pending update applied (the upgrade was paid) or expired (it never was): the
+            // subscription as it is now, like any other update.
             "customer.subscription.created"
             | "customer.subscription.updated"
-            | "customer.subscription.deleted" => Change::Subscription(self.object()?),
+            | "customer.subscription.deleted"
+            | "customer.subscription.pending_update_applied"
+            | "customer.subscription.pending_update_expired" => {
+                Change::Subscription(self.object()?)
+            }
             "customer.subscription.trial_will_end" => Change::TrialWillEnd(self.object()?),
             "invoice.paid" | "invoice.payment_succeeded" => Change::InvoicePaid(self.object()?),
             "invoice.payment_failed" => Change::InvoiceFailed(self.object()?),

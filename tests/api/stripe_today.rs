@@ -511,3 +511,39 @@ both!(
         assert_eq!(adopted["status"], "active", "{adopted}");
     }
 );
+
+both!(
+    an_unpaid_upgrade_leaves_the_paid_plan_and_its_applied_update_switches_it,
+    |b: Backend| async move {
+        let app = spawn_unhooked(b, |_| {}).await;
+        let u = user();
+        let (ours, sub, invoice) = subscribed(&app, &u, "price_premium_monthly_usd").await;
+        let now = Utc::now().timestamp();
+        let paid = subscription_today(&sub, "active", now, now + 30 * 86_400);
+        deliver_ok(&app, &event("customer.subscription.updated", paid.clone())).await;
+        let before = expiry(&app, &u, "premium").await;
+        // The upgrade's proration invoice fails: Stripe keeps the update pending and the
+        // subscription on its paid plan, active — not past due.
+        let mut proration = invoice_today(&invoice, &sub, 0);
+        proration["id"] = id("in").into();
+        proration["status"] = "open".into();
+        proration["billing_reason"] = "subscription_update".into();
+        deliver_ok(&app, &event("invoice.payment_failed", proration)).await;
+        let mine = my_subscription(&app, &u, &ours).await;
+        assert_eq!(mine["status"], "active", "{mine}");
+        assert!(mine["grace_until"].is_null(), "{mine}");
+        assert_eq!(expiry(&app, &u, "premium").await, before);
+        wait_for_mail(&email_of(&u), "could not be paid").await;
+        // Paid at last: Stripe applies the update and says so.
+        let mut applied = subscription_today(&sub, "active", now, now + 30 * 86_400);
+        applied["items"]["data"][0]["price"]["id"] = "price_premium_yearly_usd".into();
+        let applied = event_at(
+            "customer.subscription.pending_update_applied",
+            applied,
+            now + 5,
+        );
+        deliver_ok(&app, &applied).await;
+        let mine = my_subscription(&app, &u, &ours).await;
+        assert_eq!(mine["price_id"], "price_premium_yearly_usd", "{mine}");
+    }
+);

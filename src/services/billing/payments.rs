@@ -330,6 +330,14 @@ pub fn invoice_failed(
     let Some((mut sub, holders)) = Subscription::by_stripe(conn, stripe_sub, None)? else {
         return Ok(Applied::ignored());
     };
+    let key = format!("{}:{}", invoice.id, invoice.attempt_count.max(1));
+    // An upgrade's proration (`pending_if_incomplete`): Stripe leaves the subscription on its
+    // paid plan with the change pending, so nothing is overdue and nothing changes here.
+    if invoice.billing_reason.as_deref() == Some("subscription_update") {
+        let what = format!("subscription {}", sub.product_id);
+        emails::plan_change_failed(conn, &sub.user_id, &key, &what)?;
+        return Ok(Applied::users(Vec::new()));
+    }
     if sub.stripe_event_created.is_none_or(|seen| created >= seen)
         && sub.status != SubscriptionStatus::Expired
     {
@@ -338,7 +346,6 @@ pub fn invoice_failed(
         sub.stripe_event_created = Some(created);
         sub.save(conn)?;
     }
-    let key = format!("{}:{}", invoice.id, invoice.attempt_count.max(1));
     emails::payment_failed(
         conn,
         &sub.user_id,
