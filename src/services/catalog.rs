@@ -68,6 +68,28 @@ pub async fn all_products(state: &AppState) -> Result<Vec<ProductView>, AppError
     .await
 }
 
+/// Entitlements one plan may confer, and the lengths of a product's texts.
+pub const MAX_PLAN_ENTITLEMENTS: usize = 100;
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+
+/// A product's name and description within their bounds.
+fn check_texts(name: Option<&str>, description: Option<&str>) -> Result<(), AppError> {
+    if name.is_some_and(|n| n.trim().is_empty() || n.chars().count() > MAX_NAME_CHARS) {
+        return Err(AppError::unprocessable(
+            "invalid_name",
+            format!("name must be 1-{MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS) {
+        return Err(AppError::unprocessable(
+            "invalid_description",
+            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn quota_out_of_range(key: &str) -> AppError {
     AppError::unprocessable(
         "invalid_entitlement",
@@ -80,6 +102,20 @@ fn check_specs(
     conn: &mut DbConn,
     specs: &[(String, Option<i64>)],
 ) -> Result<Vec<(String, Option<i64>)>, AppError> {
+    if specs.len() > MAX_PLAN_ENTITLEMENTS {
+        return Err(AppError::unprocessable(
+            "too_many_entitlements",
+            format!("at most {MAX_PLAN_ENTITLEMENTS} entitlements per plan"),
+        ));
+    }
+    let mut keys: Vec<&str> = specs.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(AppError::unprocessable(
+            "invalid_entitlement",
+            format!("{} is listed twice", w[0]),
+        ));
+    }
     for (key, value) in specs {
         let def = EntitlementDefinition::find(conn, key)?.ok_or_else(|| {
             AppError::unprocessable(
@@ -112,6 +148,7 @@ pub async fn create_product(
     new: NewProduct,
     entitlements: Vec<(String, Option<i64>)>,
 ) -> Result<ProductView, AppError> {
+    check_texts(Some(&new.name), Some(&new.description))?;
     db::transaction(&state.pool, move |conn| {
         let ents = check_specs(conn, &entitlements)?;
         let product = Product::create(conn, new)?;
@@ -128,6 +165,7 @@ pub async fn update_product(
     description: Option<String>,
     active: Option<bool>,
 ) -> Result<ProductView, AppError> {
+    check_texts(name.as_deref(), description.as_deref())?;
     let id = id.to_owned();
     db::transaction(&state.pool, move |conn| {
         Product::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("product {id}")))?;

@@ -103,3 +103,49 @@ both!(a_user_cannot_gift_to_themselves, |b: Backend| async move {
         .await;
     assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "gift_to_self").await;
 });
+
+both!(
+    product_texts_and_plan_entitlements_are_bounded,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let admin = app.admin();
+        let long = "x".repeat(2_001);
+        let res = app
+            .post(
+                "/v1/admin/products",
+                &admin,
+                &json!({"kind": "plan", "name": "Plus", "description": long}),
+            )
+            .await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_description").await;
+        for name in ["", "   ", &"n".repeat(201)] {
+            let res = app
+                .client
+                .patch(app.url("/v1/admin/products/prod_premium"))
+                .bearer_auth(&admin)
+                .json(&json!({"name": name}))
+                .send()
+                .await
+                .unwrap();
+            assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_name").await;
+        }
+        let put = |entitlements: Value| {
+            app.client
+                .put(app.url("/v1/admin/products/prod_premium/entitlements"))
+                .bearer_auth(&admin)
+                .json(&json!({ "entitlements": entitlements }))
+                .send()
+        };
+        let many: Vec<Value> = (0..101).map(|i| json!({"key": format!("k{i}")})).collect();
+        let res = put(Value::Array(many)).await.unwrap();
+        assert_problem(
+            res,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_entitlements",
+        )
+        .await;
+        let twice = json!([{"key": "premium"}, {"key": "premium"}]);
+        let res = put(twice).await.unwrap();
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_entitlement").await;
+    }
+);

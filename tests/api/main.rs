@@ -10,6 +10,7 @@ mod authz_matrix;
 mod billing;
 mod bounds;
 mod catalog;
+mod crash;
 mod database_loss;
 mod emails;
 mod entitlements;

@@ -243,3 +243,84 @@ both!(
         assert_eq!(count(&app), 1);
     }
 );
+
+// The same event delivered 16 times at once (Stripe retries while a slow first delivery is
+// still running) is applied once: one payment, one posting, one receipt.
+both!(
+    one_event_delivered_sixteen_times_at_once_is_applied_once,
+    |b: Backend| async move {
+        use crate::billing_helpers::*;
+        let app = spawn_unhooked(b, |_| {}).await;
+        let (_, pack, price) = creator_pack(&app, 7000, 299).await;
+        let buyer = user();
+        let order = buy_and_pay(&app, &buyer, &price, None).await;
+        let intent = intent_of(&order);
+        let found = crate::helpers::eventually(WAIT, || async {
+            stripe_all(&app, "/events").await.iter().any(|e| {
+                e["type"] == "payment_intent.succeeded"
+                    && e["data"]["object"]["id"] == intent.as_str()
+            })
+        })
+        .await;
+        assert!(found, "localstripe made the event");
+        let succeeded = stripe_all(&app, "/events")
+            .await
+            .into_iter()
+            .find(|e| {
+                e["type"] == "payment_intent.succeeded"
+                    && e["data"]["object"]["id"] == intent.as_str()
+            })
+            .unwrap();
+        let mut deliveries = Vec::new();
+        for _ in 0..16 {
+            let (app_url, client, secret, body) = (
+                app.url("/v1/webhooks/stripe"),
+                app.client.clone(),
+                {
+                    use secrecy::ExposeSecret;
+                    app.settings.stripe.webhook_secrets[0]
+                        .expose_secret()
+                        .to_owned()
+                },
+                succeeded.to_string(),
+            );
+            deliveries.push(actix_web::rt::spawn(async move {
+                let sig = sign(body.as_bytes(), &secret, chrono::Utc::now().timestamp());
+                client
+                    .post(app_url)
+                    .header("Stripe-Signature", sig)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }));
+        }
+        for d in deliveries {
+            let status = d.await.unwrap();
+            assert!(
+                status == StatusCode::OK || status == StatusCode::CONFLICT,
+                "{status}"
+            );
+        }
+        wait_until_holds(&app, &buyer, &format!("sticker_pack:{pack}"), true).await;
+        wait_for_outbox_drained(&app, &email_of(&buyer)).await;
+        let (payments, postings) = {
+            use diesel::prelude::*;
+            use kopilka::db::schema::{ledger_transactions as t, payments as p};
+            let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+            let mut conn = pool.get().unwrap();
+            let payments: i64 = p::table.count().get_result(&mut conn).unwrap();
+            let postings: i64 = t::table
+                .filter(t::source_key.like("charge:%"))
+                .count()
+                .get_result(&mut conn)
+                .unwrap();
+            (payments, postings)
+        };
+        assert_eq!((payments, postings), (1, 1));
+        assert_eq!(count(&app), 1, "stored once");
+        assert_eq!(mails_about(&email_of(&buyer), "receipt"), 1);
+    }
+);
