@@ -153,8 +153,8 @@ pub struct Effective {
     pub source: Source,
 }
 
-/// The whole answer for one user at one instant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The whole answer for one user at one instant (default: nothing, never changing).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
     /// Sorted by key.
     pub entitlements: Vec<Effective>,
@@ -245,7 +245,13 @@ fn entitlements_at(holdings: &[Holding], now: Instant) -> Vec<Effective> {
 ///
 /// `next_change` is exact: the first window edge after `now` at which the entitlements differ
 /// (an edge that changes nothing, such as a lesser grant ending, is skipped). Found by
-/// evaluating at each edge in turn, so it costs O(edges × holdings); a user holds a handful.
+/// evaluating at each edge in turn, at most [`MAX_PROBED_EDGES`] of them: past that (a user
+/// with thousands of timed grants) the next unprobed edge is returned, earlier than or at the
+/// real change, so caches refresh sooner but never serve a stale answer, and the work stays
+/// O(holdings) per probe.
+/// Edges evaluated for an exact `next_change` (see [`effective`]).
+pub const MAX_PROBED_EDGES: usize = 64;
+
 pub fn effective(holdings: &[Holding], now: Instant) -> Answer {
     let entitlements = entitlements_at(holdings, now);
     let mut edges: Vec<Instant> = holdings
@@ -260,8 +266,11 @@ pub fn effective(holdings: &[Holding], now: Instant) -> Answer {
     edges.dedup();
     // Between two edges nothing changes, so the first edge that changes the answer is exact.
     let next_change = edges
-        .into_iter()
-        .find(|e| entitlements_at(holdings, *e) != entitlements);
+        .iter()
+        .take(MAX_PROBED_EDGES)
+        .find(|e| entitlements_at(holdings, **e) != entitlements)
+        .or(edges.get(MAX_PROBED_EDGES))
+        .copied();
     Answer {
         entitlements,
         next_change,

@@ -324,3 +324,20 @@ fn a_grant_revoked_before_it_starts_has_no_window_and_no_edges() {
     assert_eq!(revoked.window(), None);
     assert_eq!(effective(&[revoked], at(10)).next_change, None);
 }
+
+#[test]
+fn thousands_of_edges_that_change_nothing_give_an_early_next_change_not_a_scan() {
+    // A lifetime grant of 5,000 MB, and 5,000 smaller grants ending one after another: none
+    // of their ends changes the answer. Only the first `MAX_PROBED_EDGES` ends are evaluated;
+    // the next one is returned, earlier than the (never) change, so caches refresh early.
+    let mut held = vec![grant("lifetime", Some(5_000), None)];
+    held.extend((0..5_000).map(|i| grant(&format!("g{i:04}"), Some(10), Some(100 + i))));
+    let answer = effective(&held, at(1));
+    assert_eq!(answer.entitlements.len(), 1);
+    assert_eq!(answer.entitlements[0].value, Some(5_000));
+    let probed = i64::try_from(MAX_PROBED_EDGES).unwrap();
+    assert_eq!(answer.next_change, Some(at(100 + probed)));
+    // With few holdings it stays exact: nothing changes, so there is no next change.
+    let few = &held[..10];
+    assert_eq!(effective(few, at(1)).next_change, None);
+}

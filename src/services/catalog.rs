@@ -167,8 +167,12 @@ pub async fn update_product(
 ) -> Result<ProductView, AppError> {
     check_texts(name.as_deref(), description.as_deref())?;
     let id = id.to_owned();
-    db::transaction(&state.pool, move |conn| {
+    changes::transaction(state, move |conn, changed| {
         Product::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("product {id}")))?;
+        // Retiring or reviving a product (the default plan among them) changes answers.
+        if active.is_some() {
+            changed.everyone();
+        }
         let product = Product::update(conn, &id, name, description, active)?;
         view(conn, product)
     })

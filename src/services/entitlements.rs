@@ -46,48 +46,41 @@ impl Entitlements {
         self.default_holding.read().ok()?.clone()
     }
 
-    /// What to read of the default plan with the holdings: its id when not known yet.
-    fn default_to_read(&self) -> Option<(String, u64)> {
-        let plan = self.default_plan.clone()?;
-        if self.known_default().is_some() {
-            return None;
+    /// The default plan as known now, or what to read of it (its id, and the generation it
+    /// is read under) when it is not known.
+    fn default_now(&self) -> Result<Option<Arc<Holding>>, (String, u64)> {
+        let Some(plan) = self.default_plan.clone() else {
+            return Ok(None);
+        };
+        // The generation first: an invalidation after this makes the read below stale.
+        let generation = self.generation.load(Ordering::Acquire);
+        match self.known_default() {
+            Some(known) => Ok(Some(known)),
+            None => Err((plan, generation)),
         }
-        Some((plan, self.generation.load(Ordering::Acquire)))
     }
 
-    /// Keeps the default plan's holding read with `generation`, unless invalidated since.
-    fn remember_default(&self, read: Option<(Holding, u64)>) -> Option<Arc<Holding>> {
-        let Some((holding, generation)) = read else {
-            return self.known_default();
-        };
-        let holding = Arc::new(holding);
+    /// Keeps the default plan's holding read under `generation`, unless invalidated since.
+    fn remember_default(&self, holding: &Arc<Holding>, generation: u64) {
         if let Ok(mut slot) = self.default_holding.write() {
             if self.generation.load(Ordering::Acquire) == generation {
                 *slot = Some(holding.clone());
             }
         }
-        Some(holding)
     }
 
-    /// `held` with the default plan added (everyone holds it).
-    fn with_default(held: Vec<Holding>, default: Option<&Arc<Holding>>) -> Vec<Holding> {
-        let mut held = held;
-        if let Some(d) = default {
-            held.push(Holding::clone(d));
-        }
-        held
-    }
-
-    /// Reads everything `users` hold, and the default plan when it is not known yet, in one
-    /// unit of work.
-    async fn load(
+    /// Each of `users`' answer at `now`: their holdings and the default plan read in one unit
+    /// of work, and computed there too (on the blocking pool, never on a web worker).
+    async fn answers(
         &self,
         users: Vec<String>,
         now: Instant,
         ensure_user: bool,
-    ) -> Result<(HashMap<String, Vec<Holding>>, Option<Arc<Holding>>), AppError> {
-        let default = self.default_to_read();
-        let (held, read) = db::run(&self.pool, move |conn| {
+    ) -> Result<HashMap<String, Answer>, AppError> {
+        // Taken before the load: an answer always has the default plan, as it was either
+        // before or after a catalog change, never none.
+        let default = self.default_now();
+        let (answers, read) = db::run(&self.pool, move |conn| {
             let loaded = holdings::load(conn, &users, now)?;
             if ensure_user {
                 for id in &users {
@@ -96,14 +89,30 @@ impl Entitlements {
                     }
                 }
             }
-            let read = match default {
-                Some((plan, generation)) => Some((default_holding(conn, &plan)?, generation)),
-                None => None,
+            let (default, read) = match default {
+                Ok(known) => (known, None),
+                Err((plan, generation)) => {
+                    let holding = Arc::new(default_holding(conn, &plan)?);
+                    (Some(holding.clone()), Some((holding, generation)))
+                }
             };
-            Ok((loaded.holdings, read))
+            let mut held = loaded.holdings;
+            let answers = users
+                .into_iter()
+                .map(|id| {
+                    let mut theirs = held.remove(&id).unwrap_or_default();
+                    theirs.extend(default.as_deref().cloned());
+                    let answer = effective(&theirs, now);
+                    (id, answer)
+                })
+                .collect();
+            Ok((answers, read))
         })
         .await?;
-        Ok((held, self.remember_default(read)))
+        if let Some((holding, generation)) = read {
+            self.remember_default(&holding, generation);
+        }
+        Ok(answers)
     }
 
     /// The caller's own answer; records the user on first sight.
@@ -117,9 +126,8 @@ impl Entitlements {
             None => None,
         };
         self.metrics.cache_misses.inc();
-        let (mut held, default) = self.load(vec![user.to_owned()], now, true).await?;
-        let mine = Self::with_default(held.remove(user).unwrap_or_default(), default.as_ref());
-        let answer = effective(&mine, now);
+        let mut answers = self.answers(vec![user.to_owned()], now, true).await?;
+        let answer = answers.remove(user).unwrap_or_default();
         Ok(match (&self.cache, ticket) {
             (Some(cache), Some(ticket)) => cache.put(user, &answer, ticket),
             _ => Arc::new(CachedAnswer::render_uncached(&answer)),
@@ -147,12 +155,10 @@ impl Entitlements {
         self.metrics.cache_misses.inc_by(missing.len() as u64);
         if !missing.is_empty() {
             let wanted: Vec<String> = missing.iter().map(|(i, _)| ids[*i].clone()).collect();
-            let (mut held, default) = self.load(wanted, now, false).await?;
+            let mut answers = self.answers(wanted, now, false).await?;
             for (i, ticket) in missing {
                 let id = &ids[i];
-                let theirs =
-                    Self::with_default(held.remove(id).unwrap_or_default(), default.as_ref());
-                let answer = effective(&theirs, now);
+                let answer = answers.remove(id).unwrap_or_default();
                 out[i] = Some(match (&self.cache, ticket) {
                     (Some(cache), Some(ticket)) => cache.put(id, &answer, ticket),
                     _ => Arc::new(CachedAnswer::render_uncached(&answer)),
@@ -165,9 +171,8 @@ impl Entitlements {
     /// The full answer with the source of each entitlement, straight from the database (for
     /// support; never cached).
     pub async fn explain(&self, user: &str, now: Instant) -> Result<Answer, AppError> {
-        let (mut held, default) = self.load(vec![user.to_owned()], now, false).await?;
-        let theirs = Self::with_default(held.remove(user).unwrap_or_default(), default.as_ref());
-        Ok(effective(&theirs, now))
+        let mut answers = self.answers(vec![user.to_owned()], now, false).await?;
+        Ok(answers.remove(user).unwrap_or_default())
     }
 
     /// Call after committing a change to these users' holdings.

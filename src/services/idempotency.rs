@@ -199,13 +199,35 @@ async fn replay(
     }
 }
 
-/// Deletes answers older than the retention (the jobs worker calls this), a batch at a time.
+/// Deletes answers older than the retention (the jobs worker calls this), a batch at a time
+/// until none is left, so the purge keeps up with any rate of new keys.
 pub async fn purge(pool: &DbPool) -> Result<usize, AppError> {
     const BATCH: i64 = 1_000;
     let before =
         crate::db::models::to_db(chrono::Utc::now() - chrono::Duration::hours(RETENTION_HOURS));
-    db::run(pool, move |conn| {
-        Ok(idempotency::purge(conn, before, BATCH)?)
-    })
-    .await
+    let mut purged = 0;
+    loop {
+        let n = db::run(pool, move |conn| {
+            Ok(idempotency::purge(conn, before, BATCH)?)
+        })
+        .await?;
+        purged += n;
+        if n < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            return Ok(purged);
+        }
+    }
+}
+
+/// For POSTs that only read (a batch check, a signed token): an `Idempotency-Key` is checked
+/// like any other, but the answer is not stored. Running such a request again derives the
+/// answer as it is now, which is what a retry wants: a replayed day-old answer or expired
+/// token would be wrong.
+pub async fn read_only<F, Fut>(req: &HttpRequest, work: F) -> Result<HttpResponse, AppError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Reply, AppError>>,
+{
+    key_of(req)?;
+    let reply = work().await?;
+    Ok(respond(reply.status.as_u16(), &reply.body, false))
 }

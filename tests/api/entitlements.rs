@@ -410,5 +410,18 @@ both!(
             assert_eq!(keys_of(&answer), ["max_upload_mb"], "{u}");
             assert_eq!(value_of(&answer, "max_upload_mb"), 250);
         }
+        // Retiring the default plan takes it out of every answer at once, cached or new.
+        let res = app
+            .client
+            .patch(app.url("/v1/admin/products/prod_free"))
+            .bearer_auth(app.admin())
+            .json(&json!({"active": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        for u in ["cached-1", "new-after-retiring"] {
+            assert!(app.keys(u).await.is_empty(), "{u}");
+        }
     }
 );

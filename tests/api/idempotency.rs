@@ -117,6 +117,11 @@ both!(keys_are_scoped_to_the_caller, |b: Backend| async move {
         a["token"], b["token"],
         "another caller's key is not ours to replay"
     );
+    // A token is never replayed (a stored one would expire while its key lives a day): the
+    // same caller and key get a fresh one.
+    let again = post(app.token("ann", &[])).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert!(again.headers().get("idempotent-replayed").is_none());
 });
 
 /// The stored answers' first-use times, by key.
