@@ -65,6 +65,8 @@ pub struct ServiceKeys {
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     /// One reload at a time; the others wait for it rather than query too.
     reloading: tokio::sync::Mutex<()>,
+    /// Bumped by `forget_all`: a reload that started before it does not store what it read.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl ServiceKeys {
@@ -90,6 +92,7 @@ impl ServiceKeys {
                     Some(s) => s,
                     None => {
                         reloads.inc();
+                        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
                         let live =
                             db::run(pool, |conn| Ok(ServiceCredential::live_hashes(conn)?)).await?;
                         let s = Arc::new(Snapshot {
@@ -97,7 +100,10 @@ impl ServiceKeys {
                             read_at: Instant::now(),
                         });
                         if let Ok(mut slot) = self.snapshot.write() {
-                            *slot = Some(s.clone());
+                            let now = self.generation.load(std::sync::atomic::Ordering::Acquire);
+                            if now == generation {
+                                *slot = Some(s.clone());
+                            }
                         }
                         s
                     }
@@ -113,6 +119,8 @@ impl ServiceKeys {
     /// Drops the snapshot, so a credential created or revoked on this instance counts at once.
     pub fn forget_all(&self) {
         if let Ok(mut slot) = self.snapshot.write() {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             *slot = None;
         }
     }

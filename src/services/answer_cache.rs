@@ -170,10 +170,14 @@ pub struct Ticket(u64);
 pub struct AnswerCache {
     shards: Vec<Shard>,
     hasher: RandomState,
-    /// Most users hold nothing: they all share this one entry.
-    empty: Arc<CachedAnswer>,
+    /// Answers that never change (most users hold only the free tier, or nothing, or a
+    /// lifetime grant): each is kept once, shared by every user it is the answer of.
+    constants: RwLock<HashMap<u64, Arc<CachedAnswer>>>,
     keys: RwLock<HashSet<Arc<str>>>,
 }
+
+/// Distinct never-changing answers shared at most; beyond, each user keeps their own copy.
+const MAX_CONSTANTS: usize = 1024;
 
 impl Default for AnswerCache {
     fn default() -> Self {
@@ -185,10 +189,7 @@ impl Default for AnswerCache {
                 })
                 .collect(),
             hasher: RandomState::new(),
-            empty: Arc::new(CachedAnswer::render_uncached(&Answer {
-                entitlements: Vec::new(),
-                next_change: None,
-            })),
+            constants: RwLock::default(),
             keys: RwLock::default(),
         }
     }
@@ -226,10 +227,11 @@ impl AnswerCache {
 
     /// Stores `answer` unless the user was invalidated since `ticket`.
     pub fn put(&self, user: &str, answer: &Answer, ticket: Ticket) -> Arc<CachedAnswer> {
-        let entry = if *answer == self.empty_answer() {
-            self.empty.clone()
+        let built = CachedAnswer::build(answer, |k| self.intern(k));
+        let entry = if answer.next_change.is_none() {
+            self.shared(built)
         } else {
-            Arc::new(CachedAnswer::build(answer, |k| self.intern(k)))
+            Arc::new(built)
         };
         let shard = self.shard(user);
         if let Ok(mut m) = shard.entries.write() {
@@ -240,11 +242,25 @@ impl AnswerCache {
         entry
     }
 
-    fn empty_answer(&self) -> Answer {
-        Answer {
-            entitlements: Vec::new(),
-            next_change: None,
+    /// The one shared copy of a never-changing answer (by its ETag, checked equal).
+    fn shared(&self, built: CachedAnswer) -> Arc<CachedAnswer> {
+        if let Some(found) = self
+            .constants
+            .read()
+            .ok()
+            .and_then(|m| m.get(&built.etag).cloned())
+        {
+            if *found == built {
+                return found;
+            }
         }
+        let built = Arc::new(built);
+        if let Ok(mut m) = self.constants.write() {
+            if m.len() < MAX_CONSTANTS {
+                m.entry(built.etag).or_insert_with(|| built.clone());
+            }
+        }
+        built
     }
 
     pub fn invalidate(&self, user: &str) {
@@ -256,6 +272,9 @@ impl AnswerCache {
     }
 
     pub fn invalidate_all(&self) {
+        if let Ok(mut m) = self.constants.write() {
+            m.clear();
+        }
         for shard in &self.shards {
             if let Ok(mut m) = shard.entries.write() {
                 shard.generation.fetch_add(1, Ordering::AcqRel);
@@ -370,5 +389,36 @@ mod tests {
         let a = cache.put("a", &empty, cache.get("a", now).err().unwrap());
         let b = cache.put("b", &empty, cache.get("b", now).err().unwrap());
         assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn users_with_the_same_lasting_answer_share_one_entry_and_changing_ones_do_not() {
+        let cache = AnswerCache::default();
+        let now = Utc::now();
+        let mut free = premium_until(now);
+        free.entitlements[0].expires_at = None;
+        free.next_change = None;
+        let a = cache.put("a", &free, cache.get("a", now).err().unwrap());
+        let b = cache.put("b", &free, cache.get("b", now).err().unwrap());
+        assert!(Arc::ptr_eq(&a, &b), "the free tier is held once");
+        let until = now + Duration::seconds(60);
+        let c = cache.put(
+            "c",
+            &premium_until(until),
+            cache.get("c", now).err().unwrap(),
+        );
+        let d = cache.put(
+            "d",
+            &premium_until(until),
+            cache.get("d", now).err().unwrap(),
+        );
+        assert!(
+            !Arc::ptr_eq(&c, &d),
+            "answers that change are each their own"
+        );
+        // A catalog change forgets the shared copies with everything else.
+        cache.invalidate_all();
+        let e = cache.put("e", &free, cache.get("e", now).err().unwrap());
+        assert!(!Arc::ptr_eq(&a, &e));
     }
 }

@@ -96,14 +96,17 @@ async fn lead(state: &AppState, me: &str, lease: Duration) -> Result<bool, AppEr
     .await
 }
 
-/// How long a claimed email is this instance's to send (SMTP timeouts are far shorter).
-const OUTBOX_LEASE_SECONDS: i64 = 300;
+/// How long a claimed email is this instance's to send: longer than a whole batch can take
+/// (`OUTBOX_BATCH` emails at the SMTP timeout of 10 s each), so no other instance claims an
+/// email while it is still being sent.
+const OUTBOX_LEASE_SECONDS: i64 = 600;
+const OUTBOX_BATCH: i64 = 50;
 
 /// Sends what is due and this instance claimed, a batch at a time until nothing is; a failure
 /// is retried with exponential backoff, then marked failed. Each batch's outcome is written in
 /// one transaction: at webhook rates, a commit per email would cost as much as the events did.
 pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>, me: &str) -> Result<usize, AppError> {
-    const BATCH: i64 = 100;
+    const BATCH: i64 = OUTBOX_BATCH;
     let max = state.settings.email.max_attempts;
     let mut sent = 0;
     loop {

@@ -231,3 +231,39 @@ both!(
         assert_eq!(second.text().await.unwrap(), first);
     }
 );
+
+// A claim left without an answer (the process died mid-request, or its answer could not be
+// stored) is abandoned after five minutes: the key runs again instead of 409 for a day.
+both!(
+    an_abandoned_claim_runs_again_after_five_minutes,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let grant = || {
+            app.client
+                .post(app.url("/v1/admin/grants"))
+                .bearer_auth(app.support())
+                .header("Idempotency-Key", "k-abandoned")
+                .json(&json!({"user_id": "ab", "entitlement_key": "premium", "reason": "r"}))
+                .send()
+        };
+        assert_eq!(grant().await.unwrap().status(), StatusCode::CREATED);
+        // As if that request had died before its answer was stored, six minutes ago.
+        {
+            use diesel::prelude::*;
+            use kopilka::db::schema::idempotency_keys as k;
+            let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+            let then = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(6);
+            diesel::update(k::table.filter(k::key.eq("k-abandoned")))
+                .set((
+                    k::status_code.eq(None::<i32>),
+                    k::response_body.eq(None::<String>),
+                    k::created_at.eq(then),
+                ))
+                .execute(&mut pool.get().unwrap())
+                .unwrap();
+        }
+        let again = grant().await.unwrap();
+        assert_eq!(again.status(), StatusCode::CREATED);
+        assert!(again.headers().get("idempotent-replayed").is_none());
+    }
+);

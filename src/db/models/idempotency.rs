@@ -14,6 +14,10 @@ pub struct StoredKey {
     pub response_body: Option<String>,
 }
 
+/// A claim still without an answer after this long is abandoned (requests take seconds;
+/// Stripe calls time out well within it).
+pub const ABANDONED_AFTER_SECONDS: i64 = 300;
+
 /// Claims `(scope, key)` for this request. `Ok(None)` means the claim is ours and the request
 /// should run; `Ok(Some(stored))` means another request holds or held the key. A key first
 /// used before `expired_before` is forgotten (whether or not the purge has run yet).
@@ -28,6 +32,16 @@ pub fn claim(
         idempotency_keys::table
             .find((scope, key))
             .filter(idempotency_keys::created_at.lt(expired_before)),
+    )
+    .execute(conn)?;
+    // A claim without an answer long after it was made was abandoned (the process died, or
+    // its answer could not be stored): the key runs again rather than "in progress" for a day.
+    let abandoned = to_db(Utc::now() - chrono::Duration::seconds(ABANDONED_AFTER_SECONDS));
+    diesel::delete(
+        idempotency_keys::table
+            .find((scope, key))
+            .filter(idempotency_keys::status_code.is_null())
+            .filter(idempotency_keys::created_at.lt(abandoned)),
     )
     .execute(conn)?;
     let row = (
