@@ -172,7 +172,7 @@ fn sign_rate(seconds: u64) -> anyhow::Result<()> {
     let pool = kopilka::db::connect(&dir.join("k.db").to_string_lossy(), 1)?;
     let mut conn = pool.get()?;
     kopilka::db::migrate(&mut conn)?;
-    let signer = kopilka::services::tokens::TokenSigner::new(900);
+    let signer = kopilka::services::tokens::TokenSigner::new(900, 0);
     signer.init(&mut conn)?;
     let held = vec![
         Held {

@@ -66,7 +66,10 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
     if settings.seed_demo && crate::services::seed::demo_catalog(&mut conn)? {
         tracing::info!("wrote the demo catalog");
     }
-    let signer = TokenSigner::new(settings.tokens.ttl_seconds);
+    let signer = TokenSigner::new(
+        settings.tokens.ttl_seconds,
+        settings.tokens.key_publish_ahead_seconds,
+    );
     signer.init(&mut conn)?;
     drop(conn);
 

@@ -126,6 +126,9 @@ pub struct AuthSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct TokenSettings {
     pub ttl_seconds: u32,
+    /// A new signing key is published this long before it signs, so verifiers that cached the
+    /// JWKS (5 minutes) and instances that have not reloaded (30 s) know it first.
+    pub key_publish_ahead_seconds: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -1,8 +1,11 @@
 //! Entitlement tokens: short-lived JWTs signed with Kopilka's Ed25519 key, verifiable offline
 //! by messenger servers with the keys published at `/.well-known/jwks.json`.
 //!
-//! Keys live in the database so every instance signs with the same one. Rotation retires the
-//! active key but keeps publishing it until every token it signed has expired.
+//! Keys live in the database so every instance signs with the same one. A rotated-in key is
+//! published at once but signs only `key_publish_ahead_seconds` later (the previous key signs
+//! meanwhile), so every verifier holding a cached JWKS, and every instance, knows a key before
+//! any token signed with it exists. A retired key stays published until every token it
+//! signed has expired.
 
 use crate::db::models::signing_keys::{self, SigningKeyRow};
 use crate::db::models::to_db;
@@ -30,12 +33,38 @@ struct ActiveKey {
 #[derive(Default)]
 struct Keys {
     active: Option<Arc<ActiveKey>>,
+    /// When the active key starts signing (its creation plus the publish-ahead time).
+    active_from: Option<Instant>,
+    /// The key retired last: it signs until `active_from`.
+    previous: Option<Arc<ActiveKey>>,
     jwks: serde_json::Value,
+}
+
+impl Keys {
+    fn signing_at(&self, now: Instant) -> Option<Arc<ActiveKey>> {
+        match (&self.previous, self.active_from) {
+            (Some(previous), Some(from)) if now < from => Some(previous.clone()),
+            _ => self.active.clone(),
+        }
+    }
 }
 
 pub struct TokenSigner {
     keys: RwLock<Keys>,
     ttl_seconds: i64,
+    publish_ahead: Duration,
+}
+
+fn signing_key(row: &SigningKeyRow) -> anyhow::Result<Arc<ActiveKey>> {
+    let der = STANDARD.decode(&row.private_key)?;
+    let pair = Ed25519KeyPair::from_pkcs8(&der)
+        .map_err(|_| anyhow::anyhow!("signing key {} is not Ed25519 PKCS#8", row.kid))?;
+    let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": row.kid});
+    Ok(Arc::new(ActiveKey {
+        kid: row.kid.clone(),
+        pair,
+        header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
+    }))
 }
 
 #[derive(Serialize)]
@@ -70,10 +99,11 @@ fn new_key() -> anyhow::Result<SigningKeyRow> {
 }
 
 impl TokenSigner {
-    pub fn new(ttl_seconds: u32) -> TokenSigner {
+    pub fn new(ttl_seconds: u32, publish_ahead_seconds: u32) -> TokenSigner {
         TokenSigner {
             keys: RwLock::default(),
             ttl_seconds: i64::from(ttl_seconds).min(MAX_TTL_SECONDS),
+            publish_ahead: Duration::seconds(i64::from(publish_ahead_seconds)),
         }
     }
 
@@ -96,23 +126,20 @@ impl TokenSigner {
 
     /// Re-reads the keys (other instances may have rotated).
     pub fn reload(&self, conn: &mut DbConn) -> anyhow::Result<()> {
-        let since = to_db(Utc::now() - Duration::seconds(MAX_TTL_SECONDS + 60));
+        // A retired key may still sign for the publish-ahead time, then its tokens live.
+        let since =
+            to_db(Utc::now() - self.publish_ahead - Duration::seconds(MAX_TTL_SECONDS + 60));
         let rows = signing_keys::published(conn, since)?;
-        let active = match rows.iter().find(|r| r.retired_at.is_none()) {
-            Some(row) => {
-                let der = STANDARD.decode(&row.private_key)?;
-                let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| {
-                    anyhow::anyhow!("signing key {} is not Ed25519 PKCS#8", row.kid)
-                })?;
-                let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": row.kid});
-                Some(Arc::new(ActiveKey {
-                    kid: row.kid.clone(),
-                    pair,
-                    header_b64: URL_SAFE_NO_PAD.encode(header.to_string()),
-                }))
-            }
-            None => None,
-        };
+        let current = rows.iter().find(|r| r.retired_at.is_none());
+        let active = current.map(signing_key).transpose()?;
+        // The first key ever signs at once: there is no previous one to sign meanwhile.
+        let previous = rows
+            .iter()
+            .filter(|r| r.retired_at.is_some())
+            .max_by_key(|r| r.retired_at)
+            .map(signing_key)
+            .transpose()?;
+        let active_from = current.map(|r| r.created_at.and_utc() + self.publish_ahead);
         let jwks = serde_json::json!({
             "keys": rows.iter().map(|r| serde_json::json!({
                 "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
@@ -120,7 +147,12 @@ impl TokenSigner {
             })).collect::<Vec<_>>()
         });
         if let Ok(mut keys) = self.keys.write() {
-            *keys = Keys { active, jwks };
+            *keys = Keys {
+                active,
+                active_from,
+                previous,
+                jwks,
+            };
         }
         Ok(())
     }
@@ -129,11 +161,13 @@ impl TokenSigner {
         self.keys.read().map(|k| k.jwks.clone()).unwrap_or_default()
     }
 
+    /// The key that signs now.
     pub fn active_kid(&self) -> Option<String> {
         self.keys
             .read()
             .ok()
-            .and_then(|k| k.active.as_ref().map(|a| a.kid.clone()))
+            .and_then(|k| k.signing_at(Utc::now()))
+            .map(|a| a.kid.clone())
     }
 
     /// Signs the user's answer. The token expires after the configured lifetime or at the
@@ -149,7 +183,7 @@ impl TokenSigner {
             .keys
             .read()
             .ok()
-            .and_then(|k| k.active.clone())
+            .and_then(|k| k.signing_at(now))
             .ok_or_else(|| anyhow::anyhow!("no active signing key"))?;
         let mut exp = now + Duration::seconds(self.ttl_seconds);
         if let Some(change) = next_change {
