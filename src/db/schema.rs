@@ -228,9 +228,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ledger_balances (account_id) {
+        account_id -> Text,
+        balance_minor -> BigInt,
+        through -> Timestamp,
+    }
+}
+
+diesel::joinable!(ledger_balances -> ledger_accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 diesel::joinable!(ledger_entries -> ledger_accounts (account_id));
-diesel::allow_tables_to_appear_in_same_query!(ledger_accounts, ledger_transactions, ledger_entries);
+diesel::allow_tables_to_appear_in_same_query!(
+    ledger_accounts,
+    ledger_transactions,
+    ledger_entries,
+    ledger_balances
+);
 
 diesel::table! {
     stripe_events (id) {

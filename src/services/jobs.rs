@@ -58,6 +58,9 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
             if let Err(e) = crate::services::idempotency::purge(&state.pool).await {
                 tracing::warn!(error = %e, "expired idempotency keys");
             }
+            if let Err(e) = checkpoint_balances(&state).await {
+                tracing::warn!(error = %e, "ledger balance checkpoints");
+            }
             if state.stripe.is_some() {
                 if let Err(e) = fees::settle_pending(&state, 100).await {
                     tracing::warn!(error = %e, "Stripe fees");
@@ -152,6 +155,24 @@ pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>, me: &str) -> Result
         .await?;
         if !full {
             return Ok(sent);
+        }
+    }
+}
+
+/// Moves every account's balance checkpoint to `SETTLED_AFTER_MINUTES` ago, a batch of
+/// accounts per transaction until none is behind.
+async fn checkpoint_balances(state: &AppState) -> Result<(), AppError> {
+    const BATCH: i64 = 200;
+    let through = crate::db::models::to_db(
+        Utc::now() - Duration::minutes(crate::db::models::ledger::SETTLED_AFTER_MINUTES),
+    );
+    loop {
+        let moved = db::transaction(&state.pool, move |conn| {
+            Ok(crate::db::models::ledger::checkpoint(conn, through, BATCH)?)
+        })
+        .await?;
+        if moved < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            return Ok(());
         }
     }
 }

@@ -206,3 +206,66 @@ struct Value {
     #[diesel(sql_type = diesel::sql_types::Text)]
     value: String,
 }
+
+// Balances are a checkpoint plus what came since: moving checkpoints forward, however often
+// and in whatever batches, never changes a balance, and later postings still count.
+both!(
+    balance_checkpoints_never_change_a_balance,
+    |b: Backend| async move {
+        let db = TestDb::new(b);
+        let mut conn = open(&db);
+        let full_sum = |conn: &mut DbConn, account: &str| -> i64 {
+            use diesel::prelude::*;
+            use kopilka::db::schema::ledger_entries as e;
+            e::table
+                .filter(e::account_id.eq(account))
+                .select(e::amount_minor)
+                .load::<i64>(conn)
+                .unwrap()
+                .iter()
+                .sum()
+        };
+        let accounts = [
+            "stripe_clearing:platform:USD",
+            "platform_revenue:platform:USD",
+            "creator_pending:artist:USD",
+            "stripe_fees:platform:USD",
+        ];
+        let far = (chrono::Utc::now() + chrono::Duration::days(1)).naive_utc();
+        for round in 0..3 {
+            for i in 0..5 {
+                let sale = creator_sale(199 + i, 36, &usd(), "artist", 7000).unwrap();
+                let key = format!("ch_{round}_{i}:sale");
+                conn.transaction(|c| post(c, &key, "pack sale", &sale))
+                    .unwrap();
+            }
+            if round == 1 {
+                // Half of what was posted is refunded before the next checkpoint.
+                let sale = creator_sale(199, 36, &usd(), "artist", 7000).unwrap();
+                let back = reversal(&sale).unwrap();
+                conn.transaction(|c| post(c, "ch_1_0:refund", "refund", &back))
+                    .unwrap();
+            }
+            // Checkpoints in batches of one account, then all at once: same balances.
+            let now = chrono::Utc::now().naive_utc();
+            while kopilka::db::models::ledger::checkpoint(&mut conn, now, 1).unwrap() == 1 {}
+            for a in accounts {
+                assert_eq!(
+                    balance(&mut conn, a).unwrap(),
+                    full_sum(&mut conn, a),
+                    "{a} round {round}"
+                );
+            }
+        }
+        // A checkpoint past every entry holds the whole sum; nothing is counted twice.
+        kopilka::db::models::ledger::checkpoint(&mut conn, far, 100).unwrap();
+        kopilka::db::models::ledger::checkpoint(&mut conn, far, 100).unwrap();
+        for a in accounts {
+            assert_eq!(
+                balance(&mut conn, a).unwrap(),
+                full_sum(&mut conn, a),
+                "{a}"
+            );
+        }
+    }
+);

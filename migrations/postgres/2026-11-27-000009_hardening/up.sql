@@ -22,3 +22,13 @@ CREATE TABLE job_leases (
     holder TEXT NOT NULL,
     expires_at TIMESTAMP NOT NULL
 );
+
+-- Balances without rescans: an account's balance is its checkpoint (the sum of its entries
+-- made before `through`) plus its entries made since, read over this index. The jobs worker
+-- moves checkpoints forward to ten minutes ago, past any posting still uncommitted.
+CREATE TABLE ledger_balances (
+    account_id TEXT PRIMARY KEY REFERENCES ledger_accounts(id),
+    balance_minor BIGINT NOT NULL,
+    through TIMESTAMP NOT NULL
+);
+CREATE INDEX ledger_entries_account_time ON ledger_entries(account_id, created_at);

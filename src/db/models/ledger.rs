@@ -2,10 +2,10 @@
 //! again (triggers): balanced per currency, sealed once written, never updated or deleted.
 
 use super::{new_id, to_db};
-use crate::db::schema::{ledger_accounts, ledger_entries, ledger_transactions};
+use crate::db::schema::{ledger_accounts, ledger_balances, ledger_entries, ledger_transactions};
 use crate::db::DbConn;
 use crate::domain::ledger::Line;
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -75,17 +75,93 @@ pub fn post_unseen(
     Ok(())
 }
 
-/// The sum of an account's entries (debits positive). Summed here: `SUM(BIGINT)` is NUMERIC
-/// on PostgreSQL and INTEGER on SQLite, and exact integers are what we want on both.
+/// Earlier than any entry (and a time both backends store).
+const BEFORE_ANY_ENTRY: NaiveDateTime = chrono::DateTime::UNIX_EPOCH.naive_utc();
+
+/// Postings commit within this long of their entries' `created_at` (transactions are short
+/// and never wait on Stripe or SMTP): checkpoints stop this far behind now.
+pub const SETTLED_AFTER_MINUTES: i64 = 10;
+
+/// The sum of an account's entries (debits positive): its checkpoint plus the entries made
+/// since, so the work is bounded by what happened since the last checkpoint, never by the
+/// account's history.
 pub fn balance(conn: &mut DbConn, account_id: &str) -> QueryResult<i64> {
-    // Summed by the database over the account's index, not loaded entry by entry; the cast
-    // keeps one type on both backends (PostgreSQL's SUM of BIGINT is NUMERIC).
-    ledger_entries::table
+    let (checkpoint, through) = ledger_balances::table
+        .find(account_id)
+        .select((ledger_balances::balance_minor, ledger_balances::through))
+        .first::<(i64, NaiveDateTime)>(conn)
+        .optional()?
+        .unwrap_or((0, BEFORE_ANY_ENTRY));
+    Ok(checkpoint + sum_since(conn, account_id, through, None)?)
+}
+
+/// The sum of an account's entries made in `[from, until)` (`until` open when `None`).
+/// Summed by the database over `(account_id, created_at)`; the cast keeps one type on both
+/// backends (PostgreSQL's SUM of BIGINT is NUMERIC).
+fn sum_since(
+    conn: &mut DbConn,
+    account_id: &str,
+    from: NaiveDateTime,
+    until: Option<NaiveDateTime>,
+) -> QueryResult<i64> {
+    let mut q = ledger_entries::table
         .filter(ledger_entries::account_id.eq(account_id))
-        .select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT)",
+        .filter(ledger_entries::created_at.ge(from))
+        .into_boxed();
+    if let Some(until) = until {
+        q = q.filter(ledger_entries::created_at.lt(until));
+    }
+    q.select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT)",
+    ))
+    .first(conn)
+}
+
+/// Moves up to `limit` accounts' checkpoints forward to `through` (the jobs worker passes
+/// `SETTLED_AFTER_MINUTES` ago): each adds the entries made since its last one. Returns how
+/// many moved; an account is moved in its own short statement pair.
+pub fn checkpoint(conn: &mut DbConn, through: NaiveDateTime, limit: i64) -> QueryResult<usize> {
+    // Accounts with entries after their checkpoint (or none yet) and before `through`.
+    let behind: Vec<(String, Option<NaiveDateTime>)> = ledger_accounts::table
+        .left_join(ledger_balances::table)
+        .filter(diesel::dsl::exists(
+            ledger_entries::table
+                .filter(ledger_entries::account_id.eq(ledger_accounts::id))
+                .filter(ledger_entries::created_at.lt(through))
+                .filter(
+                    ledger_balances::through
+                        .is_null()
+                        .or(ledger_entries::created_at
+                            .nullable()
+                            .ge(ledger_balances::through.nullable())),
+                ),
         ))
-        .first(conn)
+        .limit(limit)
+        .select((ledger_accounts::id, ledger_balances::through.nullable()))
+        .load(conn)?;
+    for (account, since) in &behind {
+        let since = since.unwrap_or(BEFORE_ANY_ENTRY);
+        let added = sum_since(conn, account, since, Some(through))?;
+        let row = (
+            ledger_balances::account_id.eq(account),
+            ledger_balances::balance_minor.eq(added),
+            ledger_balances::through.eq(through),
+        );
+        if crate::db::insert_or_ignore!(conn, ledger_balances::table, row)? == 0 {
+            // Only from where it was: a concurrent run that moved it first is not added twice.
+            diesel::update(
+                ledger_balances::table
+                    .find(account)
+                    .filter(ledger_balances::through.eq(since)),
+            )
+            .set((
+                ledger_balances::balance_minor.eq(ledger_balances::balance_minor + added),
+                ledger_balances::through.eq(through),
+            ))
+            .execute(conn)?;
+        }
+    }
+    Ok(behind.len())
 }
 
 /// The sum of one posting's entries on accounts of `kind` (0 if it was never posted).
