@@ -30,6 +30,7 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
         let mut tick = tokio::time::interval(every);
         // Who this instance is to the others sharing the database (claims and leases).
         let me = crate::db::models::new_id("instance");
+        let mut lease_held_until: Option<Instant> = None;
         loop {
             tick.tick().await;
             if let Err(e) = send_outbox(&state, &mail, &me).await {
@@ -44,12 +45,24 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
             let lease = Duration::seconds(
                 i64::try_from(maintain_every.as_secs()).unwrap_or(60).max(1) * 3 + 60,
             );
-            match lead(&state, &me, lease).await {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "jobs lease");
-                    continue;
+            let lease_std = lease.to_std().unwrap_or(std::time::Duration::from_secs(60));
+            // Renewed only once a third of it has passed: a write per run would cost every
+            // instance a transaction each time the jobs look (every 50 ms in tests).
+            let renew = lease_held_until.is_none_or(|until: Instant| {
+                until.saturating_duration_since(Instant::now()) < lease_std * 2 / 3
+            });
+            if renew {
+                match lead(&state, &me, lease).await {
+                    Ok(true) => lease_held_until = Some(Instant::now() + lease_std),
+                    Ok(false) => {
+                        lease_held_until = None;
+                        continue;
+                    }
+                    Err(e) => {
+                        lease_held_until = None;
+                        tracing::warn!(error = %e, "jobs lease");
+                        continue;
+                    }
                 }
             }
             if let Err(e) = release_and_remind(&state).await {
