@@ -106,12 +106,6 @@ async fn create_product(
                 "kind must be plan, sticker_pack or donation_target",
             )
         })?;
-        if new.name.trim().is_empty() || new.name.len() > 200 {
-            return Err(AppError::unprocessable(
-                "invalid_name",
-                "name must be 1-200 characters",
-            ));
-        }
         if new.id.as_deref().is_some_and(|id| !valid_key(id)) {
             return Err(AppError::unprocessable(
                 "invalid_id",

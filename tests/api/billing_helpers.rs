@@ -578,3 +578,53 @@ pub async fn wait_for_outbox_drained(app: &TestApp, to: &str) {
     .await;
     assert!(ok, "{} emails to {to} never sent", pending());
 }
+
+/// Starts a one-worker HTTP server in front of localstripe, where `handle` answers every
+/// request (with `state`); returns the base URL to give the app as `stripe.api_base`. Tests
+/// change what Stripe would answer (fees, outages, schedules localstripe lacks) this way.
+pub fn stripe_proxy<S, F, Fut>(state: S, handle: F) -> String
+where
+    S: Clone + Send + 'static,
+    F: Fn(actix_web::HttpRequest, actix_web::web::Bytes, actix_web::web::Data<S>) -> Fut
+        + Clone
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = actix_web::HttpResponse> + 'static,
+{
+    use actix_web::{web, App, HttpServer};
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .default_service(web::to(handle.clone()))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind proxy");
+    let port = server.addrs()[0].port();
+    actix_web::rt::spawn(server.run());
+    format!("http://127.0.0.1:{port}/")
+}
+
+/// Passes a request the proxy received on to localstripe, as it came.
+pub async fn relay(
+    req: &actix_web::HttpRequest,
+    body: &actix_web::web::Bytes,
+) -> reqwest::Response {
+    let url = format!("{}{}", real_parts().stripe_url, req.uri());
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).expect("method");
+    let mut out = reqwest::Client::new()
+        .request(method, url)
+        .body(body.to_vec());
+    for (name, value) in req.headers() {
+        if name != "host" && name != "content-length" {
+            out = out.header(name.as_str(), value.as_bytes());
+        }
+    }
+    out.send().await.expect("localstripe")
+}
+
+/// localstripe's answer as the proxy's.
+pub async fn relayed(res: reqwest::Response) -> actix_web::HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(res.status().as_u16()).expect("status");
+    actix_web::HttpResponse::build(status).body(res.bytes().await.expect("localstripe body"))
+}

@@ -9,7 +9,7 @@
 use crate::billing_helpers::*;
 use crate::both;
 use crate::helpers::Backend;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -20,30 +20,16 @@ fn card_fee(amount: i64) -> i64 {
 
 /// Where the proxy's charges settle: in their own currency, or converted into another
 /// balance at a rate (percent), as Stripe does for a EUR-settled account selling in USD.
-#[derive(Clone)]
-struct Settles {
-    upstream: String,
-    into: Option<(&'static str, i64)>,
-}
+type Settles = Option<(&'static str, i64)>;
 
 async fn forward(req: HttpRequest, body: web::Bytes, settles: web::Data<Settles>) -> HttpResponse {
-    let url = format!("{}{}", settles.upstream, req.uri());
-    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).expect("method");
-    let mut out = reqwest::Client::new()
-        .request(method, url)
-        .body(body.to_vec());
-    for (name, value) in req.headers() {
-        if name != "host" && name != "content-length" {
-            out = out.header(name.as_str(), value.as_bytes());
-        }
-    }
-    let res = out.send().await.expect("localstripe");
+    let res = relay(&req, &body).await;
     let status = actix_web::http::StatusCode::from_u16(res.status().as_u16()).expect("status");
     let mut answer: Value = res.json().await.expect("localstripe json");
     if req.path().starts_with("/v1/charges/") && answer["balance_transaction"].is_object() {
         let amount = answer["amount"].as_i64().expect("charge amount");
         let bt = &mut answer["balance_transaction"];
-        match settles.into {
+        match **settles {
             None => bt["fee"] = card_fee(amount).into(),
             Some((currency, percent)) => {
                 let settled = amount * percent / 100;
@@ -64,22 +50,8 @@ fn stripe_with_fees() -> String {
 }
 
 /// localstripe behind a proxy settling every charge as `into` says.
-fn stripe_settling(into: Option<(&'static str, i64)>) -> String {
-    let settles = Settles {
-        upstream: crate::real_parts::real_parts().stripe_url.clone(),
-        into,
-    };
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(settles.clone()))
-            .default_service(web::to(forward))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("bind proxy");
-    let port = server.addrs()[0].port();
-    actix_web::rt::spawn(server.run());
-    format!("http://127.0.0.1:{port}/")
+fn stripe_settling(into: Settles) -> String {
+    stripe_proxy(into, forward)
 }
 
 both!(

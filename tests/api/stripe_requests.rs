@@ -5,7 +5,7 @@
 use crate::billing_helpers::*;
 use crate::both;
 use crate::helpers::{assert_problem, Backend, TestApp};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -144,11 +144,10 @@ fn stripe_behind_switch(failing: Arc<Mutex<Vec<String>>>) -> String {
     async fn forward(
         req: HttpRequest,
         body: web::Bytes,
-        state: web::Data<(String, Arc<Mutex<Vec<String>>>)>,
+        failing: web::Data<Arc<Mutex<Vec<String>>>>,
     ) -> HttpResponse {
         let path = req.uri().to_string();
-        if state
-            .1
+        if failing
             .lock()
             .unwrap()
             .iter()
@@ -157,32 +156,9 @@ fn stripe_behind_switch(failing: Arc<Mutex<Vec<String>>>) -> String {
             return HttpResponse::InternalServerError()
                 .json(json!({"error": {"type": "api_error", "message": "outage"}}));
         }
-        let url = format!("{}{}", state.0, req.uri());
-        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
-        let mut out = reqwest::Client::new()
-            .request(method, url)
-            .body(body.to_vec());
-        for (name, value) in req.headers() {
-            if name != "host" && name != "content-length" {
-                out = out.header(name.as_str(), value.as_bytes());
-            }
-        }
-        let res = out.send().await.unwrap();
-        let status = actix_web::http::StatusCode::from_u16(res.status().as_u16()).unwrap();
-        HttpResponse::build(status).body(res.bytes().await.unwrap())
+        relayed(relay(&req, &body).await).await
     }
-    let upstream = crate::real_parts::real_parts().stripe_url.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new((upstream.clone(), failing.clone())))
-            .default_service(web::to(forward))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let port = server.addrs()[0].port();
-    actix_web::rt::spawn(server.run());
-    format!("http://127.0.0.1:{port}/")
+    stripe_proxy(failing, forward)
 }
 
 both!(
@@ -402,9 +378,9 @@ fn stripe_with_schedules(schedules: Arc<Mutex<Schedules>>) -> String {
     async fn forward(
         req: HttpRequest,
         body: web::Bytes,
-        state: web::Data<(String, Arc<Mutex<Schedules>>)>,
+        schedules: web::Data<Arc<Mutex<Schedules>>>,
     ) -> HttpResponse {
-        let (upstream, schedules) = (&state.0, &state.1);
+        let upstream = &crate::real_parts::real_parts().stripe_url;
         let path = req.path().to_owned();
         let form: Vec<(String, String)> =
             reqwest::Url::parse(&format!("http://f/?{}", String::from_utf8_lossy(&body)))
@@ -466,14 +442,7 @@ fn stripe_with_schedules(schedules: Arc<Mutex<Schedules>>) -> String {
                     .json(json!({"error": {"type": "invalid_request_error"}})),
             };
         }
-        let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
-        let mut out = client.request(method, format!("{upstream}{}", req.uri()));
-        for (name, value) in req.headers() {
-            if name != "host" && name != "content-length" {
-                out = out.header(name.as_str(), value.as_bytes());
-            }
-        }
-        let res = out.body(body.to_vec()).send().await.unwrap();
+        let res = relay(&req, &body).await;
         let status = actix_web::http::StatusCode::from_u16(res.status().as_u16()).unwrap();
         let mut answer: Value = res.json().await.unwrap();
         if let Some((schedule, sub)) = &schedules.lock().unwrap().made {
@@ -483,18 +452,7 @@ fn stripe_with_schedules(schedules: Arc<Mutex<Schedules>>) -> String {
         }
         HttpResponse::build(status).json(answer)
     }
-    let upstream = crate::real_parts::real_parts().stripe_url.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new((upstream.clone(), schedules.clone())))
-            .default_service(web::to(forward))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let port = server.addrs()[0].port();
-    actix_web::rt::spawn(server.run());
-    format!("http://127.0.0.1:{port}/")
+    stripe_proxy(schedules, forward)
 }
 
 both!(
