@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::services::entitlements::Entitlements;
 use crate::services::tokens::TokenSigner;
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -155,14 +155,7 @@ impl Application {
                 .await;
             }
         });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(|cfg| http::configure(cfg, &state))
-                .wrap(actix_web::middleware::from_fn(crate::metrics::track))
-        })
-        .listen(listener)?
-        .run();
+        let server = http::server::serve(listener, state)?;
         Ok(Application { port, server })
     }
 

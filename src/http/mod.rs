@@ -12,6 +12,7 @@ mod entitlements;
 mod health;
 mod purchases;
 mod seats;
+pub mod server;
 mod views;
 mod webhooks;
 

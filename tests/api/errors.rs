@@ -218,4 +218,45 @@ both!(oversize_headers_are_431_problems, |b: Backend| async move {
         "headers_too_large",
     )
     .await;
+
+    // Past the HTTP parser's own limits (96 headers, a 128 KiB head) and for a head it cannot
+    // parse at all, the parser answers before any middleware: still a problem document.
+    let many_headers: String = (0..100).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let huge_head = format!("x-padding: {}\r\n", "x".repeat(140 * 1024));
+    for (head, status, code) in [
+        (many_headers.as_str(), 431, "headers_too_large"),
+        (huge_head.as_str(), 431, "headers_too_large"),
+        ("not a header line\r\n", 400, "bad_request"),
+    ] {
+        let raw = format!("GET /healthz HTTP/1.1\r\nhost: localhost\r\n{head}\r\n");
+        let answer = raw_exchange(&app.address, raw.as_bytes()).await;
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert!(
+            head.contains("content-type: application/problem+json"),
+            "{head}"
+        );
+        let problem: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(problem["code"], code);
+        assert_eq!(problem["status"], status);
+    }
+    // The service is still there.
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 });
+
+/// Writes `request` on a fresh connection and reads the answer until the server closes it.
+async fn raw_exchange(address: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    // The server may answer and close before it has read everything: a failed write is fine.
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
