@@ -26,6 +26,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// `None` without a Stripe key: purchases answer 503, everything else works.
     pub stripe: Option<crate::stripe::gateway::Gateway>,
+    /// Sticker images, content-addressed.
+    pub blobs: crate::services::blobs::Blobs,
+    /// Megapixels being decoded now across uploads (`packs.decode_pixel_budget`).
+    pub decode_budget: Arc<tokio::sync::Semaphore>,
+    pub decode_megapixels: u32,
 }
 
 impl AppState {
@@ -103,7 +108,19 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
         ),
         None => tracing::info!("Stripe is not configured: purchases answer 503"),
     }
+    let blobs = crate::services::blobs::Blobs::from_settings(&settings.packs.blobs)?;
+    let decode_megapixels = u32::try_from(
+        settings
+            .packs
+            .decode_pixel_budget
+            .div_ceil(1_000_000)
+            .max(1),
+    )
+    .unwrap_or(u32::MAX >> 4);
     let state = web::Data::new(AppState {
+        blobs,
+        decode_budget: Arc::new(tokio::sync::Semaphore::new(decode_megapixels as usize)),
+        decode_megapixels,
         entitlements: Entitlements::new(
             pool.clone(),
             settings.cache.enabled,

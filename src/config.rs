@@ -30,6 +30,24 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub billing: BillingSettings,
     pub email: EmailSettings,
+    pub packs: PackSettings,
+}
+
+/// Sticker packs: where their images live, how many a pack holds, what they cost.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PackSettings {
+    pub blobs: crate::services::blobs::BlobSettings,
+    /// Stickers a pack holds (LINE: 8-40 static; we allow 1-120).
+    pub max_stickers: i32,
+    /// Largest image upload in bytes (the output limits are the image rules').
+    pub max_upload_bytes: usize,
+    /// Pixels decoded at once across all uploads (a 4096 px square is 16.7 M): uploads wait
+    /// their turn beyond it, so concurrency is weighed by pixels, not requests.
+    pub decode_pixel_budget: u64,
+    /// How long a moderator's claim on a pack lasts.
+    pub review_claim_minutes: i64,
+    /// Price tiers: tier name → currency (lowercase) → amount in minor units.
+    pub price_tiers: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -185,6 +203,19 @@ impl Settings {
         }
         if self.tokens.ttl_seconds == 0 || self.tokens.ttl_seconds > 900 {
             anyhow::bail!("tokens.ttl_seconds must be between 1 and 900");
+        }
+        for (tier, prices) in &self.packs.price_tiers {
+            for (currency, amount) in prices {
+                let code = crate::domain::money::Currency::parse(&currency.to_uppercase())
+                    .map_err(|e| anyhow::anyhow!("packs.price_tiers.{tier}: {e}"))?;
+                let least = crate::domain::money::stripe_minimum(&code);
+                if *amount < least || *amount > crate::domain::limits::MAX_AMOUNT_MINOR {
+                    anyhow::bail!("packs.price_tiers.{tier}.{currency} = {amount}: Stripe charges at least {least} and at most {} minor units", crate::domain::limits::MAX_AMOUNT_MINOR);
+                }
+            }
+        }
+        if !(1..=120).contains(&self.packs.max_stickers) {
+            anyhow::bail!("packs.max_stickers must be between 1 and 120");
         }
         Ok(())
     }

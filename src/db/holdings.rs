@@ -68,6 +68,10 @@ fn statement(member: &str) -> String {
          WHERE o.status = 'paid' AND p.kind = 'sticker_pack' \
            AND (o.recipient_id {member} OR (o.recipient_id IS NULL AND o.buyer_id {member})) \
          UNION ALL \
+         SELECT 'claim', c.user_id, c.pack_id, 'paid', NULL, NULL, NULL, NULL, \
+                'sticker_pack:' || c.pack_id, NULL \
+         FROM pack_claims c WHERE c.user_id {member} \
+         UNION ALL \
          SELECT 'grant', g.user_id, g.id, NULL, g.starts_at, g.expires_at, NULL, NULL, \
                 g.entitlement_key, g.value \
          FROM grants g \
@@ -227,7 +231,8 @@ fn to_holding(row: &Row) -> Option<Holding> {
                 grace_until: row.t_grace.map(from_db),
             },
         ),
-        "order" => (
+        // A free pack claimed is an order of nothing: named by the pack's id.
+        "order" | "claim" => (
             SourceKind::Order,
             Terms::Order {
                 status: OrderStatus::parse(row.status.as_deref()?)?,

@@ -17,6 +17,9 @@ diesel::table! {
         revenue_share_bps -> Integer,
         stripe_account_id -> Nullable<Text>,
         created_at -> Timestamp,
+        country -> Nullable<Text>,
+        payout_currency -> Nullable<Text>,
+        link_share_bps -> Nullable<Integer>,
     }
 }
 
@@ -121,6 +124,7 @@ diesel::table! {
         kind -> Text,
         gift_days -> Nullable<Integer>,
         message -> Nullable<Text>,
+        channel -> Text,
     }
 }
 
@@ -180,9 +184,15 @@ diesel::joinable!(subscriptions -> products (product_id));
 diesel::joinable!(seat_assignments -> subscriptions (subscription_id));
 diesel::joinable!(downgrade_retries -> subscriptions (subscription_id));
 diesel::joinable!(orders -> products (product_id));
+diesel::joinable!(pack_stickers -> packs (pack_id));
+diesel::joinable!(packs -> creators (creator_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    packs,
+    pack_stickers,
+    pack_claims,
+    pack_events,
     creators,
     products,
     prices,
@@ -300,6 +310,8 @@ diesel::table! {
         released_at -> Nullable<Timestamp>,
         settlement_currency -> Nullable<Text>,
         settlement_minor -> Nullable<BigInt>,
+        share_bps -> Nullable<Integer>,
+        channel -> Nullable<Text>,
     }
 }
 
@@ -326,5 +338,63 @@ diesel::table! {
         name -> Text,
         holder -> Text,
         expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    packs (id) {
+        id -> Text,
+        creator_id -> Text,
+        state -> Text,
+        kind -> Text,
+        title -> Text,
+        description -> Text,
+        tags -> Text,
+        price_tier -> Nullable<Text>,
+        review_note -> Nullable<Text>,
+        reviewer_id -> Nullable<Text>,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<Timestamp>,
+        submitted_at -> Nullable<Timestamp>,
+        published_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pack_stickers (pack_id, position) {
+        pack_id -> Text,
+        position -> Integer,
+        sticker_id -> Nullable<Text>,
+        image_sha256 -> Text,
+        thumbnail_sha256 -> Text,
+        image_bytes -> BigInt,
+        emoji -> Text,
+        frames -> Integer,
+        duration_ms -> Integer,
+        review_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pack_claims (pack_id, user_id) {
+        pack_id -> Text,
+        user_id -> Text,
+        claimed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pack_events (id) {
+        id -> Text,
+        pack_id -> Text,
+        actor_id -> Text,
+        from_state -> Text,
+        to_state -> Text,
+        reasons -> Text,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
     }
 }

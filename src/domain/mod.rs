@@ -4,4 +4,5 @@ pub mod entitlements;
 pub mod ledger;
 pub mod limits;
 pub mod money;
+pub mod pack_text;
 pub mod states;

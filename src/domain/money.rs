@@ -21,6 +21,23 @@ const ISO_4217: [&str; 157] = [
     "ZWG",
 ];
 
+/// Stripe's minimum charge per currency in minor units (Stripe's docs, "Minimum and maximum
+/// charge amounts"); 50 minor units for currencies the table does not name.
+pub fn stripe_minimum(currency: &Currency) -> i64 {
+    match currency.as_str() {
+        "AED" | "BGN" | "MYR" | "PLN" | "RON" => 200,
+        "CZK" => 1500,
+        "DKK" => 250,
+        "GBP" => 30,
+        "HKD" => 400,
+        "HUF" => 17500,
+        "MXN" => 1000,
+        "NOK" | "SEK" => 300,
+        "THB" => 1000,
+        _ => 50,
+    }
+}
+
 /// An ISO 4217 alphabetic code, upper case (`USD`, `EUR`, `JPY`), of an active currency.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

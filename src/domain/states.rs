@@ -97,6 +97,42 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where a sale was made, and so which of the creator's rules splits it.
+    SalesChannel {
+        /// Found in our store: the creator's `revenue_share_bps`.
+        Store => "store",
+        /// Through the creator's own share link (`?ref=<creator>`): their `link_share_bps`.
+        CreatorLink => "creator_link",
+    }
+}
+
+text_enum! {
+    /// A sticker pack's life: drafted, reviewed, sold, and perhaps taken off the store.
+    PackState {
+        Draft => "draft",
+        InReview => "in_review",
+        Approved => "approved",
+        Rejected => "rejected",
+        /// In the store: buyable (or claimable when free).
+        OnSale => "on_sale",
+        /// Off the store by its creator; buyers keep it.
+        Retired => "retired",
+        /// Off the store by a moderator; buyers keep it.
+        Suspended => "suspended",
+        /// Infringing or illegal: blocked for everyone, buyers refunded.
+        Removed => "removed",
+    }
+}
+
+text_enum! {
+    /// Whether a pack's stickers are still images or animations (every sticker matches).
+    PackKind {
+        Static => "static",
+        Animated => "animated",
+    }
+}
+
+text_enum! {
     /// Lifecycle of a donation: one-off ones are `paid`; monthly ones `active` until
     /// `canceled`.
     DonationStatus {
@@ -157,6 +193,9 @@ mod tests {
         round_trips(OrderKind::ALL);
         round_trips(DonationStatus::ALL);
         round_trips(Interval::ALL);
+        round_trips(SalesChannel::ALL);
+        round_trips(PackState::ALL);
+        round_trips(PackKind::ALL);
         round_trips(ProductKind::ALL);
         round_trips(EventOutcome::ALL);
         assert_eq!(

@@ -36,7 +36,10 @@ async fn show(
 #[serde(deny_unknown_fields)]
 struct PutCreator {
     display_name: String,
+    /// The creator's share of sales found in our store.
     revenue_share_bps: i32,
+    /// Their share of sales through their own link; absent: the store's share.
+    link_share_bps: Option<i32>,
 }
 
 /// PUT /v1/admin/creators/{user_id} — registers a creator or changes their deal.
@@ -55,10 +58,14 @@ async fn put(
             "user ids are 1-128 visible ASCII characters",
         ));
     }
-    if !(0..=10_000).contains(&new.revenue_share_bps) {
+    if !(0..=10_000).contains(&new.revenue_share_bps)
+        || new
+            .link_share_bps
+            .is_some_and(|b| !(0..=10_000).contains(&b))
+    {
         return Err(AppError::unprocessable(
             "invalid_revenue_share",
-            "revenue_share_bps is the creator's share in basis points, 0-10000",
+            "revenue_share_bps and link_share_bps are the creator's shares in basis points, 0-10000",
         ));
     }
     if new.display_name.trim().is_empty() || new.display_name.len() > 200 {
@@ -67,8 +74,13 @@ async fn put(
             "display_name must be 1-200 characters",
         ));
     }
-    let creator =
-        crate::services::creators::put(&state, &id, &new.display_name, new.revenue_share_bps)
-            .await?;
+    let creator = crate::services::creators::put(
+        &state,
+        &id,
+        &new.display_name,
+        new.revenue_share_bps,
+        new.link_share_bps,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(CreatorView::from(&creator)))
 }

@@ -7,12 +7,15 @@ mod admin_holdings;
 mod admin_keys;
 mod admin_refunds;
 mod bounds;
+mod creator_packs;
 mod earnings;
 mod entitlements;
 mod health;
+mod moderation;
 mod purchases;
 mod seats;
 pub mod server;
+mod store;
 mod views;
 mod webhooks;
 
@@ -35,6 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(seats::routes)
                 .configure(purchases::routes)
                 .configure(earnings::routes)
+                .configure(|c| creator_packs::routes(c, state.settings.packs.max_upload_bytes))
+                .configure(moderation::routes)
+                .configure(store::routes)
                 .configure(webhooks::routes)
                 .configure(admin_catalog::routes)
                 .configure(admin_creators::routes)

@@ -206,6 +206,9 @@ struct NewOrder {
     message: Option<String>,
     email: Option<String>,
     payment_method: Option<String>,
+    /// The creator whose share link the buyer came through (`?ref=<creator>`).
+    #[serde(rename = "ref")]
+    referrer: Option<String>,
 }
 
 async fn buy(
@@ -220,7 +223,7 @@ async fn buy(
         check_email(&new.email)?;
         check_payment_method(&new.payment_method)?;
         check_text("message", &new.message, 500)?;
-        if let Some(r) = &new.recipient_id {
+        for r in new.recipient_id.iter().chain(&new.referrer) {
             if !valid_user_id(r) {
                 return Err(AppError::unprocessable(
                     "invalid_user_id",
@@ -237,6 +240,7 @@ async fn buy(
                 recipient_id: new.recipient_id,
                 message: new.message,
                 email: new.email,
+                referrer: new.referrer,
             },
         )
         .await?;

@@ -12,11 +12,13 @@ pub async fn put(
     id: &str,
     display_name: &str,
     revenue_share_bps: i32,
+    link_share_bps: Option<i32>,
 ) -> Result<Creator, AppError> {
     let (id, name) = (id.to_owned(), display_name.to_owned());
     db::transaction(&state.pool, move |conn| {
         users::ensure(conn, &id)?;
-        Ok(Creator::upsert(conn, &id, &name, revenue_share_bps)?)
+        Creator::upsert(conn, &id, &name, revenue_share_bps)?;
+        Ok(Creator::set_link_share(conn, &id, link_share_bps)?)
     })
     .await
 }

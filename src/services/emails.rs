@@ -128,3 +128,28 @@ pub fn gift_received(
         format!("Someone sent you {what}. It is ready in the app.\n{note}"),
     )
 }
+
+/// A moderator decided on a creator's pack (sent with every decision: approval, rejection with
+/// its reasons, suspension).
+pub fn pack_decision(
+    conn: &mut DbConn,
+    creator: &str,
+    pack: &str,
+    title: &str,
+    to: crate::domain::states::PackState,
+    note: Option<&str>,
+) -> QueryResult<()> {
+    let note = note
+        .map(|n| format!("\nThe moderator's note: {n}\n"))
+        .unwrap_or_default();
+    to_user(
+        conn,
+        creator,
+        format!("pack:{pack}:{to}:{}", chrono::Utc::now().timestamp_micros()),
+        "pack_decision",
+        format!("Your sticker pack \"{title}\" is {to}"),
+        format!(
+            "A moderator reviewed your sticker pack \"{title}\" ({pack}): it is now {to}.\n{note}"
+        ),
+    )
+}

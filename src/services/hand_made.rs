@@ -7,7 +7,9 @@ use crate::db::models::catalog::{Price, Product};
 use crate::db::models::orders::{NewOrder, Order};
 use crate::db::models::subscriptions::{Subscription, SubscriptionState};
 use crate::db::models::{from_db, to_db, users};
-use crate::domain::states::{Interval, OrderKind, OrderStatus, ProductKind, SubscriptionStatus};
+use crate::domain::states::{
+    Interval, OrderKind, OrderStatus, ProductKind, SalesChannel, SubscriptionStatus,
+};
 use crate::error::AppError;
 use crate::services::billing::refund_requests;
 use crate::services::changes;
@@ -193,6 +195,7 @@ pub async fn create_order(
                 kind: OrderKind::Pack,
                 gift_days: None,
                 message: None,
+                channel: SalesChannel::Store,
             },
         )?;
         changed.user(order.holder().to_owned());

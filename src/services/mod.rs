@@ -2,6 +2,7 @@
 
 pub mod answer_cache;
 pub mod billing;
+pub mod blobs;
 pub mod catalog;
 pub mod changes;
 pub mod creators;
@@ -12,6 +13,8 @@ pub mod hand_made;
 pub mod idempotency;
 pub mod jobs;
 pub mod mailer;
+pub mod packs;
 pub mod seats;
 pub mod seed;
+pub mod sticker_images;
 pub mod tokens;

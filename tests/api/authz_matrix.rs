@@ -72,6 +72,10 @@ const ANY_USER: [Expect; 9] = [U, A, A, A, A, A, A, A, F];
 const OWNER_ONLY: [Expect; 9] = [U, A, N, N, N, N, N, N, F];
 /// The `creator` role (admins hold it too) and a creator profile (404 without one).
 const CREATOR: [Expect; 9] = [U, A, F, N, F, F, F, N, F];
+/// Any user with the `creator` role may register a profile (the owner has one: 409).
+const REGISTER: [Expect; 9] = [U, A, F, A, F, F, F, A, F];
+/// Moderators (admins hold the role too); nobody reviews their own pack.
+const MODERATOR: [Expect; 9] = [U, F, F, F, A, F, F, A, F];
 const SUPPORT: [Expect; 9] = [U, F, F, F, F, A, F, A, F];
 const FINANCE: [Expect; 9] = [U, F, F, F, F, F, A, A, F];
 const ADMIN: [Expect; 9] = [U, F, F, F, F, F, F, A, F];
@@ -99,6 +103,14 @@ enum Param {
     /// A spare credential for admins to revoke (not the one `ServiceKey` calls with).
     Credential,
     LedgerAccount,
+    /// The owner's draft pack, with stickers at positions 1 and 2.
+    DraftPack,
+    Position1,
+    Position2,
+    /// A free pack of the owner's on sale, its first sticker and that sticker's image.
+    SalePack,
+    StickerId,
+    Blob,
 }
 use Param::*;
 
@@ -173,6 +185,45 @@ fn rows() -> Vec<Row> {
             .body(|_| json!({"price_id": "price_premium_monthly_usd"})),
         row("POST", "/v1/me/donations/{id}/cancel", OWNER_ONLY).of(&[Donation]),
         row("GET", "/v1/creators/me/earnings", CREATOR),
+        // Creators' packs (the owner's draft), in the order a pack lives.
+        row("GET", "/v1/creators/me", CREATOR),
+        row("PATCH", "/v1/creators/me", CREATOR).body(|_| json!({"country": "DE"})),
+        row("GET", "/v1/creators/me/packs", CREATOR),
+        row("POST", "/v1/creators/me/packs", CREATOR)
+            .body(|_| json!({"title": "Matrix", "kind": "static"})),
+        row("GET", "/v1/creators/me/packs/{id}", CREATOR).of(&[DraftPack]),
+        row(
+            "PUT",
+            "/v1/creators/me/packs/{id}/stickers/{position}",
+            CREATOR,
+        )
+        .of(&[DraftPack, Position1]),
+        row(
+            "DELETE",
+            "/v1/creators/me/packs/{id}/stickers/{position}",
+            CREATOR,
+        )
+        .of(&[DraftPack, Position2]),
+        row("POST", "/v1/creators/me/packs/{id}/submit", CREATOR).of(&[DraftPack]),
+        row("GET", "/v1/moderation/packs", MODERATOR),
+        row("GET", "/v1/moderation/packs/{id}", MODERATOR).of(&[DraftPack]),
+        row("POST", "/v1/moderation/packs/{id}/claim", MODERATOR).of(&[DraftPack]),
+        row("POST", "/v1/moderation/packs/{id}/reject", MODERATOR)
+            .of(&[DraftPack])
+            .body(|_| json!({"reasons": ["other"]})),
+        row("POST", "/v1/moderation/packs/{id}/approve", MODERATOR).of(&[DraftPack]),
+        row("POST", "/v1/creators/me/packs/{id}/release", CREATOR).of(&[DraftPack]),
+        row("POST", "/v1/moderation/packs/{id}/suspend", MODERATOR)
+            .of(&[DraftPack])
+            .body(|_| json!({"reasons": ["other"]})),
+        row("POST", "/v1/creators/me/packs/{id}/retire", CREATOR).of(&[DraftPack]),
+        // The store and delivery.
+        row("GET", "/v1/store/packs", ANY_USER),
+        row("GET", "/v1/store/packs/{id}", ANY_USER).of(&[SalePack]),
+        row("POST", "/v1/me/packs/{id}/claim", ANY_USER).of(&[SalePack]),
+        row("GET", "/v1/me/packs", ANY_USER),
+        row("GET", "/v1/blobs/{sha256}", PUBLIC).of(&[Blob]),
+        row("GET", "/v1/packs/{id}/stickers/{sticker_id}", PUBLIC).of(&[SalePack, StickerId]),
         // Messenger servers.
         row("POST", "/v1/entitlements/check", SERVICE).body(|f| json!({"user_ids": [f.owner]})),
         // Finance.
@@ -223,6 +274,9 @@ fn rows() -> Vec<Row> {
         row("POST", "/v1/admin/service-credentials", ADMIN).body(|_| json!({"name": "matrix"})),
         row("DELETE", "/v1/admin/service-credentials/{id}", ADMIN).of(&[Credential]),
         row("POST", "/v1/admin/signing-keys/rotate", ADMIN),
+        // Last: it gives the creator without a profile one.
+        row("POST", "/v1/creators/me", REGISTER)
+            .body(|_| json!({"display_name": "New", "country": "JP", "payout_currency": "JPY"})),
     ]
 }
 
@@ -240,6 +294,10 @@ struct Fixtures {
     order: String,
     credential: String,
     ledger_account: String,
+    draft_pack: String,
+    sale_pack: String,
+    sticker_id: String,
+    blob: String,
 }
 
 impl Fixtures {
@@ -263,6 +321,12 @@ impl Fixtures {
             Order => &self.order,
             Credential => &self.credential,
             LedgerAccount => &self.ledger_account,
+            DraftPack => &self.draft_pack,
+            Position1 => "1",
+            Position2 => "2",
+            SalePack => &self.sale_pack,
+            StickerId => &self.sticker_id,
+            Blob => &self.blob,
         }
     }
 
@@ -324,6 +388,30 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         .await;
     let credential = id_of(&created(spare).await);
     let (donation, ledger_account) = stored_fixtures(app, owner);
+    // Packs: a free one on sale, and a draft with two stickers.
+    let sale = crate::packs::pack_on_sale(app, &token, None, 1).await;
+    let sale_pack = id_of(&sale);
+    let sticker_id = sale["stickers"][0]["sticker_id"]
+        .as_str()
+        .expect("sticker id")
+        .to_owned();
+    let blob = sale["stickers"][0]["image_sha256"]
+        .as_str()
+        .expect("sha")
+        .to_owned();
+    let res = app
+        .post(
+            "/v1/creators/me/packs",
+            &token,
+            &json!({"title": "Draft", "kind": "static"}),
+        )
+        .await;
+    let draft_pack = id_of(&created(res).await);
+    for position in [1, 2] {
+        let png = crate::packs::sticker_png(300, 50);
+        let res = crate::packs::upload(app, &token, &draft_pack, position, "😀", png).await;
+        assert_eq!(res.status(), StatusCode::OK, "sticker fixture");
+    }
     let tokens = vec![
         (User, token),
         (AnotherUser, app.token("matrix-other", &[])),
@@ -350,6 +438,10 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         order,
         credential,
         ledger_account,
+        draft_pack,
+        sale_pack,
+        sticker_id,
+        blob,
     }
 }
 

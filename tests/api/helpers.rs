@@ -127,6 +127,11 @@ pub fn test_settings(db_url: &str) -> Settings {
     // Tests state what holdings confer; the free tier everyone holds is tested on its own
     // (`entitlements::the_free_tier_*`), with the demo's default plan switched on.
     settings.entitlements.default_plan = None;
+    // Each test's sticker images in a folder of its own.
+    let blobs = tempfile::tempdir().expect("blob dir").keep();
+    settings.packs.blobs = kopilka::services::blobs::BlobSettings::Local {
+        dir: blobs.to_string_lossy().into_owned(),
+    };
     settings
 }
 

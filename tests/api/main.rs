@@ -22,6 +22,7 @@ mod migrations;
 mod multi_instance;
 mod openapi;
 mod operations;
+mod packs;
 mod seats;
 mod stripe_requests;
 mod stripe_shapes;

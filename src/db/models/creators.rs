@@ -15,6 +15,11 @@ pub struct Creator {
     pub revenue_share_bps: i32,
     pub stripe_account_id: Option<String>,
     pub created_at: NaiveDateTime,
+    /// ISO 3166-1 alpha-2, given when the creator registers.
+    pub country: Option<String>,
+    pub payout_currency: Option<String>,
+    /// The share of sales through the creator's own link; `None`: the store's share.
+    pub link_share_bps: Option<i32>,
 }
 
 impl Creator {
@@ -48,9 +53,55 @@ impl Creator {
                     revenue_share_bps,
                     stripe_account_id: None,
                     created_at: to_db(Utc::now()),
+                    country: None,
+                    payout_currency: None,
+                    link_share_bps: None,
                 })
                 .execute(conn)?;
         }
+        creators::table
+            .find(user_id)
+            .select(Creator::as_select())
+            .first(conn)
+    }
+
+    /// Changes what the creator says about themselves (absent fields stay).
+    pub fn set_profile(
+        conn: &mut DbConn,
+        user_id: &str,
+        display_name: Option<&str>,
+        country: Option<&str>,
+        payout_currency: Option<&str>,
+    ) -> QueryResult<Creator> {
+        if let Some(n) = display_name {
+            diesel::update(creators::table.find(user_id))
+                .set(creators::display_name.eq(n))
+                .execute(conn)?;
+        }
+        if let Some(c) = country {
+            diesel::update(creators::table.find(user_id))
+                .set(creators::country.eq(c))
+                .execute(conn)?;
+        }
+        if let Some(c) = payout_currency {
+            diesel::update(creators::table.find(user_id))
+                .set(creators::payout_currency.eq(c))
+                .execute(conn)?;
+        }
+        creators::table
+            .find(user_id)
+            .select(Creator::as_select())
+            .first(conn)
+    }
+
+    pub fn set_link_share(
+        conn: &mut DbConn,
+        user_id: &str,
+        bps: Option<i32>,
+    ) -> QueryResult<Creator> {
+        diesel::update(creators::table.find(user_id))
+            .set(creators::link_share_bps.eq(bps))
+            .execute(conn)?;
         creators::table
             .find(user_id)
             .select(Creator::as_select())

@@ -10,6 +10,7 @@ pub mod job_leases;
 pub mod ledger;
 pub mod orders;
 pub mod outbox;
+pub mod packs;
 pub mod payments;
 pub mod signing_keys;
 pub mod stripe_events;

@@ -3,7 +3,7 @@
 use super::{new_id, to_db};
 use crate::db::schema::orders;
 use crate::db::DbConn;
-use crate::domain::states::{OrderKind, OrderStatus};
+use crate::domain::states::{OrderKind, OrderStatus, SalesChannel};
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -27,6 +27,8 @@ pub struct Order {
     pub gift_days: Option<i32>,
     /// A gift's message to its recipient.
     pub message: Option<String>,
+    /// Where the sale was made: which of the creator's rules split it.
+    pub channel: SalesChannel,
 }
 
 pub struct NewOrder {
@@ -40,6 +42,7 @@ pub struct NewOrder {
     pub kind: OrderKind,
     pub gift_days: Option<i32>,
     pub message: Option<String>,
+    pub channel: SalesChannel,
 }
 
 impl Order {
@@ -61,6 +64,7 @@ impl Order {
             kind: new.kind,
             gift_days: new.gift_days,
             message: new.message,
+            channel: new.channel,
         };
         diesel::insert_into(orders::table)
             .values(&order)
@@ -135,4 +139,20 @@ impl Order {
     pub fn holder(&self) -> &str {
         self.recipient_id.as_deref().unwrap_or(&self.buyer_id)
     }
+}
+
+/// The packs a user holds through paid orders (bought for themselves or received as gifts).
+pub fn packs_held(conn: &mut DbConn, user: &str) -> QueryResult<Vec<String>> {
+    orders::table
+        .filter(orders::status.eq(OrderStatus::Paid))
+        .filter(orders::kind.eq(OrderKind::Pack))
+        .filter(
+            orders::recipient_id.eq(user).or(orders::recipient_id
+                .is_null()
+                .and(orders::buyer_id.eq(user))),
+        )
+        .select(orders::product_id)
+        .distinct()
+        .limit(10_000)
+        .load(conn)
 }

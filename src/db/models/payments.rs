@@ -36,6 +36,10 @@ pub struct Payment {
     /// it; `None` when settled in `currency` or not known yet.
     pub settlement_currency: Option<String>,
     pub settlement_minor: Option<i64>,
+    /// The creator's rule this payment was split by (basis points), and the sales channel that
+    /// chose it (`None` for payments that are not sales through a channel).
+    pub share_bps: Option<i32>,
+    pub channel: Option<String>,
 }
 
 impl Payment {

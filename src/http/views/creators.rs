@@ -14,6 +14,10 @@ pub struct CreatorView {
     pub display_name: String,
     /// The creator's share of each sale in basis points (7000 = 70 %).
     pub revenue_share_bps: i32,
+    /// The share of sales through the creator's own link; `null`: the store's share.
+    pub link_share_bps: Option<i32>,
+    pub country: Option<String>,
+    pub payout_currency: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -23,6 +27,9 @@ impl From<&Creator> for CreatorView {
             user_id: c.user_id.clone(),
             display_name: c.display_name.clone(),
             revenue_share_bps: c.revenue_share_bps,
+            link_share_bps: c.link_share_bps,
+            country: c.country.clone(),
+            payout_currency: c.payout_currency.clone(),
             created_at: from_db(c.created_at),
         }
     }

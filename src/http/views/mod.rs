@@ -6,12 +6,14 @@ mod catalog;
 mod creators;
 mod grants;
 mod keys;
+mod packs;
 mod purchases;
 
 pub use catalog::{EntitlementDefinitionView, PriceView, ProductView};
 pub use creators::{CreatorView, EarningsView};
 pub use grants::GrantView;
 pub use keys::{NewServiceCredentialView, ServiceCredentialView};
+pub use packs::{PackEventView, PackView, Page, StickerView, StorePackView};
 pub use purchases::{DonationView, OrderView, StartedView, SubscriptionView};
 
 /// Maps a list of rows to their views.

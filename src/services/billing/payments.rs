@@ -20,7 +20,7 @@ use crate::db::DbConn;
 use crate::domain::entitlements::SubscriptionStatus;
 use crate::domain::ledger::{self, CreatorShare};
 use crate::domain::money::{split_revenue, Currency};
-use crate::domain::states::{DonationStatus, OrderKind, OrderStatus};
+use crate::domain::states::{DonationStatus, OrderKind, OrderStatus, SalesChannel};
 use crate::error::AppError;
 use crate::services::emails;
 use crate::stripe::objects::{id_of, ChargeRef, Invoice, Metadata, PaymentIntent, Settlement};
@@ -119,17 +119,33 @@ pub(super) fn post_reversal(
     Ok(true)
 }
 
-/// Who earns from a payment: the creator and their share rule, if any.
+/// Who earns from a payment, by which rule: the creator's share for the channel the sale was
+/// made through.
+struct CreatorRule {
+    id: String,
+    bps: u16,
+    channel: Option<SalesChannel>,
+}
+
 fn creator_rule(
     conn: &mut DbConn,
     creator: Option<&str>,
-) -> Result<Option<(String, u16)>, AppError> {
+    channel: Option<SalesChannel>,
+) -> Result<Option<CreatorRule>, AppError> {
     let Some(id) = creator else { return Ok(None) };
-    let bps = Creator::find(conn, id)?.map_or(0, |c| c.revenue_share_bps);
-    Ok(Some((
-        id.to_owned(),
-        u16::try_from(bps.clamp(0, 10_000)).unwrap_or(0),
-    )))
+    let found = Creator::find(conn, id)?;
+    let bps = match (&found, channel) {
+        (None, _) => 0,
+        (Some(c), Some(SalesChannel::CreatorLink)) => {
+            c.link_share_bps.unwrap_or(c.revenue_share_bps)
+        }
+        (Some(c), _) => c.revenue_share_bps,
+    };
+    Ok(Some(CreatorRule {
+        id: id.to_owned(),
+        bps: u16::try_from(bps.clamp(0, 10_000)).unwrap_or(0),
+        channel,
+    }))
 }
 
 /// Stripe's fee when the event told it in the payment's own currency. A fee in another
@@ -145,22 +161,32 @@ fn record_payment(
     conn: &mut DbConn,
     mut payment: Payment,
     settlement: Option<&Settlement>,
-    creator: Option<(String, u16)>,
+    creator: Option<CreatorRule>,
     description: &str,
 ) -> Result<Option<Payment>, AppError> {
     let currency = currency(&payment.currency)?;
     payment.currency = currency.to_string();
     payment = payment.with_fee(fee_in(settlement, &currency));
     let (gross, fee) = (payment.amount_minor, payment.fee_minor);
+    let mut description = description.to_owned();
     let lines = match &creator {
-        Some((id, bps)) => {
-            payment.creator_share_minor = split_revenue(gross, *bps).0;
-            ledger::creator_sale(gross, fee, &currency, id, *bps)
+        Some(rule) => {
+            payment.creator_share_minor = split_revenue(gross, rule.bps).0;
+            payment.share_bps = Some(i32::from(rule.bps));
+            payment.channel = rule.channel.map(|c| c.to_string());
+            // The posting says which rule split it, so a later change of the rule explains
+            // nothing away.
+            description.push_str(&format!(
+                " (creator share {} bps{})",
+                rule.bps,
+                rule.channel.map(|c| format!(", {c}")).unwrap_or_default()
+            ));
+            ledger::creator_sale(gross, fee, &currency, &rule.id, rule.bps)
         }
         None => ledger::platform_sale(gross, fee, &currency),
     }
     .map_err(posting_error)?;
-    payment.creator_id = creator.map(|(id, _)| id);
+    payment.creator_id = creator.map(|rule| rule.id);
     // The payment's unique charge id is what keeps a charge from being recorded twice; its
     // posting (source key `charge:<id>`) is written only with a new payment row.
     payment.ledger_transaction_id = new_id("ltx");
@@ -172,7 +198,7 @@ fn record_payment(
         conn,
         &payment.ledger_transaction_id,
         &key,
-        description,
+        &description,
         &lines,
     )?;
     Ok(Some(payment))
@@ -294,7 +320,7 @@ fn donation_paid(conn: &mut DbConn, donation: &Donation, paid: Paid<'_>) -> Resu
         intent,
         invoice,
     } = paid;
-    let creator = creator_rule(conn, donation.creator_id.as_deref())?;
+    let creator = creator_rule(conn, donation.creator_id.as_deref(), None)?;
     let payment = Payment {
         stripe_charge_id: charge.to_owned(),
         stripe_payment_intent_id: intent.map(str::to_owned),
@@ -437,7 +463,7 @@ fn order_paid(
             gift_period(conn, &order)?;
         }
     }
-    let creator = creator_rule(conn, product.creator_id.as_deref())?;
+    let creator = creator_rule(conn, product.creator_id.as_deref(), Some(order.channel))?;
     let payment = Payment {
         stripe_charge_id: charge.to_owned(),
         stripe_payment_intent_id: Some(intent.to_owned()),

@@ -12,7 +12,7 @@ use crate::db::models::subscriptions::{Subscription, SubscriptionState};
 use crate::db::models::{to_db, users};
 use crate::db::{self, DbConn};
 use crate::domain::states::{
-    DonationStatus, Interval, OrderKind, OrderStatus, ProductKind, SubscriptionStatus,
+    DonationStatus, Interval, OrderKind, OrderStatus, ProductKind, SalesChannel, SubscriptionStatus,
 };
 use crate::error::AppError;
 use crate::services::billing::subscription_events;
@@ -584,6 +584,9 @@ pub struct Buy {
     pub recipient_id: Option<String>,
     pub message: Option<String>,
     pub email: Option<String>,
+    /// The creator whose share link led here (`?ref=<creator>`): a sale of their own pack
+    /// through it is split by their `creator_link` rule.
+    pub referrer: Option<String>,
 }
 
 /// A sticker pack for oneself or as a gift, or a gifted subscription period (a plan's
@@ -639,6 +642,10 @@ pub async fn buy(state: &AppState, user: &str, new: Buy) -> Result<Started<Order
                 kind,
                 gift_days,
                 message: new.message,
+                channel: match (&product.creator_id, &new.referrer) {
+                    (Some(c), Some(r)) if c == r => SalesChannel::CreatorLink,
+                    _ => SalesChannel::Store,
+                },
             },
         )?)
     })

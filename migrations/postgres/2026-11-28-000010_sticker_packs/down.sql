@@ -1,0 +1,10 @@
+DROP TABLE pack_events;
+DROP TABLE pack_claims;
+DROP TABLE pack_stickers;
+DROP TABLE packs;
+ALTER TABLE orders DROP COLUMN channel;
+ALTER TABLE payments DROP COLUMN channel;
+ALTER TABLE payments DROP COLUMN share_bps;
+ALTER TABLE creators DROP COLUMN link_share_bps;
+ALTER TABLE creators DROP COLUMN payout_currency;
+ALTER TABLE creators DROP COLUMN country;

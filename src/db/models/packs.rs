@@ -1,0 +1,424 @@
+//! Sticker packs, their stickers, claims of free packs, and the audit trail of their states.
+
+use super::{new_id, to_db};
+use crate::db::schema::{pack_claims, pack_events, pack_stickers, packs};
+use crate::db::DbConn;
+use crate::domain::states::{PackKind, PackState};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = packs)]
+pub struct Pack {
+    pub id: String,
+    pub creator_id: String,
+    pub state: PackState,
+    pub kind: PackKind,
+    pub title: String,
+    pub description: String,
+    /// A JSON array of tags (at most a handful; searched, never joined on).
+    pub tags: String,
+    /// A key of the configured price tiers; `None` for a free pack.
+    pub price_tier: Option<String>,
+    pub review_note: Option<String>,
+    pub reviewer_id: Option<String>,
+    /// The moderator reviewing it now, until `claimed_until`.
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub submitted_at: Option<NaiveDateTime>,
+    pub published_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = pack_stickers)]
+pub struct Sticker {
+    pub pack_id: String,
+    pub position: i32,
+    /// Given at first publication; never changes afterwards, nor does the image.
+    pub sticker_id: Option<String>,
+    pub image_sha256: String,
+    pub thumbnail_sha256: String,
+    pub image_bytes: i64,
+    /// The sticker's emoji, separated by spaces.
+    pub emoji: String,
+    pub frames: i32,
+    pub duration_ms: i32,
+    pub review_reason: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+pub struct NewPack {
+    pub creator_id: String,
+    pub kind: PackKind,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub price_tier: Option<String>,
+}
+
+impl Pack {
+    pub fn create(conn: &mut DbConn, new: NewPack) -> QueryResult<Pack> {
+        let now = to_db(Utc::now());
+        let pack = Pack {
+            id: new_id("pack"),
+            creator_id: new.creator_id,
+            state: PackState::Draft,
+            kind: new.kind,
+            title: new.title,
+            description: new.description,
+            tags: serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()),
+            price_tier: new.price_tier,
+            review_note: None,
+            reviewer_id: None,
+            claimed_by: None,
+            claimed_until: None,
+            submitted_at: None,
+            published_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        diesel::insert_into(packs::table)
+            .values(&pack)
+            .execute(conn)?;
+        Ok(pack)
+    }
+
+    pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<Pack>> {
+        packs::table
+            .find(id)
+            .select(Pack::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Reads the pack for a change: on PostgreSQL the row stays locked until the transaction
+    /// ends, so two changes of one pack (two uploads, a submit racing an upload) go one by one.
+    /// SQLite's single writer already serializes them.
+    pub fn lock(conn: &mut DbConn, id: &str) -> QueryResult<Option<Pack>> {
+        match conn {
+            DbConn::Pg(c) => packs::table
+                .find(id)
+                .select(Pack::as_select())
+                .for_update()
+                .first(c)
+                .optional(),
+            DbConn::Sqlite(c) => packs::table
+                .find(id)
+                .select(Pack::as_select())
+                .first(c)
+                .optional(),
+        }
+    }
+
+    pub fn tags(&self) -> Vec<String> {
+        serde_json::from_str(&self.tags).unwrap_or_default()
+    }
+
+    /// The creator's packs, newest first, after the cursor (a pack id) if any.
+    pub fn of_creator(
+        conn: &mut DbConn,
+        creator: &str,
+        after: Option<&Pack>,
+        limit: i64,
+    ) -> QueryResult<Vec<Pack>> {
+        let mut q = packs::table
+            .filter(packs::creator_id.eq(creator))
+            .select(Pack::as_select())
+            .order((packs::created_at.desc(), packs::id.desc()))
+            .limit(limit)
+            .into_boxed();
+        if let Some(a) = after {
+            q = q.filter(
+                packs::created_at.lt(a.created_at).or(packs::created_at
+                    .eq(a.created_at)
+                    .and(packs::id.lt(a.id.clone()))),
+            );
+        }
+        q.load(conn)
+    }
+
+    /// Packs in a state, oldest submission first, after the cursor if any.
+    pub fn in_state(
+        conn: &mut DbConn,
+        state: PackState,
+        after: Option<&Pack>,
+        limit: i64,
+    ) -> QueryResult<Vec<Pack>> {
+        let mut q = packs::table
+            .filter(packs::state.eq(state))
+            .select(Pack::as_select())
+            .order((packs::submitted_at.asc(), packs::id.asc()))
+            .limit(limit)
+            .into_boxed();
+        if let Some(a) = after {
+            let at = a.submitted_at.unwrap_or(a.created_at);
+            q = q.filter(
+                packs::submitted_at
+                    .gt(at)
+                    .or(packs::submitted_at.eq(at).and(packs::id.gt(a.id.clone()))),
+            );
+        }
+        q.load(conn)
+    }
+
+    /// Packs on sale, newest publication first, after the cursor if any; optionally of one
+    /// creator.
+    pub fn on_sale(
+        conn: &mut DbConn,
+        creator: Option<&str>,
+        after: Option<&Pack>,
+        limit: i64,
+    ) -> QueryResult<Vec<Pack>> {
+        let mut q = packs::table
+            .filter(packs::state.eq(PackState::OnSale))
+            .select(Pack::as_select())
+            .order((packs::published_at.desc(), packs::id.desc()))
+            .limit(limit)
+            .into_boxed();
+        if let Some(c) = creator {
+            q = q.filter(packs::creator_id.eq(c.to_owned()));
+        }
+        if let Some(a) = after {
+            let at = a.published_at.unwrap_or(a.created_at);
+            q = q.filter(
+                packs::published_at
+                    .lt(at)
+                    .or(packs::published_at.eq(at).and(packs::id.lt(a.id.clone()))),
+            );
+        }
+        q.load(conn)
+    }
+
+    pub fn set_state(
+        conn: &mut DbConn,
+        id: &str,
+        state: PackState,
+        at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        diesel::update(packs::table.find(id))
+            .set((packs::state.eq(state), packs::updated_at.eq(to_db(at))))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn submitted(conn: &mut DbConn, id: &str, at: DateTime<Utc>) -> QueryResult<()> {
+        diesel::update(packs::table.find(id))
+            .set((
+                packs::state.eq(PackState::InReview),
+                packs::submitted_at.eq(to_db(at)),
+                packs::review_note.eq(None::<String>),
+                packs::reviewer_id.eq(None::<String>),
+                packs::claimed_by.eq(None::<String>),
+                packs::claimed_until.eq(None::<NaiveDateTime>),
+                packs::updated_at.eq(to_db(at)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn reviewed(
+        conn: &mut DbConn,
+        id: &str,
+        state: PackState,
+        reviewer: &str,
+        note: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        diesel::update(packs::table.find(id))
+            .set((
+                packs::state.eq(state),
+                packs::reviewer_id.eq(reviewer),
+                packs::review_note.eq(note),
+                packs::claimed_by.eq(None::<String>),
+                packs::claimed_until.eq(None::<NaiveDateTime>),
+                packs::updated_at.eq(to_db(at)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn claim(
+        conn: &mut DbConn,
+        id: &str,
+        moderator: &str,
+        until: DateTime<Utc>,
+    ) -> QueryResult<()> {
+        diesel::update(packs::table.find(id))
+            .set((
+                packs::claimed_by.eq(moderator),
+                packs::claimed_until.eq(to_db(until)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn published(conn: &mut DbConn, id: &str, at: DateTime<Utc>) -> QueryResult<()> {
+        diesel::update(packs::table.find(id))
+            .set((
+                packs::state.eq(PackState::OnSale),
+                packs::published_at.eq(to_db(at)),
+                packs::updated_at.eq(to_db(at)),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+impl Sticker {
+    pub fn of_pack(conn: &mut DbConn, pack: &str) -> QueryResult<Vec<Sticker>> {
+        pack_stickers::table
+            .filter(pack_stickers::pack_id.eq(pack))
+            .select(Sticker::as_select())
+            .order(pack_stickers::position.asc())
+            .load(conn)
+    }
+
+    pub fn of_packs(conn: &mut DbConn, packs: &[String]) -> QueryResult<Vec<Sticker>> {
+        pack_stickers::table
+            .filter(pack_stickers::pack_id.eq_any(packs))
+            .select(Sticker::as_select())
+            .order((pack_stickers::pack_id.asc(), pack_stickers::position.asc()))
+            .load(conn)
+    }
+
+    /// Puts the sticker at its position, replacing what was there.
+    pub fn put(conn: &mut DbConn, sticker: &Sticker) -> QueryResult<()> {
+        diesel::delete(
+            pack_stickers::table
+                .filter(pack_stickers::pack_id.eq(&sticker.pack_id))
+                .filter(pack_stickers::position.eq(sticker.position)),
+        )
+        .execute(conn)?;
+        diesel::insert_into(pack_stickers::table)
+            .values(sticker)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn delete(conn: &mut DbConn, pack: &str, position: i32) -> QueryResult<usize> {
+        diesel::delete(
+            pack_stickers::table
+                .filter(pack_stickers::pack_id.eq(pack))
+                .filter(pack_stickers::position.eq(position)),
+        )
+        .execute(conn)
+    }
+
+    /// Gives every sticker of the pack its permanent id, once.
+    pub fn assign_ids(conn: &mut DbConn, pack: &str) -> QueryResult<()> {
+        for s in Self::of_pack(conn, pack)? {
+            if s.sticker_id.is_none() {
+                diesel::update(
+                    pack_stickers::table
+                        .filter(pack_stickers::pack_id.eq(pack))
+                        .filter(pack_stickers::position.eq(s.position)),
+                )
+                .set(pack_stickers::sticker_id.eq(new_id("stk")))
+                .execute(conn)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn find(conn: &mut DbConn, sticker_id: &str) -> QueryResult<Option<Sticker>> {
+        pack_stickers::table
+            .filter(pack_stickers::sticker_id.eq(sticker_id))
+            .select(Sticker::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// The state of the packs a blob belongs to (empty when no sticker uses it).
+    pub fn states_of_blob(conn: &mut DbConn, sha: &str) -> QueryResult<Vec<PackState>> {
+        pack_stickers::table
+            .inner_join(packs::table)
+            .filter(
+                pack_stickers::image_sha256
+                    .eq(sha)
+                    .or(pack_stickers::thumbnail_sha256.eq(sha)),
+            )
+            .select(packs::state)
+            .load(conn)
+    }
+
+    /// Every blob a sticker refers to (for garbage collection).
+    pub fn referenced_blobs(conn: &mut DbConn) -> QueryResult<Vec<(String, String)>> {
+        pack_stickers::table
+            .select((pack_stickers::image_sha256, pack_stickers::thumbnail_sha256))
+            .load(conn)
+    }
+}
+
+/// Free packs a user claimed.
+pub fn claim_free(conn: &mut DbConn, pack: &str, user: &str) -> QueryResult<bool> {
+    let inserted = crate::db::insert_or_ignore!(
+        conn,
+        pack_claims::table,
+        (
+            pack_claims::pack_id.eq(pack),
+            pack_claims::user_id.eq(user),
+            pack_claims::claimed_at.eq(to_db(Utc::now())),
+        )
+    )?;
+    Ok(inserted == 1)
+}
+
+pub fn claimed_by(conn: &mut DbConn, user: &str) -> QueryResult<Vec<String>> {
+    pack_claims::table
+        .filter(pack_claims::user_id.eq(user))
+        .select(pack_claims::pack_id)
+        .load(conn)
+}
+
+/// One change of a pack's state, for the audit trail.
+pub fn record_event(
+    conn: &mut DbConn,
+    pack: &str,
+    actor: &str,
+    from: PackState,
+    to: PackState,
+    reasons: &[String],
+    note: Option<&str>,
+) -> QueryResult<()> {
+    diesel::insert_into(pack_events::table)
+        .values((
+            pack_events::id.eq(new_id("pev")),
+            pack_events::pack_id.eq(pack),
+            pack_events::actor_id.eq(actor),
+            pack_events::from_state.eq(from.as_str()),
+            pack_events::to_state.eq(to.as_str()),
+            pack_events::reasons.eq(serde_json::to_string(reasons).unwrap_or_default()),
+            pack_events::note.eq(note),
+            pack_events::created_at.eq(to_db(Utc::now())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, Queryable)]
+pub struct PackEvent {
+    pub actor_id: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub reasons: String,
+    pub note: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn events_of(conn: &mut DbConn, pack: &str) -> QueryResult<Vec<PackEvent>> {
+    pack_events::table
+        .filter(pack_events::pack_id.eq(pack))
+        .order((pack_events::created_at.asc(), pack_events::id.asc()))
+        .select((
+            pack_events::actor_id,
+            pack_events::from_state,
+            pack_events::to_state,
+            pack_events::reasons,
+            pack_events::note,
+            pack_events::created_at,
+        ))
+        .limit(500)
+        .load(conn)
+}

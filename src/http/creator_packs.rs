@@ -1,0 +1,399 @@
+//! A creator's own profile and packs: register, draft, upload stickers, submit, release, retire.
+
+use super::parse_json;
+use super::views::{CreatorView, PackView, Page};
+use crate::app::AppState;
+use crate::auth::{Caller, Role};
+use crate::db;
+use crate::db::models::creators::Creator;
+use crate::db::models::packs::{Pack, Sticker};
+use crate::db::models::users;
+use crate::domain::money::Currency;
+use crate::domain::pack_text::{check_tags, check_text};
+use crate::domain::states::PackKind;
+use crate::error::AppError;
+use crate::services::idempotency::{self, Reply};
+use crate::services::packs::{self, Draft};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+/// `upload_limit`: the largest sticker image accepted (the JSON body limit is far smaller).
+pub fn routes(cfg: &mut web::ServiceConfig, upload_limit: usize) {
+    cfg.service(
+        web::resource("/v1/creators/me")
+            .route(web::get().to(profile))
+            .route(web::post().to(register))
+            .route(web::patch().to(update_profile)),
+    )
+    .service(
+        web::resource("/v1/creators/me/packs")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(web::resource("/v1/creators/me/packs/{id}").route(web::get().to(show)))
+    .service(
+        web::resource("/v1/creators/me/packs/{id}/stickers/{position}")
+            .app_data(web::PayloadConfig::new(upload_limit))
+            .route(web::put().to(put_sticker))
+            .route(web::delete().to(delete_sticker)),
+    )
+    .service(web::resource("/v1/creators/me/packs/{id}/submit").route(web::post().to(submit)))
+    .service(web::resource("/v1/creators/me/packs/{id}/release").route(web::post().to(release)))
+    .service(web::resource("/v1/creators/me/packs/{id}/retire").route(web::post().to(retire)));
+}
+
+fn invalid(code: &'static str) -> impl Fn(String) -> AppError {
+    move |detail| AppError::unprocessable(code, detail)
+}
+
+/// ISO 3166-1 alpha-2: two upper-case letters (the code's existence is the payout provider's
+/// to check).
+fn check_country(c: &str) -> Result<(), AppError> {
+    if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(AppError::unprocessable(
+            "invalid_country",
+            "country is an ISO 3166-1 alpha-2 code in upper case (JP, DE)",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    display_name: String,
+    country: String,
+    payout_currency: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfilePatch {
+    display_name: Option<String>,
+    country: Option<String>,
+    payout_currency: Option<String>,
+}
+
+fn check_profile(
+    name: Option<&str>,
+    country: Option<&str>,
+    currency: Option<&str>,
+) -> Result<(), AppError> {
+    if let Some(n) = name {
+        check_text("display_name", n, 1, 64).map_err(invalid("invalid_name"))?;
+    }
+    if let Some(c) = country {
+        check_country(c)?;
+    }
+    if let Some(c) = currency {
+        Currency::parse(c).map_err(invalid("invalid_currency"))?;
+    }
+    Ok(())
+}
+
+/// Creators registering themselves start at an even split; admins set other deals.
+const SELF_REGISTERED_SHARE_BPS: i32 = 5000;
+
+/// POST /v1/creators/me — a user with the creator role registers their profile.
+async fn register(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let new: Profile = parse_json(&body)?;
+        check_profile(
+            Some(&new.display_name),
+            Some(&new.country),
+            Some(&new.payout_currency),
+        )?;
+        let creator = db::transaction(&state.pool, move |conn| {
+            if Creator::find(conn, &me)?.is_some() {
+                return Err(AppError::conflict(
+                    "already_registered",
+                    "you have a creator profile; change it with PATCH",
+                ));
+            }
+            users::ensure(conn, &me)?;
+            Creator::upsert(conn, &me, &new.display_name, SELF_REGISTERED_SHARE_BPS)?;
+            Ok(Creator::set_profile(
+                conn,
+                &me,
+                None,
+                Some(&new.country),
+                Some(&new.payout_currency),
+            )?)
+        })
+        .await?;
+        Ok(Reply::created(CreatorView::from(&creator)))
+    })
+    .await
+}
+
+async fn profile(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let creator = db::run(&state.pool, move |conn| packs::creator_of(conn, &me)).await?;
+    Ok(HttpResponse::Ok().json(CreatorView::from(&creator)))
+}
+
+async fn update_profile(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let patch: ProfilePatch = parse_json(&body)?;
+    check_profile(
+        patch.display_name.as_deref(),
+        patch.country.as_deref(),
+        patch.payout_currency.as_deref(),
+    )?;
+    let creator = db::transaction(&state.pool, move |conn| {
+        packs::creator_of(conn, &me)?;
+        Ok(Creator::set_profile(
+            conn,
+            &me,
+            patch.display_name.as_deref(),
+            patch.country.as_deref(),
+            patch.payout_currency.as_deref(),
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(CreatorView::from(&creator)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPack {
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    /// A configured tier (`t1`, `t2`, …); absent: free.
+    price_tier: Option<String>,
+    kind: PackKind,
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let new: NewPack = parse_json(&body)?;
+        check_text("title", &new.title, 1, 64).map_err(invalid("invalid_title"))?;
+        check_text("description", &new.description, 0, 300)
+            .map_err(invalid("invalid_description"))?;
+        check_tags(&new.tags).map_err(invalid("invalid_tags"))?;
+        let pack = packs::create(
+            &state,
+            &me,
+            Draft {
+                kind: new.kind,
+                title: new.title,
+                description: new.description,
+                tags: new.tags,
+                price_tier: new.price_tier,
+            },
+        )
+        .await?;
+        Ok(Reply::created(PackView::new(&pack, &[])))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cursor {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+impl Cursor {
+    /// 1-100, 20 when absent.
+    pub fn limit(&self) -> Result<i64, AppError> {
+        match self.limit {
+            None => Ok(20),
+            Some(n) if (1..=100).contains(&n) => Ok(n),
+            Some(_) => Err(AppError::unprocessable(
+                "invalid_limit",
+                "limit must be 1-100",
+            )),
+        }
+    }
+
+    pub fn after(&self) -> Result<Option<String>, AppError> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(c)
+                if c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Ok(Some(c.clone()))
+            }
+            Some(_) => Err(AppError::unprocessable(
+                "invalid_cursor",
+                "cursor is malformed",
+            )),
+        }
+    }
+}
+
+/// GET /v1/creators/me/packs — the creator's packs, newest first.
+async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<Cursor>,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let (limit, after) = (query.limit()?, query.after()?);
+    let page = db::run(&state.pool, move |conn| {
+        packs::creator_of(conn, &me)?;
+        let after = match after {
+            Some(id) => Some(
+                Pack::find(conn, &id)?
+                    .filter(|p| p.creator_id == me)
+                    .ok_or_else(|| AppError::unprocessable("invalid_cursor", "unknown cursor"))?,
+            ),
+            None => None,
+        };
+        let found = Pack::of_creator(conn, &me, after.as_ref(), limit + 1)?;
+        let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
+        let stickers = Sticker::of_packs(conn, &ids)?;
+        Ok(page_of(found, limit, |p| PackView::new(p, &stickers)))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// The first `limit` rows as views, and the cursor of the next page if there is one.
+pub fn page_of<V>(mut rows: Vec<Pack>, limit: i64, view: impl Fn(&Pack) -> V) -> Page<V> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Page {
+        next_cursor: if more {
+            rows.last().map(|p| p.id.clone())
+        } else {
+            None
+        },
+        items: rows.iter().map(view).collect(),
+    }
+}
+
+async fn show(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let id = path.into_inner();
+    let view = db::run(&state.pool, move |conn| {
+        let pack = Pack::find(conn, &id)?
+            .filter(|p| p.creator_id == me)
+            .ok_or_else(|| AppError::not_found(format!("pack {id}")))?;
+        Ok(PackView::new(&pack, &Sticker::of_pack(conn, &id)?))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StickerQuery {
+    emoji: Option<String>,
+}
+
+/// PUT /v1/creators/me/packs/{id}/stickers/{position}?emoji=… — the raw image is the body;
+/// its format is read from its bytes (`Content-Type` is only a hint). Idempotent by nature.
+async fn put_sticker(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, i32)>,
+    query: web::Query<StickerQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let (id, position) = path.into_inner();
+    let emoji = query.into_inner().emoji.unwrap_or_default();
+    let sticker = packs::put_sticker(&state, &me, &id, position, &emoji, body.to_vec()).await?;
+    Ok(HttpResponse::Ok().json(super::views::StickerView::from(&sticker)))
+}
+
+async fn delete_sticker(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, i32)>,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let (id, position) = path.into_inner();
+    packs::delete_sticker(&state, &me, &id, position).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The three moves a creator makes with a whole pack.
+#[derive(Clone, Copy)]
+enum Move {
+    Submit,
+    Release,
+    Retire,
+}
+
+async fn pack_move(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    id: String,
+    action: Move,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let pack = match action {
+            Move::Submit => packs::submit(&state, &me, &id).await?,
+            Move::Release => packs::release(&state, &me, &id).await?,
+            Move::Retire => packs::retire(&state, &me, &id).await?,
+        };
+        let pid = pack.id.clone();
+        let stickers = db::run(&state.pool, move |conn| Ok(Sticker::of_pack(conn, &pid)?)).await?;
+        Ok(Reply::ok(PackView::new(&pack, &stickers)))
+    })
+    .await
+}
+
+/// POST /v1/creators/me/packs/{id}/submit — a draft (or a rejected pack) goes to review.
+async fn submit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    pack_move(state, caller, req, body, path.into_inner(), Move::Submit).await
+}
+
+/// POST /v1/creators/me/packs/{id}/release — an approved pack goes on sale.
+async fn release(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    pack_move(state, caller, req, body, path.into_inner(), Move::Release).await
+}
+
+/// POST /v1/creators/me/packs/{id}/retire — off the store; buyers keep it.
+async fn retire(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    pack_move(state, caller, req, body, path.into_inner(), Move::Retire).await
+}

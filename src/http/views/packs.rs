@@ -1,0 +1,175 @@
+//! Sticker packs as their creator, a moderator and the store see them.
+
+use crate::db::models::catalog::Price;
+use crate::db::models::from_db;
+use crate::db::models::packs::{Pack, PackEvent, Sticker};
+use crate::domain::states::{PackKind, PackState};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A sticker: its images are blobs (`/v1/blobs/{sha256}`), immutable once published.
+#[derive(Serialize)]
+pub struct StickerView {
+    pub position: i32,
+    /// Permanent, given when the pack is first published; `null` before.
+    pub sticker_id: Option<String>,
+    pub emoji: Vec<String>,
+    pub image_url: String,
+    pub thumbnail_url: String,
+    pub image_sha256: String,
+    pub image_bytes: i64,
+    pub frames: i32,
+    pub duration_ms: i32,
+    /// A moderator's reason code for this sticker when the pack was rejected.
+    pub review_reason: Option<String>,
+}
+
+impl From<&Sticker> for StickerView {
+    fn from(s: &Sticker) -> Self {
+        StickerView {
+            position: s.position,
+            sticker_id: s.sticker_id.clone(),
+            emoji: s.emoji.split(' ').map(str::to_owned).collect(),
+            image_url: format!("/v1/blobs/{}", s.image_sha256),
+            thumbnail_url: format!("/v1/blobs/{}", s.thumbnail_sha256),
+            image_sha256: s.image_sha256.clone(),
+            image_bytes: s.image_bytes,
+            frames: s.frames,
+            duration_ms: s.duration_ms,
+            review_reason: s.review_reason.clone(),
+        }
+    }
+}
+
+/// A pack as its creator and moderators see it: state and review included.
+#[derive(Serialize)]
+pub struct PackView {
+    pub id: String,
+    pub creator_id: String,
+    pub state: PackState,
+    pub kind: PackKind,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub price_tier: Option<String>,
+    pub review_note: Option<String>,
+    pub claimed_by: Option<String>,
+    pub claimed_until: Option<DateTime<Utc>>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub stickers: Vec<StickerView>,
+}
+
+impl PackView {
+    pub fn new(p: &Pack, stickers: &[Sticker]) -> Self {
+        PackView {
+            id: p.id.clone(),
+            creator_id: p.creator_id.clone(),
+            state: p.state,
+            kind: p.kind,
+            title: p.title.clone(),
+            description: p.description.clone(),
+            tags: p.tags(),
+            price_tier: p.price_tier.clone(),
+            review_note: p.review_note.clone(),
+            claimed_by: p.claimed_by.clone(),
+            claimed_until: p.claimed_until.map(from_db),
+            submitted_at: p.submitted_at.map(from_db),
+            published_at: p.published_at.map(from_db),
+            created_at: from_db(p.created_at),
+            updated_at: from_db(p.updated_at),
+            stickers: stickers
+                .iter()
+                .filter(|s| s.pack_id == p.id)
+                .map(StickerView::from)
+                .collect(),
+        }
+    }
+}
+
+/// One change of a pack's state, for moderators' audit trail.
+#[derive(Serialize)]
+pub struct PackEventView {
+    pub actor_id: String,
+    pub from: String,
+    pub to: String,
+    pub reasons: Vec<String>,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<&PackEvent> for PackEventView {
+    fn from(e: &PackEvent) -> Self {
+        PackEventView {
+            actor_id: e.actor_id.clone(),
+            from: e.from_state.clone(),
+            to: e.to_state.clone(),
+            reasons: serde_json::from_str(&e.reasons).unwrap_or_default(),
+            note: e.note.clone(),
+            at: from_db(e.created_at),
+        }
+    }
+}
+
+/// A pack in the store: what a buyer sees, with its prices (one-off) and whether they own it.
+#[derive(Serialize)]
+pub struct StorePackView {
+    pub id: String,
+    pub creator_id: String,
+    pub kind: PackKind,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub free: bool,
+    pub prices: Vec<StorePriceView>,
+    pub published_at: Option<DateTime<Utc>>,
+    /// `null` when the caller is not a signed-in user.
+    pub owned: Option<bool>,
+    pub stickers: Vec<StickerView>,
+}
+
+#[derive(Serialize)]
+pub struct StorePriceView {
+    pub price_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+impl StorePackView {
+    pub fn new(p: &Pack, stickers: &[Sticker], prices: &[Price], owned: Option<bool>) -> Self {
+        StorePackView {
+            id: p.id.clone(),
+            creator_id: p.creator_id.clone(),
+            kind: p.kind,
+            title: p.title.clone(),
+            description: p.description.clone(),
+            tags: p.tags(),
+            free: p.price_tier.is_none(),
+            prices: prices
+                .iter()
+                .filter(|x| x.product_id == p.id && x.active)
+                .map(|x| StorePriceView {
+                    price_id: x.id.clone(),
+                    amount_minor: x.amount_minor,
+                    currency: x.currency.clone(),
+                })
+                .collect(),
+            published_at: p.published_at.map(from_db),
+            owned,
+            stickers: stickers
+                .iter()
+                .filter(|s| s.pack_id == p.id)
+                .map(StickerView::from)
+                .collect(),
+        }
+    }
+}
+
+/// A page of a list and the cursor of the next (`null`: the last page).
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
