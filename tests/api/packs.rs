@@ -594,3 +594,78 @@ both!(
         );
     }
 );
+
+/// A bucket of its own on the S3 API of `TEST_S3_ENDPOINT` (moto in CI).
+async fn s3_bucket() -> kopilka::services::blobs::BlobSettings {
+    let endpoint = std::env::var("TEST_S3_ENDPOINT").expect("TEST_S3_ENDPOINT");
+    let endpoint = endpoint.trim_end_matches('/').to_owned();
+    let bucket = format!(
+        "kopilka-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    // moto takes any credentials and an unsigned CreateBucket.
+    let res = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .expect("bucket");
+    assert!(res.status().is_success(), "create bucket: {}", res.status());
+    kopilka::services::blobs::BlobSettings::S3 {
+        bucket,
+        endpoint: Some(endpoint),
+        region: "us-east-1".into(),
+        access_key_id: "test".into(),
+        secret_access_key: "test".to_owned().into(),
+        allow_http: true,
+    }
+}
+
+/// The whole path with the images in S3: stored there, served from there.
+async fn stickers_live_in_s3(b: Backend) {
+    let blobs = s3_bucket().await;
+    let db = std::sync::Arc::new(crate::helpers::TestDb::new(b));
+    let app = crate::helpers::spawn_with(db, move |s| s.packs.blobs = blobs).await;
+    let (_, token) = creator(&app).await;
+    let pack = pack_on_sale(&app, &token, None, 2).await;
+    for s in pack["stickers"].as_array().unwrap() {
+        let res = app
+            .client
+            .get(app.url(s["image_url"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let png = res.bytes().await.unwrap();
+        assert_eq!(
+            kopilka::services::blobs::Blobs::sha256_hex(&png),
+            s["image_sha256"].as_str().unwrap()
+        );
+        let res = app
+            .client
+            .get(app.url(s["image_url"].as_str().unwrap()))
+            .header("range", "bytes=1-3")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(&res.bytes().await.unwrap()[..], b"PNG");
+    }
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    not(kopilka_s3_tests),
+    ignore = "TEST_S3_ENDPOINT was not set when the tests were built"
+)]
+async fn stickers_live_in_s3_sqlite() {
+    stickers_live_in_s3(Backend::Sqlite).await
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    any(not(kopilka_s3_tests), not(kopilka_postgres_tests)),
+    ignore = "TEST_S3_ENDPOINT or TEST_POSTGRES_URL was not set when the tests were built"
+)]
+async fn stickers_live_in_s3_postgres() {
+    stickers_live_in_s3(Backend::Postgres).await
+}
