@@ -44,6 +44,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 /// Reads the identity service's public keys from config, if any.
@@ -172,8 +173,17 @@ impl Application {
                 .await;
             }
         });
-        let server = http::server::serve(listener, state)?;
-        Ok(Application { port, server })
+        let server = http::server::serve(listener, state.clone())?;
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The state the handlers share (for work started beside the server).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     pub fn port(&self) -> u16 {

@@ -28,6 +28,9 @@ enum Command {
     Migrate,
     /// Fetch Stripe events since the newest one held and apply those never delivered.
     StripeSync,
+    /// Publish the sticker packs in DIR's folders (pack.toml and images) through the same
+    /// validation and review as uploads; packs imported before are skipped.
+    ImportPacks { dir: std::path::PathBuf },
     /// Print a user token the locally configured service accepts (development only).
     DevToken {
         #[arg(long)]
@@ -65,6 +68,14 @@ fn main() -> anyhow::Result<()> {
             println!("applied {new} new Stripe event(s)");
             Ok(())
         }
+        Command::ImportPacks { dir } => {
+            let state = kopilka::app::build_state(settings)?;
+            let runtime = actix_web::rt::System::new();
+            let titles =
+                runtime.block_on(kopilka::services::pack_import::import_dir(&state, &dir))?;
+            println!("imported {} pack(s): {:?}", titles.len(), titles);
+            Ok(())
+        }
         Command::DevToken { sub, roles, ttl } => {
             let Some(secret) = settings.hs256_secret() else {
                 anyhow::bail!(
@@ -92,8 +103,26 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     actix_web::rt::System::new().block_on(async move {
         let addr = format!("{}:{}", settings.http.host, settings.http.port);
+        let samples = settings
+            .seed_demo
+            .then(|| std::path::PathBuf::from("sticker-packs"));
         let app = Application::build(settings)?;
         tracing::info!(%addr, workers, "kopilka listening");
+        // The demo catalog's sticker packs, published through review like any upload.
+        if let Some(dir) = samples.filter(|d| d.is_dir()) {
+            let state = app.state();
+            actix_web::rt::spawn(async move {
+                match kopilka::services::pack_import::import_dir(&state, &dir).await {
+                    Ok(t) if !t.is_empty() => {
+                        tracing::info!(packs = ?t, "demo sticker packs published")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "demo sticker packs not imported")
+                    }
+                }
+            });
+        }
         app.run_until_stopped().await?;
         Ok(())
     })

@@ -669,3 +669,68 @@ async fn stickers_live_in_s3_sqlite() {
 async fn stickers_live_in_s3_postgres() {
     stickers_live_in_s3(Backend::Postgres).await
 }
+
+// The sample packs shipped in `sticker-packs/` go through the same validation and review as an
+// upload: `kopilka import-packs` publishes them once (one free, two paid, one animated).
+both!(
+    the_sample_packs_import_through_review_once,
+    |b: Backend| async move {
+        let db = std::sync::Arc::new(crate::helpers::TestDb::new(b));
+        let blobs = tempfile::tempdir().unwrap().keep();
+        let import = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_kopilka"))
+                .args([
+                    "import-packs",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/sticker-packs"),
+                ])
+                .env("DATABASE_URL", &db.url)
+                .env("KOPILKA__PACKS__BLOBS__DIR", &blobs)
+                .env("KOPILKA__SEED_DEMO", "false")
+                .output()
+                .expect("kopilka import-packs")
+        };
+        let first = import();
+        assert!(
+            first.status.success(),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        let said = String::from_utf8_lossy(&first.stdout).into_owned();
+        assert!(said.contains("imported 3 pack(s)"), "{said}");
+        let said = String::from_utf8_lossy(&import().stdout).into_owned();
+        assert!(said.contains("imported 0 pack(s)"), "{said}");
+
+        let dir = blobs.to_string_lossy().into_owned();
+        let app = crate::helpers::spawn_with(db.clone(), move |s| {
+            s.packs.blobs = kopilka::services::blobs::BlobSettings::Local { dir };
+        })
+        .await;
+        let store = ok_json(
+            app.get("/v1/store/packs", &app.token(&user(), &[])).await,
+            StatusCode::OK,
+        )
+        .await;
+        let packs = store["items"].as_array().unwrap();
+        assert_eq!(packs.len(), 3);
+        assert_eq!(packs.iter().filter(|p| p["free"] == true).count(), 1);
+        let animated: Vec<&Value> = packs.iter().filter(|p| p["kind"] == "animated").collect();
+        assert_eq!(animated.len(), 1);
+        assert!(animated[0]["stickers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["frames"] == 6));
+        // The images load, as APNG for the animated pack.
+        let url = animated[0]["stickers"][0]["image_url"].as_str().unwrap();
+        let apng = app
+            .client
+            .get(app.url(url))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(apng.windows(4).any(|w| w == b"acTL"), "an animated PNG");
+    }
+);
