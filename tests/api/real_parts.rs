@@ -32,13 +32,17 @@ fn venv() -> PathBuf {
     VENV.get_or_init(make_venv).clone()
 }
 
-/// Whether the venv has the `stripe` package (a venv made before it was added lacks it).
+/// Whether the venv has the `stripe` and Pillow packages (a venv made before they were added
+/// lacks them).
 fn has_stripe(root: &Path) -> bool {
     std::fs::read_dir(root.join("lib"))
         .into_iter()
         .flatten()
         .flatten()
-        .any(|python| python.path().join("site-packages/stripe").is_dir())
+        .any(|python| {
+            let site = python.path().join("site-packages");
+            site.join("stripe").is_dir() && site.join("PIL").is_dir()
+        })
 }
 
 fn make_venv() -> PathBuf {
@@ -60,19 +64,20 @@ fn make_venv() -> PathBuf {
                     "localstripe==1.15.10",
                     "aiosmtpd==1.4.6",
                     "stripe==16.*",
+                    "Pillow==11.*",
                 ])
                 .status()
                 .map(|s| s.success())
                 .unwrap_or(false);
         assert!(
             ok,
-            "could not install localstripe, aiosmtpd and stripe into {root:?}"
+            "could not install localstripe, aiosmtpd, stripe and Pillow into {root:?}"
         );
     }
     root
 }
 
-/// A Python with the `stripe` package: CI's venv (`TEST_PYTHON`), or the tests' own.
+/// A Python with the `stripe` and Pillow packages: CI's venv (`TEST_PYTHON`), or the tests' own.
 pub fn python() -> PathBuf {
     match std::env::var_os("TEST_PYTHON") {
         Some(python) => PathBuf::from(python),
