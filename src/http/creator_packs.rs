@@ -37,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, upload_limit: usize) {
             .route(web::put().to(put_sticker))
             .route(web::delete().to(delete_sticker)),
     )
+    .service(web::resource("/v1/creators/me/packs/{id}/archive").route(web::post().to(archive)))
     .service(web::resource("/v1/creators/me/packs/{id}/submit").route(web::post().to(submit)))
     .service(web::resource("/v1/creators/me/packs/{id}/release").route(web::post().to(release)))
     .service(web::resource("/v1/creators/me/packs/{id}/retire").route(web::post().to(retire)));
@@ -322,6 +323,48 @@ async fn put_sticker(
     let emoji = query.into_inner().emoji.unwrap_or_default();
     let sticker = packs::put_sticker(&state, &me, &id, position, &emoji, body.to_vec()).await?;
     Ok(HttpResponse::Ok().json(super::views::StickerView::from(&sticker)))
+}
+
+/// Largest archive accepted (LINE's Creators Market takes 20 MiB).
+const MAX_ARCHIVE_BYTES: usize = 20 * 1024 * 1024;
+
+/// POST /v1/creators/me/packs/{id}/archive — a ZIP with `pack.toml` (or `pack.json`) and the
+/// images, replacing the draft's stickers at once. Spooled to disk under the cap as it arrives.
+async fn archive(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    use futures_util::StreamExt;
+    use std::io::{Seek, Write};
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let id = path.into_inner();
+    let spool_error =
+        |e: std::io::Error| AppError::Internal(anyhow::anyhow!("spooling an archive: {e}"));
+    let mut file = tempfile::tempfile().map_err(spool_error)?;
+    let mut size = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| AppError::bad_request("invalid_body", format!("reading the body: {e}")))?;
+        size += chunk.len();
+        if size > MAX_ARCHIVE_BYTES {
+            return Err(AppError::client(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("an archive is at most {MAX_ARCHIVE_BYTES} bytes"),
+            ));
+        }
+        file.write_all(&chunk).map_err(spool_error)?;
+    }
+    file.rewind().map_err(spool_error)?;
+    let stickers = packs::replace_from_archive(&state, &me, &id, file).await?;
+    let view = db::run(&state.pool, move |conn| {
+        let pack = Pack::find(conn, &id)?.ok_or_else(|| AppError::not_found("pack"))?;
+        Ok(PackView::new(&pack, &stickers))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 async fn delete_sticker(

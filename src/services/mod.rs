@@ -13,6 +13,7 @@ pub mod hand_made;
 pub mod idempotency;
 pub mod jobs;
 pub mod mailer;
+pub mod pack_archive;
 pub mod pack_import;
 pub mod packs;
 pub mod seats;

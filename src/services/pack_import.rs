@@ -49,6 +49,18 @@ impl Manifest {
     pub fn parse(text: &str, max_stickers: i32) -> Result<Manifest, AppError> {
         let m: Manifest = toml::from_str(text)
             .map_err(|e| AppError::unprocessable("invalid_manifest", format!("pack.toml: {e}")))?;
+        m.checked(max_stickers)
+    }
+
+    /// `pack.json`: the same fields as `pack.toml`.
+    pub fn from_json(text: &str, max_stickers: i32) -> Result<Manifest, AppError> {
+        let m: Manifest = serde_json::from_str(text)
+            .map_err(|e| AppError::unprocessable("invalid_manifest", format!("pack.json: {e}")))?;
+        m.checked(max_stickers)
+    }
+
+    fn checked(self, max_stickers: i32) -> Result<Manifest, AppError> {
+        let m = self;
         let bad =
             |d: String| AppError::unprocessable("invalid_manifest", format!("pack.toml: {d}"));
         check_text("title", &m.title, 1, 64).map_err(bad)?;

@@ -132,6 +132,119 @@ async fn encode(state: &AppState, bytes: Vec<u8>, kind: PackKind) -> Result<Enco
         .map_err(|r| AppError::unprocessable(r.code, r.detail))
 }
 
+/// Writes an encoded sticker's blobs (before any row names them) and gives the row to write.
+async fn store(
+    state: &AppState,
+    pack_id: &str,
+    position: i32,
+    emoji: String,
+    encoded: Encoded,
+) -> Result<Sticker, AppError> {
+    let image_bytes = i64::try_from(encoded.image.len()).unwrap_or(i64::MAX);
+    let image = state
+        .blobs
+        .put(encoded.image.into())
+        .await
+        .map_err(storage_unavailable)?;
+    let thumbnail = state
+        .blobs
+        .put(encoded.thumbnail.into())
+        .await
+        .map_err(storage_unavailable)?;
+    Ok(Sticker {
+        pack_id: pack_id.to_owned(),
+        position,
+        sticker_id: None,
+        image_sha256: image,
+        thumbnail_sha256: thumbnail,
+        image_bytes,
+        emoji,
+        frames: i32::try_from(encoded.frames).unwrap_or(i32::MAX),
+        duration_ms: i32::try_from(encoded.duration_ms).unwrap_or(i32::MAX),
+        review_reason: None,
+        created_at: to_db(Utc::now()),
+    })
+}
+
+/// Replaces a draft's stickers (and its title, description and tags) with an archive's, at
+/// once: every image is checked first, so one refusal leaves the draft as it was.
+pub async fn replace_from_archive(
+    state: &AppState,
+    creator: &str,
+    pack_id: &str,
+    archive: std::fs::File,
+) -> Result<Vec<Sticker>, AppError> {
+    let (c, p) = (creator.to_owned(), pack_id.to_owned());
+    let pack = db::run(&state.pool, move |conn| {
+        let pack = Pack::find(conn, &p)?
+            .filter(|k| k.creator_id == c)
+            .ok_or_else(|| AppError::not_found(format!("pack {p}")))?;
+        editable(&pack)?;
+        Ok(pack)
+    })
+    .await?;
+    let max = state.settings.packs.max_stickers;
+    let limits = crate::services::pack_archive::ArchiveLimits {
+        max_entry_bytes: state.settings.packs.max_upload_bytes as u64,
+        ..Default::default()
+    };
+    let contents = actix_web::rt::task::spawn_blocking(move || {
+        crate::services::pack_archive::read(archive, &limits, max)
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("archive read: {e}")))??;
+    let mut manifest = contents.manifest;
+    let mut files = contents.files;
+    if manifest.kind != pack.kind {
+        return Err(AppError::unprocessable(
+            "invalid_manifest",
+            format!(
+                "the archive's pack is {}, this pack is {}",
+                manifest.kind, pack.kind
+            ),
+        ));
+    }
+    let mut stickers = Vec::new();
+    for (i, s) in manifest.stickers.iter().enumerate() {
+        let emoji = check_emoji(&s.emoji)
+            .map_err(|d| AppError::unprocessable("invalid_emoji", format!("{}: {d}", s.file)))?;
+        let bytes = files.remove(&s.file).unwrap_or_default();
+        // A refusal names the sticker it concerns.
+        let encoded = encode(state, bytes, pack.kind).await.map_err(|e| match e {
+            AppError::Client {
+                status,
+                code,
+                detail,
+            } => AppError::Client {
+                status,
+                code,
+                detail: format!("{}: {detail}", s.file),
+            },
+            other => other,
+        })?;
+        let position = i32::try_from(i + 1).unwrap_or(i32::MAX);
+        stickers.push((position, emoji.join(" "), encoded));
+    }
+    let mut rows = Vec::new();
+    for (position, emoji, encoded) in stickers {
+        rows.push(store(state, pack_id, position, emoji, encoded).await?);
+    }
+    let (c, p) = (creator.to_owned(), pack_id.to_owned());
+    let title = std::mem::take(&mut manifest.title);
+    let description = std::mem::take(&mut manifest.description);
+    let tags = std::mem::take(&mut manifest.tags);
+    db::transaction(&state.pool, move |conn| {
+        editable(&own_pack(conn, &c, &p)?)?;
+        Sticker::delete_all(conn, &p)?;
+        for r in &rows {
+            Sticker::put(conn, r)?;
+        }
+        Pack::set_texts(conn, &p, &title, &description, &tags)?;
+        Ok(rows)
+    })
+    .await
+}
+
 /// Puts a sticker at `position` of a draft: validated, re-encoded, its blobs written before the
 /// row that names them commits.
 pub async fn put_sticker(
@@ -173,31 +286,8 @@ pub async fn put_sticker(
         ));
     }
     let encoded = encode(state, bytes, pack.kind).await?;
-    let image_bytes = i64::try_from(encoded.image.len()).unwrap_or(i64::MAX);
-    let image = state
-        .blobs
-        .put(encoded.image.into())
-        .await
-        .map_err(storage_unavailable)?;
-    let thumbnail = state
-        .blobs
-        .put(encoded.thumbnail.into())
-        .await
-        .map_err(storage_unavailable)?;
+    let sticker = store(state, pack_id, position, emoji.join(" "), encoded).await?;
     let (c, p) = (creator.to_owned(), pack_id.to_owned());
-    let sticker = Sticker {
-        pack_id: p.clone(),
-        position,
-        sticker_id: None,
-        image_sha256: image,
-        thumbnail_sha256: thumbnail,
-        image_bytes,
-        emoji: emoji.join(" "),
-        frames: i32::try_from(encoded.frames).unwrap_or(i32::MAX),
-        duration_ms: i32::try_from(encoded.duration_ms).unwrap_or(i32::MAX),
-        review_reason: None,
-        created_at: to_db(Utc::now()),
-    };
     db::transaction(&state.pool, move |conn| {
         // The pack may have been submitted while the image was checked.
         editable(&own_pack(conn, &c, &p)?)?;

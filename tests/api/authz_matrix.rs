@@ -204,6 +204,7 @@ fn rows() -> Vec<Row> {
             CREATOR,
         )
         .of(&[DraftPack, Position2]),
+        row("POST", "/v1/creators/me/packs/{id}/archive", CREATOR).of(&[DraftPack]),
         row("POST", "/v1/creators/me/packs/{id}/submit", CREATOR).of(&[DraftPack]),
         row("GET", "/v1/moderation/packs", MODERATOR),
         row("GET", "/v1/moderation/packs/{id}", MODERATOR).of(&[DraftPack]),

@@ -734,3 +734,113 @@ both!(
         assert!(apng.windows(4).any(|w| w == b"acTL"), "an animated PNG");
     }
 );
+
+/// A ZIP of `entries` (name, bytes).
+fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+async fn upload_archive(
+    app: &TestApp,
+    token: &str,
+    pack: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/v1/creators/me/packs/{pack}/archive")))
+        .bearer_auth(token)
+        .header("content-type", "application/zip")
+        .body(body)
+        .send()
+        .await
+        .expect("archive")
+}
+
+// A whole pack as one archive, in the layout of `sticker-packs/`: the draft's stickers are
+// replaced at once, and an unsafe archive changes nothing.
+both!(
+    a_pack_arrives_as_one_archive_or_not_at_all,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let (_, token) = creator(&app).await;
+        let res = app
+            .post(
+                "/v1/creators/me/packs",
+                &token,
+                &json!({"title": "Draft", "kind": "static"}),
+            )
+            .await;
+        let id = ok_json(res, StatusCode::CREATED).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ok_json(
+            upload(&app, &token, &id, 1, "🐶", sticker_png(300, 9)).await,
+            StatusCode::OK,
+        )
+        .await;
+
+        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/sticker-packs/faces");
+        let mut entries: Vec<(&str, Vec<u8>)> = Vec::new();
+        for name in ["pack.toml", "01.png", "02.png", "03.png", "04.png"] {
+            entries.push((name, std::fs::read(format!("{folder}/{name}")).unwrap()));
+        }
+        let res = upload_archive(&app, &token, &id, zip_of(&entries)).await;
+        let pack = ok_json(res, StatusCode::OK).await;
+        assert_eq!(pack["title"], "Kopilka Faces");
+        assert_eq!(pack["stickers"].as_array().unwrap().len(), 4);
+
+        // Zip-slip, a bad image among good ones, a nested archive: refused, the draft unchanged.
+        let before = ok_json(
+            app.get(&format!("/v1/creators/me/packs/{id}"), &token)
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        let mut slip = entries.clone();
+        slip.push(("../../escape.png", b"x".to_vec()));
+        assert_problem(
+            upload_archive(&app, &token, &id, zip_of(&slip)).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "archive_unsafe_path",
+        )
+        .await;
+        let mut bad = entries.clone();
+        bad[4].1 = b"GIF89a".to_vec();
+        let res = upload_archive(&app, &token, &id, zip_of(&bad)).await;
+        let problem =
+            assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "unsupported_format").await;
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with("04.png"),
+            "{problem}"
+        );
+        let mut nested = entries.clone();
+        nested.push(("more.zip", zip_of(&[("x.png", vec![1])])));
+        assert_problem(
+            upload_archive(&app, &token, &id, zip_of(&nested)).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "archive_nested",
+        )
+        .await;
+        assert_problem(
+            upload_archive(&app, &token, &id, b"not a zip".to_vec()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "archive_corrupt",
+        )
+        .await;
+        let after = ok_json(
+            app.get(&format!("/v1/creators/me/packs/{id}"), &token)
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(before, after);
+    }
+);

@@ -254,6 +254,24 @@ impl Pack {
         Ok(())
     }
 
+    pub fn set_texts(
+        conn: &mut DbConn,
+        id: &str,
+        title: &str,
+        description: &str,
+        tags: &[String],
+    ) -> QueryResult<()> {
+        diesel::update(packs::table.find(id))
+            .set((
+                packs::title.eq(title),
+                packs::description.eq(description),
+                packs::tags.eq(serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())),
+                packs::updated_at.eq(to_db(Utc::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
     pub fn published(conn: &mut DbConn, id: &str, at: DateTime<Utc>) -> QueryResult<()> {
         diesel::update(packs::table.find(id))
             .set((
@@ -295,6 +313,10 @@ impl Sticker {
             .values(sticker)
             .execute(conn)?;
         Ok(())
+    }
+
+    pub fn delete_all(conn: &mut DbConn, pack: &str) -> QueryResult<usize> {
+        diesel::delete(pack_stickers::table.filter(pack_stickers::pack_id.eq(pack))).execute(conn)
     }
 
     pub fn delete(conn: &mut DbConn, pack: &str, position: i32) -> QueryResult<usize> {
