@@ -31,6 +31,8 @@ pub struct AppState {
     /// Megapixels being decoded now across uploads (`packs.decode_pixel_budget`).
     pub decode_budget: Arc<tokio::sync::Semaphore>,
     pub decode_megapixels: u32,
+    /// Archive uploads read at once.
+    pub archive_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -122,6 +124,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
         blobs,
         decode_budget: Arc::new(tokio::sync::Semaphore::new(decode_megapixels as usize)),
         decode_megapixels,
+        archive_slots: Arc::new(tokio::sync::Semaphore::new(2)),
         entitlements: Entitlements::new(
             pool.clone(),
             settings.cache.enabled,

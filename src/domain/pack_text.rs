@@ -10,12 +10,16 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Characters that take no room: they hide differences between two strings that look alike.
+/// Characters that take no room or show as blank (Unicode's format characters, fillers and
+/// variation selectors): they hide differences between two strings that look alike. Inside an
+/// emoji, joiners, variation selectors and tags are part of it.
 fn is_zero_width(c: char) -> bool {
-    matches!(
-        c,
-        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{180E}'
-    )
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}'
+        | '\u{206A}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
 /// Why a text was refused, as one sentence.
@@ -38,14 +42,15 @@ pub fn check_text(field: &str, text: &str, min: usize, max: usize) -> Result<(),
                     c as u32
                 ));
             }
-            if c.is_control() && c != '\n' {
+            // Line breaks only in longer texts (descriptions).
+            if c.is_control() && !(c == '\n' && max > 64) {
                 return Err(format!(
                     "{field} must not hold control characters (U+{:04X})",
                     c as u32
                 ));
             }
-            // ZWJ and VS16 belong inside emoji sequences, nowhere else.
-            if (is_zero_width(c) || c == '\u{FE0F}') && !is_emoji {
+            // ZWJ, VS16 and tags belong inside emoji sequences, nowhere else.
+            if is_zero_width(c) && !is_emoji {
                 return Err(format!(
                     "{field} must not hold zero-width characters outside emoji (U+{:04X})",
                     c as u32
@@ -119,6 +124,19 @@ mod tests {
         assert!(check_text("title", "", 1, 64).is_err());
         assert!(check_text("title", &"x".repeat(65), 1, 64).is_err());
         assert!(check_text("title", " Cats", 1, 64).is_err());
+        assert!(check_text("title", "Ca\u{00AD}ts", 1, 64).is_err());
+        assert!(check_text("title", "Ca\u{3164}ts", 1, 64).is_err());
+        assert!(check_text("title", "Cats\u{E0041}", 1, 64).is_err());
+        assert!(check_text("title", "Two\nlines", 1, 64).is_err());
+        assert!(check_text("description", "Two\nlines", 0, 300).is_ok());
+        // A flag of England is tags inside an emoji: fine.
+        assert!(check_text(
+            "title",
+            "Go \u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}",
+            1,
+            64
+        )
+        .is_ok());
     }
 
     #[test]

@@ -340,6 +340,14 @@ async fn archive(
     use std::io::{Seek, Write};
     let me = caller.staff(Role::Creator)?.to_owned();
     let id = path.into_inner();
+    packs::editable_own(&state, &me, &id).await?;
+    // Two archives at a time per instance: each may hold 20 MiB on disk and its images in memory.
+    let _slot = state
+        .archive_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("archive slots closed: {e}")))?;
     let spool_error =
         |e: std::io::Error| AppError::Internal(anyhow::anyhow!("spooling an archive: {e}"));
     let mut file = tempfile::tempfile().map_err(spool_error)?;

@@ -56,6 +56,13 @@ async fn queue(
             )
         })?,
     };
+    // Drafts are the creator's until submitted.
+    if wanted == PackState::Draft {
+        return Err(AppError::unprocessable(
+            "invalid_state",
+            "drafts are not reviewed until submitted",
+        ));
+    }
     let cursor = Cursor {
         cursor: q.cursor,
         limit: q.limit,
@@ -94,8 +101,10 @@ async fn show(
     caller.staff(Role::Moderator)?;
     let id = path.into_inner();
     let review = db::run(&state.pool, move |conn| {
-        let pack =
-            Pack::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("pack {id}")))?;
+        // A draft is the creator's until it is submitted.
+        let pack = Pack::find(conn, &id)?
+            .filter(|p| p.submitted_at.is_some())
+            .ok_or_else(|| AppError::not_found(format!("pack {id}")))?;
         let stickers = Sticker::of_pack(conn, &id)?;
         let history = packs::events_of(conn, &id)?;
         Ok(Review {

@@ -70,6 +70,7 @@ async fn list(
         let after = match after {
             Some(id) => Some(
                 Pack::find(conn, &id)?
+                    .filter(|p| p.published_at.is_some())
                     .ok_or_else(|| AppError::unprocessable("invalid_cursor", "unknown cursor"))?,
             ),
             None => None,
@@ -111,21 +112,20 @@ async fn show(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// GET /v1/me/packs — the packs the caller owns: bought, received, claimed.
+/// Packs one answer of `GET /v1/me/packs` lists (the first, by id).
+const MAX_OWNED_LISTED: usize = 500;
+
+/// GET /v1/me/packs — the packs the caller owns: bought, received, claimed (at most 500).
 async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
     let me = caller.user()?.to_owned();
     let views = db::run(&state.pool, move |conn| {
-        let owned: Vec<String> = owned_set(conn, &me)?.into_iter().collect();
-        let mut found = Vec::new();
-        for chunk in owned.chunks(500) {
-            for id in chunk {
-                if let Some(p) = Pack::find(conn, id)? {
-                    if p.state != PackState::Removed {
-                        found.push(p);
-                    }
-                }
-            }
-        }
+        let mut owned: Vec<String> = owned_set(conn, &me)?.into_iter().collect();
+        owned.sort();
+        owned.truncate(MAX_OWNED_LISTED);
+        let mut found: Vec<Pack> = Pack::many(conn, &owned)?
+            .into_iter()
+            .filter(|p| p.state != PackState::Removed)
+            .collect();
         found.sort_by(|a, b| a.id.cmp(&b.id));
         let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
         let stickers = Sticker::of_packs(conn, &ids)?;
@@ -192,10 +192,12 @@ fn single_range(value: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
     Some(Ok((start, end)))
 }
 
-/// GET /v1/blobs/{sha256} — an image we encoded; immutable, so cacheable for a year. Blobs of
-/// removed packs are gone for everyone (451).
+/// GET /v1/blobs/{sha256} — an image we encoded; immutable, so cacheable for a year once its
+/// pack is published. An image of a removed pack is gone for everyone (451), even if another
+/// pack holds the same bytes; one never published is seen only by its creator and moderators.
 async fn blob(
     state: web::Data<AppState>,
+    caller: Option<Caller>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -204,20 +206,34 @@ async fn blob(
         return Err(AppError::not_found("blob"));
     }
     let s = sha.clone();
-    let states = db::run(&state.pool, move |conn| {
-        Ok(Sticker::states_of_blob(conn, &s)?)
+    let packs = db::run(&state.pool, move |conn| {
+        Ok(Sticker::packs_of_blob(conn, &s)?)
     })
     .await?;
-    if states.is_empty() {
-        return Err(AppError::not_found(format!("blob {sha}")));
-    }
-    if states.iter().all(|s| *s == PackState::Removed) {
+    if packs
+        .iter()
+        .any(|(state, _, _)| *state == PackState::Removed)
+    {
         return Err(AppError::client(
             StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
             "removed",
             "this sticker was removed",
         ));
     }
+    let public = packs.iter().any(|(_, _, published)| *published);
+    let may_preview = caller.as_ref().is_some_and(|c| {
+        c.staff(crate::auth::Role::Moderator).is_ok()
+            || c.user()
+                .is_ok_and(|me| packs.iter().any(|(_, creator, _)| creator == me))
+    });
+    if !public && !may_preview {
+        return Err(AppError::not_found(format!("blob {sha}")));
+    }
+    let cache = if public {
+        "public, max-age=31536000, immutable"
+    } else {
+        "private, no-store"
+    };
     let etag = format!("\"{sha}\"");
     let matches = req
         .headers()
@@ -230,7 +246,7 @@ async fn blob(
         HttpResponse::Ok()
     };
     res.insert_header((header::ETAG, etag.clone()))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+        .insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::ACCEPT_RANGES, "bytes"));
     if matches {
         return Ok(res.finish());
@@ -267,7 +283,7 @@ async fn blob(
                 .ok_or_else(|| AppError::not_found(format!("blob {sha}")))?;
             Ok(HttpResponse::PartialContent()
                 .insert_header((header::ETAG, etag))
-                .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+                .insert_header((header::CACHE_CONTROL, cache))
                 .insert_header((
                     header::CONTENT_RANGE,
                     format!("bytes {start}-{}/{}", end - 1, stat.size),
@@ -298,7 +314,8 @@ async fn sticker(
         return Err(AppError::not_found("sticker"));
     }
     let found = db::run(&state.pool, move |conn| {
-        Ok(Sticker::find(conn, &sticker)?.filter(|s| s.pack_id == pack))
+        let published = Pack::find(conn, &pack)?.is_some_and(|p| p.published_at.is_some());
+        Ok(Sticker::find(conn, &sticker)?.filter(|s| s.pack_id == pack && published))
     })
     .await?
     .ok_or_else(|| AppError::not_found("sticker"))?;

@@ -27,6 +27,7 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
             std::time::Duration::from_secs(state.settings.billing.maintenance_interval_seconds);
         let mut last_sync = Instant::now();
         let mut last_maintenance: Option<Instant> = None;
+        let mut last_gc: Option<Instant> = None;
         let mut tick = tokio::time::interval(every);
         // Who this instance is to the others sharing the database (claims and leases).
         let me = crate::db::models::new_id("instance");
@@ -74,6 +75,15 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
             if let Err(e) = checkpoint_balances(&state).await {
                 tracing::warn!(error = %e, "ledger balance checkpoints");
             }
+            // Listing the whole store is not free (S3 bills it): hourly is enough.
+            if last_gc
+                .is_none_or(|at: Instant| at.elapsed() >= std::time::Duration::from_secs(3600))
+            {
+                last_gc = Some(Instant::now());
+                if let Err(e) = collect_blobs(&state).await {
+                    tracing::warn!(error = %format!("{e:#}"), "sticker blob garbage collection");
+                }
+            }
             if state.stripe.is_some() {
                 if let Err(e) = fees::settle_pending(&state, 100).await {
                     tracing::warn!(error = %e, "Stripe fees");
@@ -94,6 +104,23 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
             }
         }
     });
+}
+
+/// Blobs no sticker names, older than a day (a blob is written before its row commits, so a
+/// younger one may belong to an upload in flight), are deleted, at most 1,000 a run.
+async fn collect_blobs(state: &AppState) -> anyhow::Result<usize> {
+    let referenced = db::run(&state.pool, |conn| {
+        Ok(crate::db::models::packs::Sticker::referenced_blobs(conn)?)
+    })
+    .await?;
+    let referenced: std::collections::HashSet<String> = referenced
+        .into_iter()
+        .flat_map(|(image, thumbnail)| [image, thumbnail])
+        .collect();
+    state
+        .blobs
+        .collect_garbage(&referenced, Utc::now() - Duration::days(1), 1000)
+        .await
 }
 
 /// Whether this instance holds (took or renewed) the periodic jobs' lease.

@@ -108,15 +108,15 @@ async fn encode(state: &AppState, bytes: Vec<u8>, kind: PackKind) -> Result<Enco
         max_input_bytes: state.settings.packs.max_upload_bytes,
         ..Rules::default()
     };
-    // Permits are megapixels; unreadable headers cost the whole budget, so a flood of garbage
-    // cannot outrun it.
+    // Permits are megapixels. Unreadable headers are refused before any decoding, so they
+    // cost one.
     let budget = state.decode_megapixels;
     let cost = sticker_images::pixel_cost(&bytes)
-        .map_or(budget, |px| {
+        .map_or(1, |px| {
             u32::try_from(px.div_ceil(1_000_000)).unwrap_or(u32::MAX)
         })
         .clamp(1, budget);
-    let _permit = state
+    let permit = state
         .decode_budget
         .clone()
         .acquire_many_owned(cost)
@@ -126,10 +126,14 @@ async fn encode(state: &AppState, bytes: Vec<u8>, kind: PackKind) -> Result<Enco
         PackKind::Static => Kind::Static,
         PackKind::Animated => Kind::Animated,
     };
-    actix_web::rt::task::spawn_blocking(move || sticker_images::check(&bytes, kind, &rules))
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("image check: {e}")))?
-        .map_err(|r| AppError::unprocessable(r.code, r.detail))
+    // The permit goes with the decode: a client that hangs up does not free it early.
+    actix_web::rt::task::spawn_blocking(move || {
+        let _permit = permit;
+        sticker_images::check(&bytes, kind, &rules)
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("image check: {e}")))?
+    .map_err(|r| AppError::unprocessable(r.code, r.detail))
 }
 
 /// Writes an encoded sticker's blobs (before any row names them) and gives the row to write.
@@ -164,6 +168,23 @@ async fn store(
         review_reason: None,
         created_at: to_db(Utc::now()),
     })
+}
+
+/// The caller's pack, if they may change its stickers now (checked before an upload is read).
+pub async fn editable_own(
+    state: &AppState,
+    creator: &str,
+    pack_id: &str,
+) -> Result<Pack, AppError> {
+    let (c, p) = (creator.to_owned(), pack_id.to_owned());
+    db::run(&state.pool, move |conn| {
+        let pack = Pack::find(conn, &p)?
+            .filter(|k| k.creator_id == c)
+            .ok_or_else(|| AppError::not_found(format!("pack {p}")))?;
+        editable(&pack)?;
+        Ok(pack)
+    })
+    .await
 }
 
 /// Replaces a draft's stickers (and its title, description and tags) with an archive's, at
@@ -582,7 +603,8 @@ fn set_sticker_reason(
 pub async fn claim_free(state: &AppState, user: &str, pack_id: &str) -> Result<bool, AppError> {
     let (u, p) = (user.to_owned(), pack_id.to_owned());
     changes::transaction(state, move |conn, changed| {
-        let pack = Pack::find(conn, &p)?
+        // Locked: a claim never commits after the pack left the store.
+        let pack = Pack::lock(conn, &p)?
             .filter(|k| k.state == PackState::OnSale)
             .ok_or_else(|| AppError::not_found(format!("pack {p}")))?;
         if pack.price_tier.is_some() {

@@ -348,11 +348,36 @@ both!(
             )
             .await;
         assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "pack_empty").await;
-        ok_json(
+        let sticker = ok_json(
             upload(&app, &token, &id, 1, "🐶", sticker_png(400, 10)).await,
             StatusCode::OK,
         )
         .await;
+        // Never reviewed: its creator and moderators see the image, nobody else, and nothing
+        // caches it.
+        let image = app.url(sticker["image_url"].as_str().unwrap());
+        let anonymous = app.client.get(&image).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::NOT_FOUND);
+        let stranger = app.token(&user(), &[]);
+        let other = app
+            .client
+            .get(&image)
+            .bearer_auth(stranger)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), StatusCode::NOT_FOUND);
+        for viewer in [token.clone(), app.token("mod-x", &["moderator"])] {
+            let res = app
+                .client
+                .get(&image)
+                .bearer_auth(viewer)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert_eq!(res.headers()["cache-control"], "private, no-store");
+        }
         ok_json(
             app.post(
                 &format!("/v1/creators/me/packs/{id}/submit"),
@@ -555,10 +580,16 @@ both!(
             (sticker_png(300, 1), "abc", "invalid_emoji"),
             (sticker_png(300, 1), "🐦🐦🐦🐦", "invalid_emoji"),
         ];
+        let blobs_dir = match &app.settings.packs.blobs {
+            kopilka::services::blobs::BlobSettings::Local { dir } => std::path::PathBuf::from(dir),
+            _ => unreachable!("tests keep blobs on disk"),
+        };
+        let before = walk_count(&blobs_dir);
         for (body, emoji, code) in cases {
             let res = upload(&app, &token, &id, 1, emoji, body).await;
             assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, code).await;
         }
+        assert_eq!(walk_count(&blobs_dir), before, "a refusal stores no blob");
         let pack = ok_json(
             app.get(&format!("/v1/creators/me/packs/{id}"), &token)
                 .await,
@@ -844,3 +875,21 @@ both!(
         assert_eq!(before, after);
     }
 );
+
+/// Files under `dir`, at any depth.
+fn walk_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk_count(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

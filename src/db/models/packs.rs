@@ -112,6 +112,14 @@ impl Pack {
         }
     }
 
+    /// The packs of these ids (at most 500 asked at once).
+    pub fn many(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<Pack>> {
+        packs::table
+            .filter(packs::id.eq_any(&ids[..ids.len().min(500)]))
+            .select(Pack::as_select())
+            .load(conn)
+    }
+
     pub fn tags(&self) -> Vec<String> {
         serde_json::from_str(&self.tags).unwrap_or_default()
     }
@@ -204,6 +212,10 @@ impl Pack {
     }
 
     pub fn submitted(conn: &mut DbConn, id: &str, at: DateTime<Utc>) -> QueryResult<()> {
+        // A new review starts clean: the last one's reasons per sticker are in the history.
+        diesel::update(pack_stickers::table.filter(pack_stickers::pack_id.eq(id)))
+            .set(pack_stickers::review_reason.eq(None::<String>))
+            .execute(conn)?;
         diesel::update(packs::table.find(id))
             .set((
                 packs::state.eq(PackState::InReview),
@@ -352,17 +364,26 @@ impl Sticker {
             .optional()
     }
 
-    /// The state of the packs a blob belongs to (empty when no sticker uses it).
-    pub fn states_of_blob(conn: &mut DbConn, sha: &str) -> QueryResult<Vec<PackState>> {
-        pack_stickers::table
+    /// The packs a blob belongs to: (state, creator, ever published), at most 1,000 (empty
+    /// when no sticker uses it).
+    pub fn packs_of_blob(
+        conn: &mut DbConn,
+        sha: &str,
+    ) -> QueryResult<Vec<(PackState, String, bool)>> {
+        let rows: Vec<(PackState, String, Option<NaiveDateTime>)> = pack_stickers::table
             .inner_join(packs::table)
             .filter(
                 pack_stickers::image_sha256
                     .eq(sha)
                     .or(pack_stickers::thumbnail_sha256.eq(sha)),
             )
-            .select(packs::state)
-            .load(conn)
+            .select((packs::state, packs::creator_id, packs::published_at))
+            .limit(1000)
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(state, creator, published)| (state, creator, published.is_some()))
+            .collect())
     }
 
     /// Every blob a sticker refers to (for garbage collection).

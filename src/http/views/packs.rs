@@ -161,7 +161,11 @@ impl StorePackView {
             stickers: stickers
                 .iter()
                 .filter(|s| s.pack_id == p.id)
-                .map(StickerView::from)
+                .map(|s| StickerView {
+                    // Review notes are the creator's and the moderators', not the store's.
+                    review_reason: None,
+                    ..StickerView::from(s)
+                })
                 .collect(),
         }
     }
