@@ -204,7 +204,7 @@ async fn create(
             },
         )
         .await?;
-        Ok(Reply::created(PackView::new(&pack, &[])))
+        Ok(Reply::created(PackView::for_creator(&pack, &[])))
     })
     .await
 }
@@ -266,7 +266,9 @@ async fn list(
         let found = Pack::of_creator(conn, &me, after.as_ref(), limit + 1)?;
         let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
         let stickers = Sticker::of_packs(conn, &ids)?;
-        Ok(page_of(found, limit, |p| PackView::new(p, &stickers)))
+        Ok(page_of(found, limit, |p| {
+            PackView::for_creator(p, &stickers)
+        }))
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -297,7 +299,7 @@ async fn show(
         let pack = Pack::find(conn, &id)?
             .filter(|p| p.creator_id == me)
             .ok_or_else(|| AppError::not_found(format!("pack {id}")))?;
-        Ok(PackView::new(&pack, &Sticker::of_pack(conn, &id)?))
+        Ok(PackView::for_creator(&pack, &Sticker::of_pack(conn, &id)?))
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -369,7 +371,7 @@ async fn archive(
     let stickers = packs::replace_from_archive(&state, &me, &id, file).await?;
     let view = db::run(&state.pool, move |conn| {
         let pack = Pack::find(conn, &id)?.ok_or_else(|| AppError::not_found("pack"))?;
-        Ok(PackView::new(&pack, &stickers))
+        Ok(PackView::for_creator(&pack, &stickers))
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -411,7 +413,7 @@ async fn pack_move(
         };
         let pid = pack.id.clone();
         let stickers = db::run(&state.pool, move |conn| Ok(Sticker::of_pack(conn, &pid)?)).await?;
-        Ok(Reply::ok(PackView::new(&pack, &stickers)))
+        Ok(Reply::ok(PackView::for_creator(&pack, &stickers)))
     })
     .await
 }

@@ -425,6 +425,23 @@ both!(
             )
             .await;
         assert_problem(res, StatusCode::CONFLICT, "pack_claimed").await;
+        // Moderators see who holds the claim; the creator does not.
+        let queue = ok_json(app.get("/v1/moderation/packs", &m2).await, StatusCode::OK).await;
+        let queued = queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(queued["claimed_by"], "mod-a");
+        let mine = ok_json(
+            app.get(&format!("/v1/creators/me/packs/{id}"), &token)
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(mine["claimed_by"], Value::Null);
         // A rejection names its reasons, from the list.
         let res = app
             .post(

@@ -63,6 +63,15 @@ pub struct PackView {
 }
 
 impl PackView {
+    /// As its creator sees it: which moderator reviews it is not theirs to know.
+    pub fn for_creator(p: &Pack, stickers: &[Sticker]) -> Self {
+        PackView {
+            claimed_by: None,
+            claimed_until: None,
+            ..Self::new(p, stickers)
+        }
+    }
+
     pub fn new(p: &Pack, stickers: &[Sticker]) -> Self {
         PackView {
             id: p.id.clone(),
