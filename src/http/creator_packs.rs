@@ -255,14 +255,7 @@ async fn list(
     let (limit, after) = (query.limit()?, query.after()?);
     let page = db::run(&state.pool, move |conn| {
         packs::creator_of(conn, &me)?;
-        let after = match after {
-            Some(id) => Some(
-                Pack::find(conn, &id)?
-                    .filter(|p| p.creator_id == me)
-                    .ok_or_else(|| AppError::unprocessable("invalid_cursor", "unknown cursor"))?,
-            ),
-            None => None,
-        };
+        let after = cursor_pack(conn, after, |p| p.creator_id == me)?;
         let found = Pack::of_creator(conn, &me, after.as_ref(), limit + 1)?;
         let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
         let stickers = Sticker::of_packs(conn, &ids)?;
@@ -272,6 +265,19 @@ async fn list(
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+/// The pack a cursor names, if the list it came from could have shown it (`shown`).
+pub fn cursor_pack(
+    conn: &mut db::DbConn,
+    after: Option<String>,
+    shown: impl Fn(&Pack) -> bool,
+) -> Result<Option<Pack>, AppError> {
+    let Some(id) = after else { return Ok(None) };
+    Pack::find(conn, &id)?
+        .filter(shown)
+        .map(Some)
+        .ok_or_else(|| AppError::unprocessable("invalid_cursor", "unknown cursor"))
 }
 
 /// The first `limit` rows as views, and the cursor of the next page if there is one.

@@ -1,7 +1,7 @@
 //! The review queue: moderators claim a pack under review, then approve or reject it (reason
 //! codes per sticker); packs on sale can be suspended. Nobody reviews their own pack.
 
-use super::creator_packs::{page_of, Cursor};
+use super::creator_packs::{cursor_pack, page_of, Cursor};
 use super::parse_json;
 use super::views::{PackEventView, PackView};
 use crate::app::AppState;
@@ -69,13 +69,7 @@ async fn queue(
     };
     let (limit, after) = (cursor.limit()?, cursor.after()?);
     let page = db::run(&state.pool, move |conn| {
-        let after = match after {
-            Some(id) => Some(
-                Pack::find(conn, &id)?
-                    .ok_or_else(|| AppError::unprocessable("invalid_cursor", "unknown cursor"))?,
-            ),
-            None => None,
-        };
+        let after = cursor_pack(conn, after, |_| true)?;
         let found = Pack::in_state(conn, wanted, after.as_ref(), limit + 1)?;
         let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
         let stickers = Sticker::of_packs(conn, &ids)?;

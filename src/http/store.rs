@@ -2,7 +2,7 @@
 //! Ownership gates sending, not seeing: anyone who receives a sticker in a chat must see it,
 //! so images are public, content-addressed and cacheable forever.
 
-use super::creator_packs::{page_of, Cursor};
+use super::creator_packs::{cursor_pack, page_of, Cursor};
 use super::views::StorePackView;
 use crate::app::AppState;
 use crate::auth::Caller;
@@ -67,14 +67,7 @@ async fn list(
     };
     let (limit, after) = (cursor.limit()?, cursor.after()?);
     let page = db::run(&state.pool, move |conn| {
-        let after = match after {
-            Some(id) => Some(
-                Pack::find(conn, &id)?
-                    .filter(|p| p.published_at.is_some())
-                    .ok_or_else(|| AppError::unprocessable("invalid_cursor", "unknown cursor"))?,
-            ),
-            None => None,
-        };
+        let after = cursor_pack(conn, after, |p| p.published_at.is_some())?;
         let found = Pack::on_sale(conn, q.creator.as_deref(), after.as_ref(), limit + 1)?;
         let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
         let stickers = Sticker::of_packs(conn, &ids)?;

@@ -195,15 +195,7 @@ pub async fn replace_from_archive(
     pack_id: &str,
     archive: std::fs::File,
 ) -> Result<Vec<Sticker>, AppError> {
-    let (c, p) = (creator.to_owned(), pack_id.to_owned());
-    let pack = db::run(&state.pool, move |conn| {
-        let pack = Pack::find(conn, &p)?
-            .filter(|k| k.creator_id == c)
-            .ok_or_else(|| AppError::not_found(format!("pack {p}")))?;
-        editable(&pack)?;
-        Ok(pack)
-    })
-    .await?;
+    let pack = editable_own(state, creator, pack_id).await?;
     let max = state.settings.packs.max_stickers;
     let limits = crate::services::pack_archive::ArchiveLimits {
         max_entry_bytes: state.settings.packs.max_upload_bytes as u64,
@@ -283,15 +275,7 @@ pub async fn put_sticker(
             format!("position must be 1-{max}"),
         ));
     }
-    let (c, p) = (creator.to_owned(), pack_id.to_owned());
-    let pack = db::run(&state.pool, move |conn| {
-        let pack = Pack::find(conn, &p)?
-            .filter(|k| k.creator_id == c)
-            .ok_or_else(|| AppError::not_found(format!("pack {p}")))?;
-        editable(&pack)?;
-        Ok(pack)
-    })
-    .await?;
+    let pack = editable_own(state, creator, pack_id).await?;
     // Checked once the pack is known to be the caller's: others learn nothing from the answer.
     if emoji.len() > 200 {
         return Err(AppError::unprocessable(
