@@ -65,6 +65,7 @@ pub async fn hook(app: &TestApp) {
         .expose_secret()
         .to_owned();
     let hook = uuid::Uuid::new_v4().simple().to_string();
+    app.stripe_hook.set(hook.clone()).expect("hooked once");
     let res = app
         .client
         .post(format!("{}/_config/webhooks/{hook}", parts.stripe_url))
@@ -76,6 +77,28 @@ pub async fn hook(app: &TestApp) {
         res.status().is_success(),
         "localstripe webhook registration"
     );
+}
+
+/// Stops localstripe delivering to a stopped app's endpoint: it has no way to delete one, and
+/// it delivers each event to every endpoint in turn, so hundreds of dead ones would slow every
+/// delivery. Re-registered for an event type that never happens.
+pub fn silence_hook(hook: &str) {
+    use std::io::{Read, Write};
+    let url = &real_parts().stripe_url;
+    let Some(host) = url.strip_prefix("http://") else {
+        return;
+    };
+    let body = r#"{"url":"http://127.0.0.1:9/","secret":"none","events":["kopilka.never"]}"#;
+    let req = format!(
+        "POST /_config/webhooks/{hook} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if let Ok(mut stream) = std::net::TcpStream::connect(host) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.write_all(req.as_bytes());
+        let _ = stream.read_to_end(&mut Vec::new());
+    }
 }
 
 /// A call straight to Stripe (localstripe), as the app's Stripe SDK or the dashboard makes.

@@ -111,6 +111,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub db: std::sync::Arc<TestDb>,
+    /// The localstripe webhook endpoint registered for this app, silenced when it stops.
+    pub stripe_hook: std::sync::OnceLock<String>,
     /// Stops the app's own system; joined before the database goes.
     running: Option<(
         tokio::sync::oneshot::Sender<()>,
@@ -169,6 +171,7 @@ pub async fn spawn_with(db: std::sync::Arc<TestDb>, tweak: impl FnOnce(&mut Sett
         client: reqwest::Client::new(),
         settings,
         db,
+        stripe_hook: std::sync::OnceLock::new(),
         running: Some((stop, thread)),
     }
 }
@@ -179,6 +182,9 @@ impl Drop for TestApp {
         if let Some((stop, thread)) = self.running.take() {
             let _ = stop.send(());
             let _ = thread.join();
+        }
+        if let Some(hook) = self.stripe_hook.get() {
+            crate::billing_helpers::silence_hook(hook);
         }
         if !std::thread::panicking() {
             crate::billing_helpers::assert_ledger_invariants(&self.db.url);

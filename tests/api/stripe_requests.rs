@@ -556,3 +556,52 @@ both!(
         assert_eq!(mine["price_id"], "price_premium_monthly_usd", "{mine}");
     }
 );
+
+both!(
+    an_invoice_paid_before_the_donation_knows_its_stripe_subscription_is_still_posted,
+    |b: Backend| async move {
+        // Only the events the test forwards arrive.
+        let app = spawn_unhooked(b, |_| {}).await;
+        let donor = user();
+        let (d, sub) = monthly_donation(&app, &donor).await;
+        // As if the invoice's event overtook the purchase's last write: the donation does not
+        // know its Stripe subscription yet, and localstripe's invoice (an older API's shape)
+        // does not carry the subscription's metadata.
+        {
+            use diesel::prelude::*;
+            use kopilka::db::schema::donations as dn;
+            let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+            let mut conn = pool.get().unwrap();
+            diesel::update(dn::table.find(d["id"].as_str().unwrap()))
+                .set(dn::stripe_subscription_id.eq(None::<String>))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        let paid = customer_events(&app, sub["customer"].as_str().unwrap())
+            .await
+            .into_iter()
+            .find(|e| e["type"] == "invoice.payment_succeeded")
+            .expect("localstripe's invoice.payment_succeeded");
+        assert!(paid["data"]["object"]["subscription_details"].is_null());
+        let res = forward(&app, &paid).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "matched, not refused as too early"
+        );
+        assert_eq!(balance(&app, "platform_revenue:platform:EUR").await, -300);
+        // And the donation now knows its Stripe subscription, so the next month matches too.
+        let known: Option<String> = {
+            use diesel::prelude::*;
+            use kopilka::db::schema::donations as dn;
+            let pool = kopilka::db::connect(&app.db.url, 1).unwrap();
+            let mut conn = pool.get().unwrap();
+            dn::table
+                .find(d["id"].as_str().unwrap())
+                .select(dn::stripe_subscription_id)
+                .first(&mut conn)
+                .unwrap()
+        };
+        assert_eq!(known.as_deref(), sub["id"].as_str());
+    }
+);

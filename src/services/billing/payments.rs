@@ -205,12 +205,14 @@ fn record_payment(
 }
 
 /// `invoice.paid` / `invoice.payment_succeeded`: a subscription (or monthly donation) paid.
-/// `charge` is the charge that paid it (from the event, or fetched from Stripe).
+/// `charge` is the charge that paid it (from the event, or fetched from Stripe); `owner` our
+/// id from its subscription's metadata, fetched when the invoice does not carry it.
 pub fn invoice_paid(
     conn: &mut DbConn,
     created: i64,
     invoice: &Invoice,
     charge: Option<ChargeRef>,
+    owner: Option<&str>,
 ) -> Result<Applied, AppError> {
     let Some(stripe_sub) = invoice.subscription_id() else {
         return Ok(Applied::ignored());
@@ -221,7 +223,7 @@ pub fn invoice_paid(
         Some(c) => (c.id, c.fee),
         None => (format!("invoice:{}", invoice.id), None),
     };
-    let ours = invoice.our_subscription_id();
+    let ours = invoice.our_subscription_id().or(owner);
     if let Some((mut sub, holders)) = Subscription::by_stripe(conn, stripe_sub, ours)? {
         sub.stripe_subscription_id = Some(stripe_sub.to_owned());
         // A trial's $0 invoice pays for nothing: the trial stays a trial.

@@ -52,6 +52,11 @@ pub struct Fetched {
     pub refund: Option<Refund>,
     /// A disputed charge we have not recorded, to tell whether it is ours.
     pub charge: Option<Charge>,
+    /// Our id from the metadata of the subscription an invoice bills, when the invoice does
+    /// not carry it (API versions before `subscription_details`): without it, an invoice
+    /// that overtakes the purchase's last write could not be matched, and an emulator that
+    /// does not redeliver would lose the payment.
+    pub subscription_owner: Option<String>,
 }
 
 /// Settings an event's effects depend on.
@@ -107,6 +112,8 @@ pub async fn receive(state: &AppState, event: Event, payload: String) -> Result<
 /// What an event needs from Stripe before it can be applied.
 enum Need<'a> {
     InvoiceCharge(&'a Invoice),
+    /// The metadata of an invoice's subscription (the invoice does not carry it).
+    SubscriptionOwner(&'a str),
     Refunds(&'a str),
     /// A refund's state now: a late snapshot must not undo or redo what happened since.
     Refund(&'a str),
@@ -114,21 +121,28 @@ enum Need<'a> {
     DisputedCharge(&'a str),
 }
 
-fn need(change: &Change) -> Option<Need<'_>> {
+fn needs(change: &Change) -> Vec<Need<'_>> {
     match change {
-        Change::InvoicePaid(i) if i.amount_paid > 0 && i.charge().is_none() => {
-            Some(Need::InvoiceCharge(i))
+        Change::InvoicePaid(i) if i.amount_paid > 0 => {
+            let mut needs = Vec::new();
+            if i.charge().is_none() {
+                needs.push(Need::InvoiceCharge(i));
+            }
+            if let (None, Some(sub)) = (i.our_subscription_id(), i.subscription_id()) {
+                needs.push(Need::SubscriptionOwner(sub));
+            }
+            needs
         }
-        Change::ChargeRefunded(c) if c.refunds.is_none() => Some(Need::Refunds(&c.id)),
-        Change::Refund(r) if !r.id.is_empty() => Some(Need::Refund(&r.id)),
+        Change::ChargeRefunded(c) if c.refunds.is_none() => vec![Need::Refunds(&c.id)],
+        Change::Refund(r) if !r.id.is_empty() => vec![Need::Refund(&r.id)],
         Change::DisputeCreated(d)
         | Change::DisputeFundsWithdrawn(d)
         | Change::DisputeFundsReinstated(d)
         | Change::DisputeClosed(d) => match &d.charge {
-            Some(Expandable::Id(id)) => Some(Need::DisputedCharge(id)),
-            _ => None,
+            Some(Expandable::Id(id)) => vec![Need::DisputedCharge(id)],
+            _ => Vec::new(),
         },
-        _ => None,
+        _ => Vec::new(),
     }
 }
 
@@ -141,18 +155,19 @@ async fn fetch_missing(
     change: &Change,
 ) -> Result<Fetched, AppError> {
     let mut fetched = Fetched::default();
-    let Some(need) = need(change) else {
+    let needs = needs(change);
+    if needs.is_empty() {
         return Ok(fetched);
-    };
+    }
     let Some(gw) = state.stripe.as_ref() else {
         return Ok(fetched);
     };
     let (id, charge) = (
         event.id.clone(),
-        match &need {
+        needs.iter().find_map(|n| match n {
             Need::DisputedCharge(c) => Some((*c).to_owned()),
             _ => None,
-        },
+        }),
     );
     let skip = db::run(&state.pool, move |conn| {
         let seen = stripe_events::outcome(conn, &id)?.is_some();
@@ -166,17 +181,26 @@ async fn fetch_missing(
     if skip {
         return Ok(fetched);
     }
-    match need {
-        Need::InvoiceCharge(invoice) => {
-            fetched.invoice_charge = gw
-                .invoice_charge(&invoice.id, invoice.payment_intent_id())
-                .await
-                .map_err(unavailable)?;
-        }
-        Need::Refunds(charge) => fetched.refunds = Some(refunds_of(gw, charge).await?),
-        Need::Refund(id) => fetched.refund = not_found_is_none(gw.retrieve_refund(id).await)?,
-        Need::DisputedCharge(id) => {
-            fetched.charge = not_found_is_none(gw.retrieve_charge(id).await)?;
+    for need in needs {
+        match need {
+            Need::InvoiceCharge(invoice) => {
+                fetched.invoice_charge = gw
+                    .invoice_charge(&invoice.id, invoice.payment_intent_id())
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Need::SubscriptionOwner(sub) => {
+                let found = not_found_is_none(gw.retrieve_subscription(sub).await)?;
+                fetched.subscription_owner =
+                    found.and_then(|(_, s)| s.metadata.get("kopilka_subscription_id").cloned());
+            }
+            Need::Refunds(charge) => fetched.refunds = Some(refunds_of(gw, charge).await?),
+            Need::Refund(id) => {
+                fetched.refund = not_found_is_none(gw.retrieve_refund(id).await)?;
+            }
+            Need::DisputedCharge(id) => {
+                fetched.charge = not_found_is_none(gw.retrieve_charge(id).await)?;
+            }
         }
     }
     Ok(fetched)
@@ -266,7 +290,8 @@ pub fn apply(
         Change::TrialWillEnd(sub) => subscription_events::trial_will_end(conn, &sub),
         Change::InvoicePaid(invoice) => {
             let charge = invoice.charge().or(fetched.invoice_charge);
-            payments::invoice_paid(conn, created, &invoice, charge)
+            let owner = fetched.subscription_owner.as_deref();
+            payments::invoice_paid(conn, created, &invoice, charge, owner)
         }
         Change::InvoiceFailed(invoice) => {
             payments::invoice_failed(conn, created, at, &invoice, rules.grace_days)
