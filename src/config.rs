@@ -46,6 +46,8 @@ pub struct PackSettings {
     pub decode_pixel_budget: u64,
     /// How long a moderator's claim on a pack lasts.
     pub review_claim_minutes: i64,
+    /// Days a removed pack's images are kept (answering 451) before they are deleted.
+    pub removal_purge_days: i64,
     /// Price tiers: tier name → currency (lowercase) → amount in minor units.
     pub price_tiers: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
 }
@@ -213,6 +215,9 @@ impl Settings {
                     anyhow::bail!("packs.price_tiers.{tier}.{currency} = {amount}: Stripe charges at least {least} and at most {} minor units", crate::domain::limits::MAX_AMOUNT_MINOR);
                 }
             }
+        }
+        if !(0..=3650).contains(&self.packs.removal_purge_days) {
+            anyhow::bail!("packs.removal_purge_days must be between 0 and 3650");
         }
         if !(1..=120).contains(&self.packs.max_stickers) {
             anyhow::bail!("packs.max_stickers must be between 1 and 120");

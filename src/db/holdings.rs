@@ -67,10 +67,12 @@ fn statement(member: &str) -> String {
          FROM orders o JOIN products p ON p.id = o.product_id \
          WHERE o.status = 'paid' AND p.kind = 'sticker_pack' \
            AND (o.recipient_id {member} OR (o.recipient_id IS NULL AND o.buyer_id {member})) \
+           AND NOT EXISTS (SELECT 1 FROM packs k WHERE k.id = o.product_id AND k.state = 'removed') \
          UNION ALL \
          SELECT 'claim', c.user_id, c.pack_id, 'paid', NULL, NULL, NULL, NULL, \
                 'sticker_pack:' || c.pack_id, NULL \
          FROM pack_claims c WHERE c.user_id {member} \
+           AND NOT EXISTS (SELECT 1 FROM packs k WHERE k.id = c.pack_id AND k.state = 'removed') \
          UNION ALL \
          SELECT 'grant', g.user_id, g.id, NULL, g.starts_at, g.expires_at, NULL, NULL, \
                 g.entitlement_key, g.value \

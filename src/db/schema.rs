@@ -193,6 +193,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     pack_stickers,
     pack_claims,
     pack_events,
+    pack_notices,
+    pack_appeals,
+    pack_purges,
+    removal_refunds,
     creators,
     products,
     prices,
@@ -396,5 +400,60 @@ diesel::table! {
         reasons -> Text,
         note -> Nullable<Text>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pack_notices (id) {
+        id -> Text,
+        pack_id -> Text,
+        reporter_id -> Text,
+        reason -> Text,
+        claim -> Text,
+        contact -> Text,
+        state -> Text,
+        decided_by -> Nullable<Text>,
+        decision_note -> Nullable<Text>,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    pack_appeals (id) {
+        id -> Text,
+        pack_id -> Text,
+        event_id -> Text,
+        creator_id -> Text,
+        kind -> Text,
+        against -> Text,
+        statement -> Text,
+        state -> Text,
+        decided_by -> Nullable<Text>,
+        decision_note -> Nullable<Text>,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    pack_purges (pack_id) {
+        pack_id -> Text,
+        purge_after -> Timestamp,
+        purged_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    removal_refunds (order_id) {
+        order_id -> Text,
+        pack_id -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_at -> Timestamp,
+        stripe_refund_id -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }

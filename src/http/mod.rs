@@ -16,6 +16,7 @@ mod purchases;
 mod seats;
 pub mod server;
 mod store;
+mod takedowns;
 mod views;
 mod webhooks;
 
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(earnings::routes)
                 .configure(|c| creator_packs::routes(c, state.settings.packs.max_upload_bytes))
                 .configure(moderation::routes)
+                .configure(takedowns::routes)
                 .configure(store::routes)
                 .configure(webhooks::routes)
                 .configure(admin_catalog::routes)

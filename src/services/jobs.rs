@@ -1,6 +1,7 @@
 //! Background work, after commit and off the request path: the email outbox, releasing
 //! creator earnings after the hold period, trial-ending reminders, Stripe's fees on payments,
-//! and fetching Stripe events whose delivery failed.
+//! refunds owed by removed packs and the purge of their images, and fetching Stripe events
+//! whose delivery failed.
 
 use crate::app::AppState;
 use crate::db::models::subscriptions::Subscription;
@@ -94,6 +95,12 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
                 {
                     tracing::warn!(error = %e, "scheduled downgrades");
                 }
+            }
+            if let Err(e) = crate::services::takedowns::refund_removed(&state).await {
+                tracing::warn!(error = %e, "refunds of removed packs");
+            }
+            if let Err(e) = crate::services::takedowns::purge_removed(&state).await {
+                tracing::warn!(error = %e, "purge of removed packs' images");
             }
             if state.stripe.is_some() && !sync_every.is_zero() && last_sync.elapsed() >= sync_every
             {

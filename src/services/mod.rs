@@ -19,4 +19,5 @@ pub mod packs;
 pub mod seats;
 pub mod seed;
 pub mod sticker_images;
+pub mod takedowns;
 pub mod tokens;

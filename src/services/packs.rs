@@ -39,16 +39,17 @@ fn editable(pack: &Pack) -> Result<(), AppError> {
     }
 }
 
-fn moved(
+pub(crate) fn moved(
     conn: &mut DbConn,
     pack: &Pack,
     actor: &str,
     to: PackState,
     reasons: &[String],
     note: Option<&str>,
-) -> Result<(), AppError> {
-    packs::record_event(conn, &pack.id, actor, pack.state, to, reasons, note)?;
-    Ok(())
+) -> Result<String, AppError> {
+    Ok(packs::record_event(
+        conn, &pack.id, actor, pack.state, to, reasons, note,
+    )?)
 }
 
 /// The blob store could not be reached: a 503, like a lost database (the error is logged).
@@ -466,7 +467,7 @@ pub fn check_reasons(reasons: &[String]) -> Result<(), AppError> {
     Ok(())
 }
 
-fn not_own(pack: &Pack, moderator: &str) -> Result<(), AppError> {
+pub(crate) fn not_own(pack: &Pack, moderator: &str) -> Result<(), AppError> {
     if pack.creator_id == moderator {
         return Err(AppError::forbidden("nobody reviews their own pack"));
     }

@@ -111,6 +111,9 @@ enum Param {
     SalePack,
     StickerId,
     Blob,
+    /// A notice against the sale pack, and the owner's appeal of a suspension of another pack.
+    Notice,
+    Appeal,
 }
 use Param::*;
 
@@ -218,6 +221,24 @@ fn rows() -> Vec<Row> {
             .of(&[DraftPack])
             .body(|_| json!({"reasons": ["other"]})),
         row("POST", "/v1/creators/me/packs/{id}/retire", CREATOR).of(&[DraftPack]),
+        // Takedowns.
+        row("POST", "/v1/notices", ANY_USER).body(|f| {
+            json!({"pack_id": f.sale_pack, "reason": "other", "claim": "Matrix.",
+                   "contact": "matrix@example.com"})
+        }),
+        row("GET", "/v1/moderation/notices", MODERATOR),
+        row("POST", "/v1/moderation/notices/{id}/dismiss", MODERATOR).of(&[Notice]),
+        row("POST", "/v1/moderation/packs/{id}/remove", MODERATOR)
+            .of(&[DraftPack])
+            .body(|_| json!({"reasons": ["other"]})),
+        row("GET", "/v1/moderation/packs/{id}/refunds", MODERATOR).of(&[SalePack]),
+        row("POST", "/v1/creators/me/packs/{id}/appeal", CREATOR)
+            .of(&[DraftPack])
+            .body(|_| json!({"statement": "Matrix."})),
+        row("GET", "/v1/moderation/appeals", MODERATOR),
+        row("POST", "/v1/moderation/appeals/{id}/decide", MODERATOR)
+            .of(&[Appeal])
+            .body(|_| json!({"outcome": "upheld"})),
         // The store and delivery.
         row("GET", "/v1/store/packs", ANY_USER),
         row("GET", "/v1/store/packs/{id}", ANY_USER).of(&[SalePack]),
@@ -299,6 +320,8 @@ struct Fixtures {
     sale_pack: String,
     sticker_id: String,
     blob: String,
+    notice: String,
+    appeal: String,
 }
 
 impl Fixtures {
@@ -328,6 +351,8 @@ impl Fixtures {
             SalePack => &self.sale_pack,
             StickerId => &self.sticker_id,
             Blob => &self.blob,
+            Notice => &self.notice,
+            Appeal => &self.appeal,
         }
     }
 
@@ -413,6 +438,29 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         let res = crate::packs::upload(app, &token, &draft_pack, position, "😀", png).await;
         assert_eq!(res.status(), StatusCode::OK, "sticker fixture");
     }
+    let notice = json!({"pack_id": sale_pack, "reason": "other", "claim": "Fixture.",
+        "contact": "matrix@example.com"});
+    let notice = app
+        .post("/v1/notices", &app.token("matrix-other", &[]), &notice)
+        .await;
+    let notice = id_of(&created(notice).await);
+    let suspended = id_of(&crate::packs::pack_on_sale(app, &token, None, 1).await);
+    let res = app
+        .post(
+            &format!("/v1/moderation/packs/{suspended}/suspend"),
+            &app.token("matrix-mod-2", &["moderator"]),
+            &json!({"reasons": ["other"]}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "suspension fixture");
+    let appeal = app
+        .post(
+            &format!("/v1/creators/me/packs/{suspended}/appeal"),
+            &token,
+            &json!({"statement": "Fixture."}),
+        )
+        .await;
+    let appeal = id_of(&created(appeal).await);
     let tokens = vec![
         (User, token),
         (AnotherUser, app.token("matrix-other", &[])),
@@ -443,6 +491,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         sale_pack,
         sticker_id,
         blob,
+        notice,
+        appeal,
     }
 }
 

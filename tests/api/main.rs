@@ -27,5 +27,6 @@ mod seats;
 mod stripe_requests;
 mod stripe_shapes;
 mod stripe_today;
+mod takedowns;
 mod tokens;
 mod webhooks;

@@ -132,3 +132,18 @@ pub fn revoke_for(conn: &mut DbConn, reason: &str, by: &str) -> QueryResult<Vec<
     .execute(conn)?;
     Ok(users)
 }
+
+/// Revokes every live grant of an entitlement (a removed pack's); returns their users.
+pub fn revoke_key(conn: &mut DbConn, key: &str, by: &str) -> QueryResult<Vec<String>> {
+    let live = grants::table
+        .filter(grants::entitlement_key.eq(key))
+        .filter(grants::revoked_at.is_null());
+    let users: Vec<String> = live.select(grants::user_id).load(conn)?;
+    diesel::update(live)
+        .set((
+            grants::revoked_at.eq(to_db(Utc::now())),
+            grants::revoked_by.eq(by),
+        ))
+        .execute(conn)?;
+    Ok(users)
+}

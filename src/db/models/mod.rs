@@ -15,6 +15,7 @@ pub mod payments;
 pub mod signing_keys;
 pub mod stripe_events;
 pub mod subscriptions;
+pub mod takedowns;
 pub mod users;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

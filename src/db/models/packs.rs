@@ -424,10 +424,11 @@ pub fn record_event(
     to: PackState,
     reasons: &[String],
     note: Option<&str>,
-) -> QueryResult<()> {
+) -> QueryResult<String> {
+    let id = new_id("pev");
     diesel::insert_into(pack_events::table)
         .values((
-            pack_events::id.eq(new_id("pev")),
+            pack_events::id.eq(&id),
             pack_events::pack_id.eq(pack),
             pack_events::actor_id.eq(actor),
             pack_events::from_state.eq(from.as_str()),
@@ -437,11 +438,12 @@ pub fn record_event(
             pack_events::created_at.eq(to_db(Utc::now())),
         ))
         .execute(conn)?;
-    Ok(())
+    Ok(id)
 }
 
 #[derive(Clone, Debug, Queryable)]
 pub struct PackEvent {
+    pub id: String,
     pub actor_id: String,
     pub from_state: String,
     pub to_state: String,
@@ -455,6 +457,7 @@ pub fn events_of(conn: &mut DbConn, pack: &str) -> QueryResult<Vec<PackEvent>> {
         .filter(pack_events::pack_id.eq(pack))
         .order((pack_events::created_at.asc(), pack_events::id.asc()))
         .select((
+            pack_events::id,
             pack_events::actor_id,
             pack_events::from_state,
             pack_events::to_state,

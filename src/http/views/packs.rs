@@ -101,6 +101,7 @@ impl PackView {
 /// One change of a pack's state, for moderators' audit trail.
 #[derive(Serialize)]
 pub struct PackEventView {
+    pub id: String,
     pub actor_id: String,
     pub from: String,
     pub to: String,
@@ -112,6 +113,7 @@ pub struct PackEventView {
 impl From<&PackEvent> for PackEventView {
     fn from(e: &PackEvent) -> Self {
         PackEventView {
+            id: e.id.clone(),
             actor_id: e.actor_id.clone(),
             from: e.from_state.clone(),
             to: e.to_state.clone(),
