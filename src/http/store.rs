@@ -9,7 +9,8 @@ use crate::auth::Caller;
 use crate::db;
 use crate::db::models::catalog::Price;
 use crate::db::models::orders;
-use crate::db::models::packs::{self, Pack, Sticker};
+use crate::db::models::packs::{self, Pack, Sticker, StoreFilter};
+use crate::domain::pack_text::check_text;
 use crate::domain::states::PackState;
 use crate::error::AppError;
 use crate::services::idempotency::{self, Reply};
@@ -34,8 +35,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 struct StoreQuery {
     creator: Option<String>,
+    tag: Option<String>,
+    /// Searched in titles and tags.
+    q: Option<String>,
+    /// `new` (the default) or `popular`.
+    sort: Option<String>,
+    /// The currency the caller pays in: each pack's `price` in it.
+    currency: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
+}
+
+/// `?currency=` as an ISO 4217 code (any case).
+fn asked_currency(currency: Option<String>) -> Result<Option<String>, AppError> {
+    currency
+        .map(|c| {
+            crate::domain::money::Currency::parse(&c.to_ascii_uppercase())
+                .map(|_| c.to_ascii_uppercase())
+                .map_err(|e| AppError::unprocessable("invalid_currency", e))
+        })
+        .transpose()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowQuery {
+    currency: Option<String>,
 }
 
 fn owned_set(conn: &mut db::DbConn, user: &str) -> Result<HashSet<String>, AppError> {
@@ -44,10 +69,12 @@ fn owned_set(conn: &mut db::DbConn, user: &str) -> Result<HashSet<String>, AppEr
     Ok(owned)
 }
 
-/// GET /v1/store/packs — packs on sale, newest first.
+/// GET /v1/store/packs — packs on sale, newest (or most bought) first, filtered by creator,
+/// tag or text. The answer's strong ETag lets a client's `If-None-Match` get a 304.
 async fn list(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     query: web::Query<StoreQuery>,
 ) -> Result<HttpResponse, AppError> {
     let me = caller.user()?.to_owned();
@@ -61,24 +88,68 @@ async fn list(
             "creator is a user id",
         ));
     }
+    for (field, value) in [("tag", &q.tag), ("q", &q.q)] {
+        if let Some(v) = value {
+            check_text(field, v, 1, 64).map_err(|d| AppError::unprocessable("invalid_query", d))?;
+        }
+    }
+    let popular = match q.sort.as_deref() {
+        None | Some("new") => false,
+        Some("popular") => true,
+        Some(_) => {
+            return Err(AppError::unprocessable(
+                "invalid_sort",
+                "sort must be new or popular",
+            ))
+        }
+    };
+    let currency = asked_currency(q.currency)?;
     let cursor = Cursor {
         cursor: q.cursor,
         limit: q.limit,
     };
     let (limit, after) = (cursor.limit()?, cursor.after()?);
+    let (creator, tag, text) = (q.creator, q.tag, q.q);
     let page = db::run(&state.pool, move |conn| {
         let after = cursor_pack(conn, after, |p| p.published_at.is_some())?;
-        let found = Pack::on_sale(conn, q.creator.as_deref(), after.as_ref(), limit + 1)?;
+        let filter = StoreFilter {
+            creator: creator.as_deref(),
+            tag: tag.as_deref(),
+            text: text.as_deref(),
+            popular,
+        };
+        let found = Pack::on_sale(conn, &filter, after.as_ref(), limit + 1)?;
         let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
         let stickers = Sticker::of_packs(conn, &ids)?;
         let prices = Price::of_products(conn, &ids)?;
         let owned = owned_set(conn, &me)?;
         Ok(page_of(found, limit, |p| {
             StorePackView::new(p, &stickers, &prices, Some(owned.contains(&p.id)))
+                .priced_in(currency.as_deref())
         }))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(page))
+    let body = serde_json::to_vec(&page)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("store page: {e}")))?;
+    let etag = format!("\"{}\"", crate::services::blobs::Blobs::sha256_hex(&body));
+    // Private: `owned` is the caller's. A client revalidates and gets a 304 while nothing
+    // on the page changed.
+    let fresh = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut res = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.insert_header((header::ETAG, etag.clone()))
+        .insert_header((header::CACHE_CONTROL, "private, no-cache"));
+    if fresh {
+        return Ok(res.finish());
+    }
+    Ok(res.content_type("application/json").body(body))
 }
 
 /// GET /v1/store/packs/{id} — a pack on sale (or one the caller owns, retired or suspended).
@@ -86,9 +157,11 @@ async fn show(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
+    query: web::Query<ShowQuery>,
 ) -> Result<HttpResponse, AppError> {
     let me = caller.user()?.to_owned();
     let id = path.into_inner();
+    let currency = asked_currency(query.into_inner().currency)?;
     let view = db::run(&state.pool, move |conn| {
         let owned = owned_set(conn, &me)?.contains(&id);
         let pack = Pack::find(conn, &id)?
@@ -99,7 +172,8 @@ async fn show(
             .ok_or_else(|| AppError::not_found(format!("pack {id}")))?;
         let stickers = Sticker::of_pack(conn, &id)?;
         let prices = Price::of_products(conn, std::slice::from_ref(&id))?;
-        Ok(StorePackView::new(&pack, &stickers, &prices, Some(owned)))
+        Ok(StorePackView::new(&pack, &stickers, &prices, Some(owned))
+            .priced_in(currency.as_deref()))
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))

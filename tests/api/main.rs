@@ -24,6 +24,7 @@ mod openapi;
 mod operations;
 mod packs;
 mod seats;
+mod store;
 mod stripe_requests;
 mod stripe_shapes;
 mod stripe_today;

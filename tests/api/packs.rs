@@ -67,9 +67,13 @@ pub async fn creator(app: &TestApp) -> (String, String) {
 
 /// A pack drafted, filled with `n` stickers, submitted, approved by a moderator and released.
 pub async fn pack_on_sale(app: &TestApp, token: &str, tier: Option<&str>, n: u32) -> Value {
-    let res = app
-        .post("/v1/creators/me/packs", token, &json!({"title": "ねこ Cats", "kind": "static", "tags": ["cats", "ねこ"], "price_tier": tier}))
-        .await;
+    let draft = json!({"title": "ねこ Cats", "kind": "static", "tags": ["cats", "ねこ"], "price_tier": tier});
+    pack_on_sale_from(app, token, &draft, n).await
+}
+
+/// `pack_on_sale`, from a draft of one's own.
+pub async fn pack_on_sale_from(app: &TestApp, token: &str, draft: &Value, n: u32) -> Value {
+    let res = app.post("/v1/creators/me/packs", token, draft).await;
     let pack = ok_json(res, StatusCode::CREATED).await;
     let id = pack["id"].as_str().expect("id").to_owned();
     for i in 1..=n {

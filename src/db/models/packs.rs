@@ -31,6 +31,48 @@ pub struct Pack {
     pub updated_at: NaiveDateTime,
 }
 
+/// What the store lists.
+#[derive(Debug, Default)]
+pub struct StoreFilter<'a> {
+    pub creator: Option<&'a str>,
+    /// One of the pack's tags, exactly.
+    pub tag: Option<&'a str>,
+    /// A substring of the title or a tag, any case.
+    pub text: Option<&'a str>,
+    /// Most distinct paying buyers first (else newest publication first).
+    pub popular: bool,
+}
+
+/// A pack's distinct paying buyers: paid orders (a refunded one is no longer paid) with money,
+/// not the creator's own. Gifts count their buyer. Free claims are not purchases.
+const BUYERS: &str = "(SELECT COUNT(DISTINCT o.buyer_id) FROM orders o \
+     WHERE o.product_id = packs.id AND o.status = 'paid' AND o.amount_minor > 0 \
+       AND o.buyer_id <> packs.creator_id)";
+
+fn buyers(conn: &mut DbConn, pack: &Pack) -> QueryResult<i64> {
+    use crate::db::schema::orders;
+    use crate::domain::states::OrderStatus;
+    orders::table
+        .filter(orders::product_id.eq(&pack.id))
+        .filter(orders::status.eq(OrderStatus::Paid))
+        .filter(orders::amount_minor.gt(0))
+        .filter(orders::buyer_id.ne(&pack.creator_id))
+        .select(diesel::dsl::count(orders::buyer_id).aggregate_distinct())
+        .first(conn)
+}
+
+/// `%`, `_` and the escape character itself, escaped for `LIKE … ESCAPE '\'`.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pack_stickers)]
 pub struct Sticker {
@@ -171,30 +213,70 @@ impl Pack {
         q.load(conn)
     }
 
-    /// Packs on sale, newest publication first, after the cursor if any; optionally of one
-    /// creator.
+    /// Packs on sale matching `filter`, in its order, after the cursor if any.
     pub fn on_sale(
         conn: &mut DbConn,
-        creator: Option<&str>,
+        filter: &StoreFilter,
         after: Option<&Pack>,
         limit: i64,
     ) -> QueryResult<Vec<Pack>> {
+        use diesel::dsl::sql;
+        use diesel::sql_types::{BigInt, Bool, Text};
         let mut q = packs::table
             .filter(packs::state.eq(PackState::OnSale))
             .select(Pack::as_select())
-            .order((packs::published_at.desc(), packs::id.desc()))
             .limit(limit)
             .into_boxed();
-        if let Some(c) = creator {
+        if let Some(c) = filter.creator {
             q = q.filter(packs::creator_id.eq(c.to_owned()));
         }
-        if let Some(a) = after {
-            let at = a.published_at.unwrap_or(a.created_at);
+        if let Some(tag) = filter.tag {
+            // Tags are a JSON array: a tag is found as its JSON string, quotes included.
+            let needle = serde_json::to_string(tag).unwrap_or_default();
             q = q.filter(
-                packs::published_at
-                    .lt(at)
-                    .or(packs::published_at.eq(at).and(packs::id.lt(a.id.clone()))),
+                packs::tags
+                    .like(format!("%{}%", escape_like(&needle)))
+                    .escape('\\'),
             );
+        }
+        if let Some(text) = filter.text {
+            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+            q = q.filter(
+                sql::<Bool>("(lower(packs.title) LIKE ")
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" ESCAPE '\\' OR lower(packs.tags) LIKE ")
+                    .bind::<Text, _>(pattern)
+                    .sql(" ESCAPE '\\')"),
+            );
+        }
+        if filter.popular {
+            q = q.order((sql::<BigInt>(BUYERS).desc(), packs::id.desc()));
+            if let Some(a) = after {
+                let n = buyers(conn, a)?;
+                q = q.filter(
+                    sql::<Bool>("(")
+                        .sql(BUYERS)
+                        .sql(" < ")
+                        .bind::<BigInt, _>(n)
+                        .sql(" OR (")
+                        .sql(BUYERS)
+                        .sql(" = ")
+                        .bind::<BigInt, _>(n)
+                        .sql(" AND packs.id < ")
+                        .bind::<Text, _>(a.id.clone())
+                        .sql("))"),
+                );
+            }
+        } else {
+            q = q.order((packs::published_at.desc(), packs::id.desc()));
+            if let Some(a) = after {
+                let at = a.published_at.unwrap_or(a.created_at);
+                q = q.filter(
+                    packs::published_at
+                        .lt(at)
+                        .or(packs::published_at.eq(at).and(packs::id.lt(a.id.clone()))),
+                );
+            }
         }
         q.load(conn)
     }

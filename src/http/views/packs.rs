@@ -135,13 +135,16 @@ pub struct StorePackView {
     pub tags: Vec<String>,
     pub free: bool,
     pub prices: Vec<StorePriceView>,
+    /// The price in the currency asked for (`?currency=`); `null` when none was asked, the
+    /// pack is free, or it is not sold in that currency.
+    pub price: Option<StorePriceView>,
     pub published_at: Option<DateTime<Utc>>,
     /// `null` when the caller is not a signed-in user.
     pub owned: Option<bool>,
     pub stickers: Vec<StickerView>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct StorePriceView {
     pub price_id: String,
     pub amount_minor: i64,
@@ -167,6 +170,7 @@ impl StorePackView {
                     currency: x.currency.clone(),
                 })
                 .collect(),
+            price: None,
             published_at: p.published_at.map(from_db),
             owned,
             stickers: stickers
@@ -179,6 +183,14 @@ impl StorePackView {
                 })
                 .collect(),
         }
+    }
+}
+
+impl StorePackView {
+    /// With `price` set to the price in `currency`, if asked for and sold in it.
+    pub fn priced_in(mut self, currency: Option<&str>) -> Self {
+        self.price = currency.and_then(|c| self.prices.iter().find(|p| p.currency == c).cloned());
+        self
     }
 }
 
