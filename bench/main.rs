@@ -2,6 +2,7 @@
 //! 100,000 users, identity-service tokens for them, an in-process signing benchmark, and the
 //! signed Stripe webhook load `bench/webhooks.sh` drives.
 
+mod packs;
 mod population;
 mod webhooks;
 
@@ -63,6 +64,28 @@ enum Command {
         #[arg(long)]
         run: String,
     },
+    /// Packs/s of validating and storing `stickers` different stickers against decoding them
+    /// with `image` alone (median of `rounds` alternations).
+    ValidatePacks {
+        #[arg(long, default_value_t = 40)]
+        stickers: u32,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+    },
+    /// Writes the worst animated pack archive the limits allow.
+    WorstAnimated {
+        #[arg(long, default_value_t = 40)]
+        stickers: u32,
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// A bare actix-files server of `dir` under /files (the blob baseline).
+    Files {
+        #[arg(long)]
+        dir: String,
+        #[arg(long)]
+        port: u16,
+    },
     /// A batch-check body asking for `users` user ids starting at `first`.
     BatchBody {
         #[arg(long, default_value_t = 1000)]
@@ -97,6 +120,9 @@ fn main() -> anyhow::Result<()> {
             println!("{} {} {:.3}", o.accepted, o.refused, o.seconds);
             Ok(())
         }
+        Command::ValidatePacks { stickers, rounds } => packs::validate(stickers, rounds),
+        Command::WorstAnimated { stickers, out } => packs::worst_animated(stickers, &out),
+        Command::Files { dir, port } => packs::files(&dir, port),
         Command::BatchBody { users, first } => {
             let ids: Vec<String> = (first..first + users).map(user_id).collect();
             println!("{}", serde_json::json!({ "user_ids": ids }));
