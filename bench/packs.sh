@@ -17,7 +17,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --bin kopilka --bin kopilka-bench
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 
 validate=$($bin/kopilka-bench validate-packs --stickers 40 --rounds 5)
 echo "$validate"
@@ -88,4 +88,4 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
   echo "| peak RSS, 8 concurrent archive uploads of the worst animated pack ($zip_bytes-byte ZIP, 40 × 4096² × 20 frames) | $hwm_after KiB (before: $hwm_before KiB) | answers: $statuses in $upload_s s | | ≤ 262144 KiB |"
   echo "| GET /v1/store/packs, 64 conns, $body_bytes-byte page | $store req/s | bare actix route, same body size: $base req/s | $(ratio "$store" "$base") | ≥ 0.3 |"
   echo "| GET /v1/blobs/{sha256}, 64 conns, $blob_bytes-byte sticker | $blob req/s | actix-files, same file: $files req/s | $(ratio "$blob" "$files") | ≥ 0.7 |"
-} | tee target/bench-packs.md
+} | tee "${CARGO_TARGET_DIR:-target}/bench-packs.md"
