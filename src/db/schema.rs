@@ -197,6 +197,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     pack_appeals,
     pack_purges,
     removal_refunds,
+    pack_revisions,
     creators,
     products,
     prices,
@@ -455,5 +456,22 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pack_revisions (id) {
+        id -> Text,
+        pack_id -> Text,
+        version -> Integer,
+        title -> Text,
+        description -> Text,
+        tags -> Text,
+        state -> Text,
+        reviewer_id -> Nullable<Text>,
+        reasons -> Text,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
     }
 }

@@ -30,7 +30,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, upload_limit: usize) {
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
-    .service(web::resource("/v1/creators/me/packs/{id}").route(web::get().to(show)))
+    .service(
+        web::resource("/v1/creators/me/packs/{id}")
+            .route(web::get().to(show))
+            .route(web::patch().to(super::revisions::edit)),
+    )
     .service(
         web::resource("/v1/creators/me/packs/{id}/stickers/{position}")
             .app_data(web::PayloadConfig::new(upload_limit))

@@ -13,6 +13,7 @@ mod entitlements;
 mod health;
 mod moderation;
 mod purchases;
+mod revisions;
 mod seats;
 pub mod server;
 mod store;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(|c| creator_packs::routes(c, state.settings.packs.max_upload_bytes))
                 .configure(moderation::routes)
                 .configure(takedowns::routes)
+                .configure(revisions::routes)
                 .configure(store::routes)
                 .configure(webhooks::routes)
                 .configure(admin_catalog::routes)

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod mailer;
 pub mod pack_archive;
 pub mod pack_import;
+pub mod pack_revisions;
 pub mod packs;
 pub mod seats;
 pub mod seed;

@@ -114,6 +114,8 @@ enum Param {
     /// A notice against the sale pack, and the owner's appeal of a suspension of another pack.
     Notice,
     Appeal,
+    /// A pending edit of the sale pack's texts.
+    Revision,
 }
 use Param::*;
 
@@ -195,6 +197,9 @@ fn rows() -> Vec<Row> {
         row("POST", "/v1/creators/me/packs", CREATOR)
             .body(|_| json!({"title": "Matrix", "kind": "static"})),
         row("GET", "/v1/creators/me/packs/{id}", CREATOR).of(&[DraftPack]),
+        row("PATCH", "/v1/creators/me/packs/{id}", CREATOR)
+            .of(&[DraftPack])
+            .body(|_| json!({"title": "Matrix draft"})),
         row(
             "PUT",
             "/v1/creators/me/packs/{id}/stickers/{position}",
@@ -235,6 +240,12 @@ fn rows() -> Vec<Row> {
         row("POST", "/v1/creators/me/packs/{id}/appeal", CREATOR)
             .of(&[DraftPack])
             .body(|_| json!({"statement": "Matrix."})),
+        row("GET", "/v1/moderation/revisions", MODERATOR),
+        row("GET", "/v1/moderation/revisions/{id}", MODERATOR).of(&[Revision]),
+        row("POST", "/v1/moderation/revisions/{id}/reject", MODERATOR)
+            .of(&[Revision])
+            .body(|_| json!({"reasons": ["other"]})),
+        row("POST", "/v1/moderation/revisions/{id}/approve", MODERATOR).of(&[Revision]),
         row("GET", "/v1/moderation/appeals", MODERATOR),
         row("POST", "/v1/moderation/appeals/{id}/decide", MODERATOR)
             .of(&[Appeal])
@@ -322,6 +333,7 @@ struct Fixtures {
     blob: String,
     notice: String,
     appeal: String,
+    revision: String,
 }
 
 impl Fixtures {
@@ -353,6 +365,7 @@ impl Fixtures {
             Blob => &self.blob,
             Notice => &self.notice,
             Appeal => &self.appeal,
+            Revision => &self.revision,
         }
     }
 
@@ -461,6 +474,15 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         )
         .await;
     let appeal = id_of(&created(appeal).await);
+    let revision = app
+        .patch(
+            &format!("/v1/creators/me/packs/{sale_pack}"),
+            &token,
+            &json!({"title": "Matrix, revised"}),
+        )
+        .await;
+    assert_eq!(revision.status(), StatusCode::ACCEPTED, "revision fixture");
+    let revision = id_of(&revision.json::<Value>().await.expect("json"));
     let tokens = vec![
         (User, token),
         (AnotherUser, app.token("matrix-other", &[])),
@@ -493,6 +515,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         blob,
         notice,
         appeal,
+        revision,
     }
 }
 

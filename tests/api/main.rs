@@ -23,6 +23,7 @@ mod multi_instance;
 mod openapi;
 mod operations;
 mod packs;
+mod revisions;
 mod seats;
 mod store;
 mod stripe_requests;

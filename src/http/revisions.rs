@@ -1,0 +1,289 @@
+//! Editing a pack's texts: a creator's PATCH (at once for a draft, a revision to review for a
+//! published pack), and the moderators' queue of revisions with what each changes.
+
+use super::creator_packs::Cursor;
+use super::parse_json;
+use super::views::PackView;
+use crate::app::AppState;
+use crate::auth::{Caller, Role};
+use crate::db;
+use crate::db::models::from_db;
+use crate::db::models::packs::{Pack, Sticker};
+use crate::db::models::revisions::Revision;
+use crate::domain::pack_text::{check_tags, check_text};
+use crate::error::AppError;
+use crate::services::idempotency::{self, Reply};
+use crate::services::pack_revisions::{self, Edited, Texts};
+use crate::services::packs::check_reasons;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/moderation/revisions").route(web::get().to(queue)))
+        .service(web::resource("/v1/moderation/revisions/{id}").route(web::get().to(show)))
+        .service(
+            web::resource("/v1/moderation/revisions/{id}/approve").route(web::post().to(approve)),
+        )
+        .service(
+            web::resource("/v1/moderation/revisions/{id}/reject").route(web::post().to(reject)),
+        );
+}
+
+/// One field a revision changes.
+#[derive(Serialize)]
+struct Change {
+    field: &'static str,
+    from: serde_json::Value,
+    to: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct RevisionView {
+    id: String,
+    pack_id: String,
+    version: i32,
+    title: String,
+    description: String,
+    tags: Vec<String>,
+    state: String,
+    reviewer_id: Option<String>,
+    reasons: Vec<String>,
+    note: Option<String>,
+    created_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+    /// Against the texts the pack shows now.
+    changes: Vec<Change>,
+}
+
+impl RevisionView {
+    fn new(r: &Revision, pack: &Pack) -> RevisionView {
+        let mut changes = Vec::new();
+        let mut diff = |field, from: serde_json::Value, to: serde_json::Value| {
+            if from != to {
+                changes.push(Change { field, from, to });
+            }
+        };
+        diff("title", pack.title.clone().into(), r.title.clone().into());
+        diff(
+            "description",
+            pack.description.clone().into(),
+            r.description.clone().into(),
+        );
+        diff("tags", pack.tags().into(), r.tags().into());
+        RevisionView {
+            id: r.id.clone(),
+            pack_id: r.pack_id.clone(),
+            version: r.version,
+            title: r.title.clone(),
+            description: r.description.clone(),
+            tags: r.tags(),
+            state: r.state.clone(),
+            reviewer_id: r.reviewer_id.clone(),
+            reasons: serde_json::from_str(&r.reasons).unwrap_or_default(),
+            note: r.note.clone(),
+            created_at: from_db(r.created_at),
+            decided_at: r.decided_at.map(from_db),
+            changes,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextsBody {
+    title: Option<String>,
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+/// PATCH /v1/creators/me/packs/{id} — 200 with the pack (a draft or rejected pack), or 202
+/// with the revision a moderator will review (a published pack).
+pub async fn edit(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let id = path.into_inner();
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let b: TextsBody = parse_json(&body)?;
+        let invalid = |code: &'static str| move |d: String| AppError::unprocessable(code, d);
+        if let Some(t) = &b.title {
+            check_text("title", t, 1, 64).map_err(invalid("invalid_title"))?;
+        }
+        if let Some(d) = &b.description {
+            check_text("description", d, 0, 300).map_err(invalid("invalid_description"))?;
+        }
+        if let Some(tags) = &b.tags {
+            check_tags(tags).map_err(invalid("invalid_tags"))?;
+        }
+        let texts = Texts {
+            title: b.title,
+            description: b.description,
+            tags: b.tags,
+        };
+        match pack_revisions::edit(&state, &me, &id, texts).await? {
+            Edited::Applied(pack) => {
+                let pid = pack.id.clone();
+                let stickers =
+                    db::run(&state.pool, move |conn| Ok(Sticker::of_pack(conn, &pid)?)).await?;
+                Ok(Reply::ok(PackView::for_creator(&pack, &stickers)))
+            }
+            Edited::Proposed(revision) => {
+                let pid = revision.pack_id.clone();
+                let pack = db::run(&state.pool, move |conn| {
+                    Pack::find(conn, &pid)?.ok_or_else(|| AppError::not_found("pack"))
+                })
+                .await?;
+                Ok(Reply::json(
+                    StatusCode::ACCEPTED,
+                    RevisionView::new(&revision, &pack),
+                ))
+            }
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Listing {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct RevisionPage {
+    items: Vec<RevisionView>,
+    next_cursor: Option<String>,
+}
+
+/// GET /v1/moderation/revisions — pending revisions, oldest first.
+async fn queue(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<Listing>,
+) -> Result<HttpResponse, AppError> {
+    caller.staff(Role::Moderator)?;
+    let q = query.into_inner();
+    let cursor = Cursor {
+        cursor: q.cursor,
+        limit: q.limit,
+    };
+    let (limit, after) = (cursor.limit()?, cursor.after()?);
+    let page = db::run(&state.pool, move |conn| {
+        let after = match after {
+            Some(id) => Some(
+                Revision::find(conn, &id)?
+                    .map(|r| (r.created_at, r.id))
+                    .ok_or_else(|| AppError::unprocessable("invalid_cursor", "unknown cursor"))?,
+            ),
+            None => None,
+        };
+        let mut rows = Revision::pending(conn, after, limit + 1)?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let ids: Vec<String> = rows.iter().map(|r| r.pack_id.clone()).collect();
+        let packs = Pack::many(conn, &ids)?;
+        let items = rows
+            .iter()
+            .filter_map(|r| {
+                let pack = packs.iter().find(|p| p.id == r.pack_id)?;
+                Some(RevisionView::new(r, pack))
+            })
+            .collect();
+        Ok(RevisionPage {
+            next_cursor: more.then(|| rows.last().map(|r| r.id.clone())).flatten(),
+            items,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// GET /v1/moderation/revisions/{id} — the revision and what it changes.
+async fn show(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.staff(Role::Moderator)?;
+    let id = path.into_inner();
+    let view = db::run(&state.pool, move |conn| {
+        let r = Revision::find(conn, &id)?
+            .ok_or_else(|| AppError::not_found(format!("revision {id}")))?;
+        let pack = Pack::find(conn, &r.pack_id)?.ok_or_else(|| AppError::not_found("pack"))?;
+        Ok(RevisionView::new(&r, &pack))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Verdict {
+    #[serde(default)]
+    reasons: Vec<String>,
+    note: Option<String>,
+}
+
+async fn decide(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    id: String,
+    approve: bool,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Moderator)?.to_owned();
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let v: Verdict = if body.is_empty() {
+            Verdict::default()
+        } else {
+            parse_json(&body)?
+        };
+        check_reasons(&v.reasons)?;
+        if !approve && v.reasons.is_empty() {
+            return Err(AppError::unprocessable(
+                "reason_required",
+                "a rejection gives at least one reason code",
+            ));
+        }
+        if let Some(n) = &v.note {
+            check_text("note", n, 1, 2000)
+                .map_err(|d| AppError::unprocessable("invalid_note", d))?;
+        }
+        let revision = pack_revisions::decide(&state, &me, &id, approve, v.reasons, v.note).await?;
+        let pid = revision.pack_id.clone();
+        let pack = db::run(&state.pool, move |conn| {
+            Pack::find(conn, &pid)?.ok_or_else(|| AppError::not_found("pack"))
+        })
+        .await?;
+        Ok(Reply::ok(RevisionView::new(&revision, &pack)))
+    })
+    .await
+}
+
+async fn approve(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    decide(state, caller, req, body, path.into_inner(), true).await
+}
+
+async fn reject(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    decide(state, caller, req, body, path.into_inner(), false).await
+}
