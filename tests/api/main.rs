@@ -31,4 +31,5 @@ mod stripe_shapes;
 mod stripe_today;
 mod takedowns;
 mod tokens;
+mod upload_attacks;
 mod webhooks;
