@@ -185,6 +185,7 @@ diesel::joinable!(seat_assignments -> subscriptions (subscription_id));
 diesel::joinable!(downgrade_retries -> subscriptions (subscription_id));
 diesel::joinable!(orders -> products (product_id));
 diesel::joinable!(pack_stickers -> packs (pack_id));
+diesel::joinable!(pack_archives -> packs (pack_id));
 diesel::joinable!(packs -> creators (creator_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -198,6 +199,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     pack_purges,
     removal_refunds,
     pack_revisions,
+    pack_archives,
     creators,
     products,
     prices,
@@ -473,5 +475,14 @@ diesel::table! {
         note -> Nullable<Text>,
         created_at -> Timestamp,
         decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    pack_archives (pack_id) {
+        pack_id -> Text,
+        sha256 -> Text,
+        bytes -> BigInt,
+        built_at -> Timestamp,
     }
 }

@@ -122,10 +122,12 @@ async fn list(
         let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
         let stickers = Sticker::of_packs(conn, &ids)?;
         let prices = Price::of_products(conn, &ids)?;
+        let archives = packs::archives_of(conn, &ids)?;
         let owned = owned_set(conn, &me)?;
         Ok(page_of(found, limit, |p| {
             StorePackView::new(p, &stickers, &prices, Some(owned.contains(&p.id)))
                 .priced_in(currency.as_deref())
+                .with_archive(&archives)
         }))
     })
     .await?;
@@ -172,8 +174,10 @@ async fn show(
             .ok_or_else(|| AppError::not_found(format!("pack {id}")))?;
         let stickers = Sticker::of_pack(conn, &id)?;
         let prices = Price::of_products(conn, std::slice::from_ref(&id))?;
+        let archives = packs::archives_of(conn, std::slice::from_ref(&id))?;
         Ok(StorePackView::new(&pack, &stickers, &prices, Some(owned))
-            .priced_in(currency.as_deref()))
+            .priced_in(currency.as_deref())
+            .with_archive(&archives))
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -197,9 +201,10 @@ async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse
         let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
         let stickers = Sticker::of_packs(conn, &ids)?;
         let prices = Price::of_products(conn, &ids)?;
+        let archives = packs::archives_of(conn, &ids)?;
         Ok(found
             .iter()
-            .map(|p| StorePackView::new(p, &stickers, &prices, Some(true)))
+            .map(|p| StorePackView::new(p, &stickers, &prices, Some(true)).with_archive(&archives))
             .collect::<Vec<_>>())
     })
     .await?;
@@ -273,8 +278,13 @@ async fn blob(
         return Err(AppError::not_found("blob"));
     }
     let s = sha.clone();
-    let packs = db::run(&state.pool, move |conn| {
-        Ok(Sticker::packs_of_blob(conn, &s)?)
+    // A sticker's image or thumbnail, or a published pack's archive.
+    let (packs, archive) = db::run(&state.pool, move |conn| {
+        let stickers = Sticker::packs_of_blob(conn, &s)?;
+        if !stickers.is_empty() {
+            return Ok((stickers, false));
+        }
+        Ok((packs::packs_of_archive(conn, &s)?, true))
     })
     .await?;
     if packs
@@ -321,7 +331,11 @@ async fn blob(
     let Some(stat) = state.blobs.stat(&sha).await.map_err(storage_unavailable)? else {
         return Err(AppError::not_found(format!("blob {sha}")));
     };
-    res.content_type("image/png");
+    res.content_type(if archive {
+        "application/zip"
+    } else {
+        "image/png"
+    });
     let range = req
         .headers()
         .get(header::RANGE)

@@ -99,6 +99,9 @@ pub fn spawn(state: web::Data<AppState>, mail: Arc<Mail>) {
             if let Err(e) = crate::services::takedowns::refund_removed(&state).await {
                 tracing::warn!(error = %e, "refunds of removed packs");
             }
+            if let Err(e) = crate::services::packs::archive_missing(&state).await {
+                tracing::warn!(error = %e, "archives of published packs");
+            }
             if let Err(e) = crate::services::takedowns::purge_removed(&state).await {
                 tracing::warn!(error = %e, "purge of removed packs' images");
             }

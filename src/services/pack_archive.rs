@@ -192,6 +192,44 @@ pub fn read<R: Read + Seek>(
     Ok(Contents { manifest, files })
 }
 
+/// One sticker of a published pack's archive: its permanent id, emoji and our image.
+pub struct Published {
+    pub sticker_id: String,
+    pub emoji: String,
+    pub image: Vec<u8>,
+}
+
+/// The published pack as one ZIP: `pack.json` (the pack id and each sticker's permanent id,
+/// file and emoji; no texts, which revisions may change) and the images, in position order.
+/// Deterministic: the same pack always gives the same bytes (entries stored, the 1980 epoch as
+/// every entry's time), so its SHA-256 names it.
+pub fn build(pack_id: &str, stickers: &[Published]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    let entries: Vec<serde_json::Value> = stickers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::json!({
+                "id": s.sticker_id,
+                "file": format!("{:03}.png", i + 1),
+                "emoji": s.emoji.split(' ').collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({ "id": pack_id, "stickers": entries });
+    zip.start_file("pack.json", opts)?;
+    zip.write_all(manifest.to_string().as_bytes())?;
+    for (i, s) in stickers.iter().enumerate() {
+        zip.start_file(format!("{:03}.png", i + 1), opts)?;
+        zip.write_all(&s.image)?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

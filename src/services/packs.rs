@@ -112,7 +112,12 @@ async fn encode(state: &AppState, bytes: Vec<u8>, kind: PackKind) -> Result<Enco
     // Permits are megapixels. Unreadable headers are refused before any decoding, so they
     // cost one.
     let budget = state.decode_megapixels;
+    // A header claiming more than the rules allow is refused before decoding: it costs one
+    // too, or a stream of tiny "bombs" would each wait for the whole budget and hold back
+    // every other upload.
+    let most = u64::from(rules.max_source_side).pow(2) * u64::from(rules.max_frames);
     let cost = sticker_images::pixel_cost(&bytes)
+        .filter(|px| *px <= most)
         .map_or(1, |px| {
             u32::try_from(px.div_ceil(1_000_000)).unwrap_or(u32::MAX)
         })
@@ -346,7 +351,7 @@ pub async fn submit(state: &AppState, creator: &str, pack_id: &str) -> Result<Pa
 pub async fn release(state: &AppState, creator: &str, pack_id: &str) -> Result<Pack, AppError> {
     let (c, p) = (creator.to_owned(), pack_id.to_owned());
     let tiers = state.settings.packs.price_tiers.clone();
-    changes::transaction(state, move |conn, changed| {
+    let pack = changes::transaction(state, move |conn, changed| {
         let pack = own_pack(conn, &c, &p)?;
         if pack.state != PackState::Approved {
             return Err(AppError::conflict(
@@ -400,7 +405,74 @@ pub async fn release(state: &AppState, creator: &str, pack_id: &str) -> Result<P
         changed.user(c);
         Ok(Pack::find(conn, &p)?.unwrap_or(pack))
     })
+    .await?;
+    // The archive needs the permanent ids the release gave; if the blob store fails now, the
+    // jobs worker builds it later (`archive_missing`).
+    if let Err(e) = build_archive(state, pack_id).await {
+        tracing::warn!(pack = pack_id, error = %e, "pack archive not built yet");
+    }
+    Ok(pack)
+}
+
+/// Builds and stores a published pack's archive (once; again is a no-op).
+pub async fn build_archive(state: &AppState, pack_id: &str) -> Result<(), AppError> {
+    let p = pack_id.to_owned();
+    let stickers = db::run(&state.pool, move |conn| Ok(Sticker::of_pack(conn, &p)?)).await?;
+    let mut published = Vec::with_capacity(stickers.len());
+    for s in stickers {
+        let Some(sticker_id) = s.sticker_id else {
+            return Err(AppError::conflict(
+                "pack_not_published",
+                "stickers have no ids yet",
+            ));
+        };
+        let image = state
+            .blobs
+            .get(&s.image_sha256)
+            .await
+            .map_err(storage_unavailable)?
+            .ok_or_else(|| {
+                storage_unavailable(anyhow::anyhow!("blob {} missing", s.image_sha256))
+            })?;
+        published.push(crate::services::pack_archive::Published {
+            sticker_id,
+            emoji: s.emoji,
+            image: image.to_vec(),
+        });
+    }
+    let id = pack_id.to_owned();
+    let zip = actix_web::rt::task::spawn_blocking(move || {
+        crate::services::pack_archive::build(&id, &published)
+    })
     .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("pack archive: {e}")))?
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("pack archive: {e}")))?;
+    let bytes = i64::try_from(zip.len()).unwrap_or(i64::MAX);
+    // Written before the row that names it, like every blob.
+    let sha = state
+        .blobs
+        .put(zip.into())
+        .await
+        .map_err(storage_unavailable)?;
+    let p = pack_id.to_owned();
+    db::run(&state.pool, move |conn| {
+        Ok(packs::set_archive(conn, &p, &sha, bytes)?)
+    })
+    .await
+}
+
+/// Archives of published packs that have none (the blob store failed at their release).
+pub async fn archive_missing(state: &AppState) -> Result<usize, AppError> {
+    // Not those just released: their release is building theirs.
+    let before = Utc::now() - Duration::minutes(1);
+    let ids = db::run(&state.pool, move |conn| {
+        Ok(packs::without_archive(conn, before, 10)?)
+    })
+    .await?;
+    for id in &ids {
+        build_archive(state, id).await?;
+    }
+    Ok(ids.len())
 }
 
 /// Takes a pack off the store; whoever owns it keeps it.

@@ -415,6 +415,12 @@ pub async fn purge_removed(state: &AppState) -> Result<usize, AppError> {
                     }
                 }
             }
+            // Its archive is its own.
+            shas.extend(
+                packs::archives_of(conn, std::slice::from_ref(&p))?
+                    .into_iter()
+                    .map(|(_, sha)| sha),
+            );
             Ok(shas)
         })
         .await?;

@@ -621,15 +621,20 @@ both!(
         // A polyglot is accepted as the image it also is, and served without its payload.
         let res = upload(&app, &token, &id, 1, "🐦", polyglot).await;
         let sticker = ok_json(res, StatusCode::OK).await;
-        let served = app
+        // A draft's images are its creator's to preview.
+        let res = app
             .client
             .get(app.url(sticker["image_url"].as_str().unwrap()))
+            .bearer_auth(&token)
             .send()
             .await
-            .unwrap()
-            .bytes()
-            .await
             .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let served = res.bytes().await.unwrap();
+        assert!(
+            image::load_from_memory(&served).is_ok(),
+            "the image we encoded"
+        );
         assert!(!served.windows(6).any(|w| w == b"<html>"));
         // Too large for the upload limit: 413 before any decoding.
         let res = upload(&app, &token, &id, 2, "🐦", vec![0u8; 5 * 1024 * 1024]).await;

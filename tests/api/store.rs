@@ -223,3 +223,73 @@ both!(
         assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
     }
 );
+
+both!(
+    a_published_pack_is_one_archive_of_its_stickers_built_once,
+    |b: Backend| async move {
+        use std::io::Read;
+        let app = spawn(b).await;
+        let (_, token) = creator(&app).await;
+        let draft = json!({"title": "Two", "kind": "static", "price_tier": "t1"});
+        let pack = pack_on_sale_from(&app, &token, &draft, 2).await;
+        let id = pack["id"].as_str().unwrap();
+        let shown = ok_json(
+            app.get(&format!("/v1/store/packs/{id}"), &app.token(&user(), &[]))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        let url = shown["archive_url"]
+            .as_str()
+            .expect("an archive")
+            .to_owned();
+        let res = app.client.get(app.url(&url)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-type"], "application/zip");
+        assert!(res.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable"));
+        let bytes = res.bytes().await.unwrap().to_vec();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a ZIP");
+        let mut manifest = String::new();
+        zip.by_name("pack.json")
+            .unwrap()
+            .read_to_string(&mut manifest)
+            .unwrap();
+        let manifest: Value = serde_json::from_str(&manifest).unwrap();
+        assert_eq!(manifest["id"], id);
+        let entries = manifest["stickers"].as_array().unwrap();
+        assert_eq!(entries.len(), 2);
+        for (entry, sticker) in entries.iter().zip(shown["stickers"].as_array().unwrap()) {
+            assert_eq!(entry["id"], sticker["sticker_id"]);
+            assert_eq!(entry["emoji"], json!(["😺"]));
+            let mut image = Vec::new();
+            zip.by_name(entry["file"].as_str().unwrap())
+                .unwrap()
+                .read_to_end(&mut image)
+                .unwrap();
+            let served = app
+                .client
+                .get(app.url(sticker["image_url"].as_str().unwrap()))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(image, served.to_vec(), "the images we serve");
+        }
+        // Removed: the archive is blocked like the images.
+        let res = app
+            .post(
+                &format!("/v1/moderation/packs/{id}/remove"),
+                &app.token("mod-mo", &["moderator"]),
+                &json!({"reasons": ["other"]}),
+            )
+            .await;
+        ok_json(res, StatusCode::OK).await;
+        let res = app.client.get(app.url(&url)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS);
+    }
+);

@@ -304,7 +304,7 @@ both!(
         assert!(res.status().is_success());
         wait_until_holds(&app, &fan, &key, true).await;
         let files = blob_files(&app);
-        assert_eq!(files, 2, "a sticker and its thumbnail");
+        assert_eq!(files, 3, "a sticker, its thumbnail and the pack's archive");
         let res = app
             .post(
                 &format!("/v1/moderation/packs/{id}/remove"),
@@ -384,7 +384,10 @@ both!(
         let (_, token) = creator(&app).await;
         let pack = pack_on_sale(&app, &token, None, 2).await;
         let files = blob_files(&app);
-        assert_eq!(files, 4, "two stickers and their thumbnails");
+        assert_eq!(
+            files, 5,
+            "two stickers, their thumbnails and the pack's archive"
+        );
         let res = app
             .post(
                 &format!(

@@ -1,7 +1,7 @@
 //! Sticker packs, their stickers, claims of free packs, and the audit trail of their states.
 
 use super::{new_id, to_db};
-use crate::db::schema::{pack_claims, pack_events, pack_stickers, packs};
+use crate::db::schema::{pack_archives, pack_claims, pack_events, pack_stickers, packs};
 use crate::db::DbConn;
 use crate::domain::states::{PackKind, PackState};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -470,10 +470,73 @@ impl Sticker {
 
     /// Every blob a sticker refers to (for garbage collection).
     pub fn referenced_blobs(conn: &mut DbConn) -> QueryResult<Vec<(String, String)>> {
-        pack_stickers::table
+        let mut all: Vec<(String, String)> = pack_stickers::table
             .select((pack_stickers::image_sha256, pack_stickers::thumbnail_sha256))
-            .load(conn)
+            .load(conn)?;
+        // Packs' archives are blobs too.
+        let archives: Vec<String> = pack_archives::table
+            .select(pack_archives::sha256)
+            .load(conn)?;
+        all.extend(archives.into_iter().map(|a| (a.clone(), a)));
+        Ok(all)
     }
+}
+
+/// The archives of these packs: (pack id, SHA-256).
+pub fn archives_of(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    pack_archives::table
+        .filter(pack_archives::pack_id.eq_any(&ids[..ids.len().min(500)]))
+        .select((pack_archives::pack_id, pack_archives::sha256))
+        .load(conn)
+}
+
+/// Records a pack's archive (built once; a second build of the same pack is ignored).
+pub fn set_archive(conn: &mut DbConn, pack: &str, sha: &str, bytes: i64) -> QueryResult<()> {
+    crate::db::insert_or_ignore!(
+        conn,
+        pack_archives::table,
+        (
+            pack_archives::pack_id.eq(pack),
+            pack_archives::sha256.eq(sha),
+            pack_archives::bytes.eq(bytes),
+            pack_archives::built_at.eq(to_db(Utc::now())),
+        )
+    )?;
+    Ok(())
+}
+
+/// The packs whose archive is this blob: (state, creator, published), as `packs_of_blob`.
+pub fn packs_of_archive(
+    conn: &mut DbConn,
+    sha: &str,
+) -> QueryResult<Vec<(PackState, String, bool)>> {
+    let rows: Vec<(PackState, String, Option<NaiveDateTime>)> = pack_archives::table
+        .inner_join(packs::table)
+        .filter(pack_archives::sha256.eq(sha))
+        .select((packs::state, packs::creator_id, packs::published_at))
+        .limit(1000)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(state, creator, published)| (state, creator, published.is_some()))
+        .collect())
+}
+
+/// Packs published before `before` (not removed) that have no archive yet, at most `limit`.
+pub fn without_archive(
+    conn: &mut DbConn,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    packs::table
+        .left_join(pack_archives::table)
+        .filter(pack_archives::pack_id.is_null())
+        .filter(packs::published_at.lt(to_db(before)))
+        .filter(packs::state.ne(PackState::Removed))
+        .select(packs::id)
+        .order(packs::published_at.asc())
+        .limit(limit)
+        .load(conn)
 }
 
 /// Free packs a user claimed.

@@ -138,6 +138,8 @@ pub struct StorePackView {
     /// The price in the currency asked for (`?currency=`); `null` when none was asked, the
     /// pack is free, or it is not sold in that currency.
     pub price: Option<StorePriceView>,
+    /// The whole pack as one ZIP (`/v1/blobs/{sha256}`), once built at publication.
+    pub archive_url: Option<String>,
     pub published_at: Option<DateTime<Utc>>,
     /// `null` when the caller is not a signed-in user.
     pub owned: Option<bool>,
@@ -171,6 +173,7 @@ impl StorePackView {
                 })
                 .collect(),
             price: None,
+            archive_url: None,
             published_at: p.published_at.map(from_db),
             owned,
             stickers: stickers
@@ -188,6 +191,15 @@ impl StorePackView {
 
 impl StorePackView {
     /// With `price` set to the price in `currency`, if asked for and sold in it.
+    /// With `archive_url` set from the packs' archives `(pack id, SHA-256)`.
+    pub fn with_archive(mut self, archives: &[(String, String)]) -> Self {
+        self.archive_url = archives
+            .iter()
+            .find(|(pack, _)| *pack == self.id)
+            .map(|(_, sha)| format!("/v1/blobs/{sha}"));
+        self
+    }
+
     pub fn priced_in(mut self, currency: Option<&str>) -> Self {
         self.price = currency.and_then(|c| self.prices.iter().find(|p| p.currency == c).cloned());
         self
