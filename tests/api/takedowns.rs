@@ -382,7 +382,17 @@ both!(
         })
         .await;
         let (_, token) = creator(&app).await;
-        let pack = pack_on_sale(&app, &token, None, 2).await;
+        let pack = pack_on_sale(&app, &token, Some("t1"), 2).await;
+        // An order support made by hand (no Stripe payment): nothing to refund through Stripe.
+        let price = usd_price(&app, pack["id"].as_str().unwrap()).await;
+        let order = app
+            .post(
+                "/v1/admin/orders",
+                &app.support(),
+                &json!({"buyer_id": user(), "price_id": price}),
+            )
+            .await;
+        ok_json(order, StatusCode::CREATED).await;
         let files = blob_files(&app);
         assert_eq!(
             files, 5,
@@ -401,6 +411,15 @@ both!(
         ok_json(res, StatusCode::OK).await;
         let purged = eventually(WAIT, || async { blob_files(&app) == 0 }).await;
         assert!(purged, "{} files left", blob_files(&app));
+        let id = pack["id"].as_str().unwrap();
+        let settled = eventually(WAIT, || async {
+            refunds_of(&app, id)
+                .await
+                .first()
+                .is_some_and(|r| r["state"] == "nothing_to_refund")
+        })
+        .await;
+        assert!(settled, "{:?}", refunds_of(&app, id).await);
         let image = pack["stickers"][0]["image_url"].as_str().unwrap();
         let res = app.client.get(app.url(image)).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS);
