@@ -76,6 +76,11 @@ enum Command {
     WorstAnimated {
         #[arg(long, default_value_t = 40)]
         stickers: u32,
+        /// 4096 is the largest side a source may have, but a 20-frame animation of it needs
+        /// more decoder memory than one sticker may take; the script finds the largest
+        /// accepted.
+        #[arg(long, default_value_t = 4096)]
+        side: u32,
         #[arg(long)]
         out: std::path::PathBuf,
     },
@@ -121,7 +126,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::ValidatePacks { stickers, rounds } => packs::validate(stickers, rounds),
-        Command::WorstAnimated { stickers, out } => packs::worst_animated(stickers, &out),
+        Command::WorstAnimated {
+            stickers,
+            side,
+            out,
+        } => packs::worst_animated(stickers, side, &out),
         Command::Files { dir, port } => packs::files(&dir, port),
         Command::BatchBody { users, first } => {
             let ids: Vec<String> = (first..first + users).map(user_id).collect();

@@ -75,12 +75,11 @@ pub fn validate(n: u32, rounds: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The worst animated archive the limits allow: `n` APNGs at the largest source side, the most
-/// frames, each frame different but compressible (so the upload is small and the decode is
+/// The worst animated archive the limits allow: `n` APNGs of `side` px (the largest an
+/// animation's decode fits the decoder's memory bound at), the most frames, each frame different but compressible (so the upload is small and the decode is
 /// not).
-pub fn worst_animated(n: u32, out: &std::path::Path) -> anyhow::Result<()> {
+pub fn worst_animated(n: u32, side: u32, out: &std::path::Path) -> anyhow::Result<()> {
     let rules = Rules::default();
-    let side = rules.max_source_side;
     let mut manifest = String::from(
         "title = \"Worst case\"\ndescription = \"Largest canvas, most frames.\"\nkind = \"animated\"\n",
     );
