@@ -21,7 +21,7 @@ trap cleanup EXIT
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --bin kopilka --bin kopilka-bench
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 
 psql -q "$PG/postgres" -c 'DROP DATABASE IF EXISTS kopilka_bench WITH (FORCE)' -c 'CREATE DATABASE kopilka_bench'
 $bin/kopilka-bench seed --database-url "$PG/kopilka_bench" --users "$USERS"
@@ -117,4 +117,4 @@ ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
   echo "| cold path: no cache, PostgreSQL, 64 conns | $cold req/s | pgbench -S, 64 clients: $pg_tps tps | $(ratio "$cold" "$pg_tps") | ≥ 0.5 |"
   echo "| resident memory per cached answer | $bytes_per_user bytes | RSS $rss_before → $rss_after KiB for $((USERS - 1000)) users | | ≤ 200 |"
   echo "| RSS after the token runs (answers + verified tokens) | $rss_tokens KiB | | | |"
-} | tee target/bench-results.md
+} | tee "${CARGO_TARGET_DIR:-target}/bench-results.md"
