@@ -304,17 +304,21 @@ both!(
         wait_until_holds(&app, &via_link, &key, true).await;
 
         // 199 through the link: 80 % is 159 (rounded down, see domain::money); 199 in the store: 99.
-        let earnings = loop {
-            let e = ok_json(
+        let earnings_now = || async {
+            ok_json(
                 app.get("/v1/creators/me/earnings", &token).await,
                 StatusCode::OK,
             )
-            .await;
-            if e["recent_sales"].as_array().is_some_and(|s| s.len() == 2) {
-                break e;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            .await
         };
+        let both_sales = crate::helpers::eventually(crate::billing_helpers::WAIT, || async {
+            earnings_now().await["recent_sales"]
+                .as_array()
+                .is_some_and(|s| s.len() == 2)
+        })
+        .await;
+        let earnings = earnings_now().await;
+        assert!(both_sales, "both sales posted: {earnings}");
         let mut shares: Vec<i64> = earnings["recent_sales"]
             .as_array()
             .unwrap()
