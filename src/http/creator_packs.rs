@@ -47,7 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, upload_limit: usize) {
     .service(web::resource("/v1/creators/me/packs/{id}/retire").route(web::post().to(retire)));
 }
 
-fn invalid(code: &'static str) -> impl Fn(String) -> AppError {
+pub(super) fn invalid(code: &'static str) -> impl Fn(String) -> AppError {
     move |detail| AppError::unprocessable(code, detail)
 }
 
@@ -285,15 +285,21 @@ pub fn cursor_pack(
 }
 
 /// The first `limit` rows as views, and the cursor of the next page if there is one.
-pub fn page_of<V>(mut rows: Vec<Pack>, limit: i64, view: impl Fn(&Pack) -> V) -> Page<V> {
+pub fn page_of<V>(rows: Vec<Pack>, limit: i64, view: impl Fn(&Pack) -> V) -> Page<V> {
+    page_by(rows, limit, |p| p.id.clone(), view)
+}
+
+/// `page_of` for any rows (fetched `limit + 1` at a time): `cursor` names a row.
+pub fn page_by<T, V>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> String,
+    view: impl FnMut(&T) -> V,
+) -> Page<V> {
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
     Page {
-        next_cursor: if more {
-            rows.last().map(|p| p.id.clone())
-        } else {
-            None
-        },
+        next_cursor: if more { rows.last().map(cursor) } else { None },
         items: rows.iter().map(view).collect(),
     }
 }

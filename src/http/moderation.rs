@@ -166,10 +166,18 @@ fn verdict(body: &[u8]) -> Result<Verdict, AppError> {
     }
     let codes: Vec<String> = v.stickers.iter().map(|s| s.reason.clone()).collect();
     check_reasons(&codes)?;
-    if let Some(n) = &v.note {
-        check_text("note", n, 1, 2000).map_err(|d| AppError::unprocessable("invalid_note", d))?;
-    }
+    check_note(&v.note)?;
     Ok(v)
+}
+
+/// A moderator's note for the creator: 1-2000 characters of plain text.
+pub(super) fn check_note(note: &Option<String>) -> Result<(), AppError> {
+    match note {
+        Some(n) => {
+            check_text("note", n, 1, 2000).map_err(|d| AppError::unprocessable("invalid_note", d))
+        }
+        None => Ok(()),
+    }
 }
 
 async fn decide(

@@ -1,7 +1,8 @@
 //! Editing a pack's texts: a creator's PATCH (at once for a draft, a revision to review for a
 //! published pack), and the moderators' queue of revisions with what each changes.
 
-use super::creator_packs::Cursor;
+use super::creator_packs::{invalid, page_by, Cursor};
+use super::moderation::check_note;
 use super::parse_json;
 use super::views::PackView;
 use crate::app::AppState;
@@ -111,7 +112,6 @@ pub async fn edit(
     let id = path.into_inner();
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let b: TextsBody = parse_json(&body)?;
-        let invalid = |code: &'static str| move |d: String| AppError::unprocessable(code, d);
         if let Some(t) = &b.title {
             check_text("title", t, 1, 64).map_err(invalid("invalid_title"))?;
         }
@@ -149,32 +149,14 @@ pub async fn edit(
     .await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Listing {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct RevisionPage {
-    items: Vec<RevisionView>,
-    next_cursor: Option<String>,
-}
-
 /// GET /v1/moderation/revisions — pending revisions, oldest first.
 async fn queue(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<Listing>,
+    query: web::Query<Cursor>,
 ) -> Result<HttpResponse, AppError> {
     caller.staff(Role::Moderator)?;
-    let q = query.into_inner();
-    let cursor = Cursor {
-        cursor: q.cursor,
-        limit: q.limit,
-    };
-    let (limit, after) = (cursor.limit()?, cursor.after()?);
+    let (limit, after) = (query.limit()?, query.after()?);
     let page = db::run(&state.pool, move |conn| {
         let after = match after {
             Some(id) => Some(
@@ -184,21 +166,24 @@ async fn queue(
             ),
             None => None,
         };
-        let mut rows = Revision::pending(conn, after, limit + 1)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        let rows = Revision::pending(conn, after, limit + 1)?;
         let ids: Vec<String> = rows.iter().map(|r| r.pack_id.clone()).collect();
         let packs = Pack::many(conn, &ids)?;
-        let items = rows
-            .iter()
-            .filter_map(|r| {
-                let pack = packs.iter().find(|p| p.id == r.pack_id)?;
-                Some(RevisionView::new(r, pack))
-            })
-            .collect();
-        Ok(RevisionPage {
-            next_cursor: more.then(|| rows.last().map(|r| r.id.clone())).flatten(),
-            items,
+        // Every revision's pack exists (a foreign key): the page's cursor and items agree.
+        let mut page = page_by(
+            rows,
+            limit,
+            |r| r.id.clone(),
+            |r| {
+                packs
+                    .iter()
+                    .find(|p| p.id == r.pack_id)
+                    .map(|pack| RevisionView::new(r, pack))
+            },
+        );
+        Ok(super::views::Page {
+            items: page.items.drain(..).flatten().collect(),
+            next_cursor: page.next_cursor,
         })
     })
     .await?;
@@ -253,10 +238,7 @@ async fn decide(
                 "a rejection gives at least one reason code",
             ));
         }
-        if let Some(n) = &v.note {
-            check_text("note", n, 1, 2000)
-                .map_err(|d| AppError::unprocessable("invalid_note", d))?;
-        }
+        check_note(&v.note)?;
         let revision = pack_revisions::decide(&state, &me, &id, approve, v.reasons, v.note).await?;
         let pid = revision.pack_id.clone();
         let pack = db::run(&state.pool, move |conn| {

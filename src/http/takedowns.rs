@@ -2,7 +2,8 @@
 //! notices, remove packs (refunds and purge follow) and decide creators' appeals; a creator
 //! appeals a decision on their pack once.
 
-use super::creator_packs::Cursor;
+use super::creator_packs::{page_by, Cursor};
+use super::moderation::check_note;
 use super::parse_json;
 use super::views::PackView;
 use crate::app::AppState;
@@ -102,21 +103,8 @@ impl From<&Appeal> for AppealView {
     }
 }
 
-#[derive(Serialize)]
-struct Listing<V> {
-    items: Vec<V>,
-    next_cursor: Option<String>,
-}
-
 fn text(code: &'static str, field: &str, value: &str, max: usize) -> Result<(), AppError> {
     check_text(field, value, 1, max).map_err(|d| AppError::unprocessable(code, d))
-}
-
-fn note(value: &Option<String>) -> Result<(), AppError> {
-    match value {
-        Some(n) => text("invalid_note", "note", n, 2000),
-        None => Ok(()),
-    }
 }
 
 #[derive(Deserialize)]
@@ -216,13 +204,13 @@ async fn notices(
             ),
             None => None,
         };
-        let mut rows = Notice::in_state(conn, &wanted, after, limit + 1)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        Ok(Listing {
-            next_cursor: more.then(|| rows.last().map(|n| n.id.clone())).flatten(),
-            items: rows.iter().map(NoticeView::from).collect(),
-        })
+        let rows = Notice::in_state(conn, &wanted, after, limit + 1)?;
+        Ok(page_by(
+            rows,
+            limit,
+            |n| n.id.clone(),
+            |n| NoticeView::from(n),
+        ))
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -240,7 +228,7 @@ fn note_body(body: &[u8]) -> Result<NoteBody, AppError> {
     } else {
         parse_json(body)?
     };
-    note(&b.note)?;
+    check_note(&b.note)?;
     Ok(b)
 }
 
@@ -283,7 +271,7 @@ async fn remove(
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let b: RemoveBody = parse_json(&body)?;
         check_reasons(&b.reasons)?;
-        note(&b.note)?;
+        check_note(&b.note)?;
         if b.notice_id
             .as_ref()
             .is_some_and(|n| n.is_empty() || n.len() > 64)
@@ -327,25 +315,20 @@ async fn refunds(
         crate::db::models::packs::Pack::find(conn, &id)?
             .filter(|p| p.submitted_at.is_some())
             .ok_or_else(|| AppError::not_found(format!("pack {id}")))?;
-        let mut rows = RemovalRefund::of_pack(conn, &id, after.as_deref(), limit + 1)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        Ok(Listing {
-            next_cursor: more
-                .then(|| rows.last().map(|r| r.order_id.clone()))
-                .flatten(),
-            items: rows
-                .into_iter()
-                .map(|r| RemovalRefundView {
-                    order_id: r.order_id,
-                    state: r.state,
-                    attempts: r.attempts,
-                    stripe_refund_id: r.stripe_refund_id,
-                    last_error: r.last_error,
-                    next_attempt_at: from_db(r.next_at),
-                })
-                .collect(),
-        })
+        let rows = RemovalRefund::of_pack(conn, &id, after.as_deref(), limit + 1)?;
+        Ok(page_by(
+            rows,
+            limit,
+            |r| r.order_id.clone(),
+            |r| RemovalRefundView {
+                order_id: r.order_id.clone(),
+                state: r.state.clone(),
+                attempts: r.attempts,
+                stripe_refund_id: r.stripe_refund_id.clone(),
+                last_error: r.last_error.clone(),
+                next_attempt_at: from_db(r.next_at),
+            },
+        ))
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -369,13 +352,13 @@ async fn appeals(
             ),
             None => None,
         };
-        let mut rows = Appeal::in_state(conn, &wanted, after, limit + 1)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        Ok(Listing {
-            next_cursor: more.then(|| rows.last().map(|a| a.id.clone())).flatten(),
-            items: rows.iter().map(AppealView::from).collect(),
-        })
+        let rows = Appeal::in_state(conn, &wanted, after, limit + 1)?;
+        Ok(page_by(
+            rows,
+            limit,
+            |a| a.id.clone(),
+            |a| AppealView::from(a),
+        ))
     })
     .await?;
     Ok(HttpResponse::Ok().json(page))
@@ -411,7 +394,7 @@ async fn decide_appeal(
                 ))
             }
         };
-        note(&b.note)?;
+        check_note(&b.note)?;
         let appeal = takedowns::decide_appeal(&state, &me, &id, reverse, b.note).await?;
         Ok(Reply::ok(AppealView::from(&appeal)))
     })
