@@ -32,7 +32,7 @@ if [ "$fsync" != on ] || [ "$sync_commit" = off ]; then
 fi
 
 cargo build --release --bin kopilka --bin kopilka-bench
-bin=target/release
+bin=${CARGO_TARGET_DIR:-target}/release
 
 psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 $bin/kopilka-bench seed --database-url "$PG/$DB" --users "$USERS"
@@ -88,4 +88,4 @@ tps=$(median $(for r in $(seq 1 "$ROUNDS"); do awk '/^tps/ {print $3; exit}' "$w
   echo "| signed invoice.paid webhooks applied, $CONCURRENCY concurrent deliveries | $hooks events/s | pgbench TPC-B, $CONCURRENCY clients: $tps tps | $(python3 -c "print(f'{$hooks/$tps:.2f}')") | ≥ 0.3 |"
   echo "| written, checked after the run | $accepted events accepted → $payments payments, $postings ledger transactions ($unbalanced unbalanced), $receipts receipts ($sent sent), $renewed subscriptions renewed | | | |"
   echo "| PostgreSQL | fsync=$fsync, synchronous_commit=$sync_commit | | | |"
-} | tee target/bench-webhooks.md
+} | tee "${CARGO_TARGET_DIR:-target}/bench-webhooks.md"
