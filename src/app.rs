@@ -28,11 +28,15 @@ pub struct AppState {
     pub stripe: Option<crate::stripe::gateway::Gateway>,
     /// Sticker images, content-addressed.
     pub blobs: crate::services::blobs::Blobs,
+    /// Who may load each blob, kept until a pack is removed or reinstated.
+    pub blob_access: crate::services::blob_access::BlobAccess,
     /// Megapixels being decoded now across uploads (`packs.decode_pixel_budget`).
     pub decode_budget: Arc<tokio::sync::Semaphore>,
     pub decode_megapixels: u32,
     /// Archive uploads read at once.
     pub archive_slots: Arc<tokio::sync::Semaphore>,
+    /// Store pages, rendered.
+    pub store_pages: crate::http::store_pages::StorePages,
 }
 
 impl AppState {
@@ -40,6 +44,13 @@ impl AppState {
     /// it through the `NOTIFY` the write sent).
     pub fn changed<S: AsRef<str>>(&self, users: &[S]) {
         self.entitlements.invalidate(users);
+    }
+
+    /// After a committed write that may touch anyone (a catalog change, a pack removed or
+    /// reinstated): drop every cached entitlement answer and blob access answer here.
+    pub fn changed_everyone(&self) {
+        self.entitlements.invalidate_all();
+        self.blob_access.invalidate_all();
     }
 }
 
@@ -122,9 +133,11 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
     .unwrap_or(u32::MAX >> 4);
     let state = web::Data::new(AppState {
         blobs,
+        blob_access: Default::default(),
         decode_budget: Arc::new(tokio::sync::Semaphore::new(decode_megapixels as usize)),
         decode_megapixels,
         archive_slots: Arc::new(tokio::sync::Semaphore::new(2)),
+        store_pages: Default::default(),
         entitlements: Entitlements::new(
             pool.clone(),
             settings.cache.enabled,
@@ -146,7 +159,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
         let owner = std::sync::Arc::downgrade(&state.clone().into_inner());
         listen::spawn(url, owner, |state: &AppState, change| match change {
             listen::Changed::Users(users) => state.entitlements.invalidate(&users),
-            listen::Changed::Everyone => state.entitlements.invalidate_all(),
+            listen::Changed::Everyone => state.changed_everyone(),
         });
     }
     Ok(state)

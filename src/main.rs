@@ -41,6 +41,9 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
+        /// The user's country (ISO 3166-1 alpha-2), as the identity service would say.
+        #[arg(long)]
+        country: Option<String>,
     },
 }
 
@@ -76,7 +79,12 @@ fn main() -> anyhow::Result<()> {
             println!("imported {} pack(s): {:?}", titles.len(), titles);
             Ok(())
         }
-        Command::DevToken { sub, roles, ttl } => {
+        Command::DevToken {
+            sub,
+            roles,
+            ttl,
+            country,
+        } => {
             let Some(secret) = settings.hs256_secret() else {
                 anyhow::bail!(
                     "refusing: this service is configured with production keys only (no HS256 secret)"
@@ -85,13 +93,14 @@ fn main() -> anyhow::Result<()> {
             if !kopilka::auth::valid_user_id(&sub) {
                 anyhow::bail!("--sub must be 1-128 visible ASCII characters");
             }
-            let token = kopilka::auth::user_tokens::sign_hs256(
+            let token = kopilka::auth::user_tokens::sign_hs256_in(
                 &secret,
                 &settings.auth.issuer,
                 &settings.auth.audience,
                 &sub,
                 &roles,
                 ttl,
+                country.as_deref(),
             )?;
             println!("{token}");
             Ok(())

@@ -1,15 +1,25 @@
+use super::user_tokens::UserClaims;
 use super::{Role, ServiceKeyCheck};
 use crate::app::AppState;
+use crate::domain::regions::Region;
 use crate::error::AppError;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The authenticated caller of a request.
 #[derive(Clone, Debug)]
 pub enum Caller {
-    User { id: String, roles: Arc<[Role]> },
-    Service { credential_id: String },
+    User {
+        id: String,
+        roles: Arc<[Role]>,
+        /// From the token's `country` claim, when it has one.
+        country: Option<Region>,
+    },
+    Service {
+        credential_id: String,
+    },
 }
 
 impl Caller {
@@ -37,6 +47,14 @@ impl Caller {
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default()
             ))),
+        }
+    }
+
+    /// Where the user is, by their token; `None` for services and tokens without `country`.
+    pub fn country(&self) -> Option<Region> {
+        match self {
+            Caller::User { country, .. } => *country,
+            Caller::Service { .. } => None,
         }
     }
 
@@ -74,6 +92,24 @@ fn bearer(req: &HttpRequest) -> Result<String, AppError> {
         .ok_or_else(|| AppError::unauthenticated("Authorization must be 'Bearer <token>'"))
 }
 
+/// Keeps the user's country on their row, so a gift to them can be checked against a pack's
+/// sale regions: once per token and process (a token is verified once, then remembered), so
+/// the hot path pays an atomic load. A lost database only delays it to the next request.
+async fn record_country(state: &AppState, claims: &Arc<UserClaims>, country: Region) {
+    if claims.country_recorded.load(Ordering::Relaxed) {
+        return;
+    }
+    let id = claims.sub.clone();
+    let written = crate::db::run(&state.pool, move |conn| {
+        Ok(crate::db::models::users::set_country(conn, &id, country)?)
+    })
+    .await;
+    match written {
+        Ok(()) => claims.country_recorded.store(true, Ordering::Relaxed),
+        Err(e) => tracing::debug!(error = %e, "user country not recorded yet"),
+    }
+}
+
 impl FromRequest for Caller {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Caller, AppError>>;
@@ -97,9 +133,13 @@ impl FromRequest for Caller {
                 }
             } else {
                 let claims = state.user_tokens.verify(&token)?;
+                if let Some(country) = claims.country {
+                    record_country(&state, &claims, country).await;
+                }
                 Ok(Caller::User {
                     id: claims.sub.clone(),
                     roles: claims.roles.clone(),
+                    country: claims.country,
                 })
             }
         })

@@ -7,6 +7,7 @@
 //! the token itself, to keep hundreds of bytes per user out of memory.
 
 use super::{valid_user_id, Role};
+use crate::domain::regions::Region;
 use crate::error::AppError;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 /// Algorithms accepted from a JWKS; anything else in a token header is refused.
@@ -29,6 +31,11 @@ struct RawClaims {
     exp: i64,
     #[serde(default)]
     roles: Vec<String>,
+    /// Where the user is (ISO 3166-1 alpha-2), as the identity service knows it (e.g. from
+    /// the phone number's country). Anything else is ignored: a malformed claim is the
+    /// provider's mistake and must not lock the user out.
+    #[serde(default)]
+    country: Option<serde_json::Value>,
 }
 
 /// What the service keeps of a verified token.
@@ -37,6 +44,9 @@ pub struct UserClaims {
     pub sub: String,
     pub roles: Arc<[Role]>,
     pub exp: i64,
+    pub country: Option<Region>,
+    /// Whether `country` was written to the user's row by this process (once per token).
+    pub country_recorded: AtomicBool,
 }
 
 pub struct UserTokens {
@@ -184,6 +194,12 @@ impl UserTokens {
             sub: claims.sub,
             roles: roles.into(),
             exp: claims.exp,
+            country: claims
+                .country
+                .as_ref()
+                .and_then(|c| c.as_str())
+                .and_then(Region::parse),
+            country_recorded: AtomicBool::new(false),
         })
     }
 }
@@ -197,11 +213,27 @@ pub fn sign_hs256(
     roles: &[String],
     ttl_seconds: i64,
 ) -> anyhow::Result<String> {
+    sign_hs256_in(secret, issuer, audience, sub, roles, ttl_seconds, None)
+}
+
+/// `sign_hs256` with a `country` claim (ISO 3166-1 alpha-2) when given.
+pub fn sign_hs256_in(
+    secret: &str,
+    issuer: &str,
+    audience: &str,
+    sub: &str,
+    roles: &[String],
+    ttl_seconds: i64,
+    country: Option<&str>,
+) -> anyhow::Result<String> {
     let now = jsonwebtoken::get_current_timestamp() as i64;
-    let claims = serde_json::json!({
+    let mut claims = serde_json::json!({
         "sub": sub, "roles": roles, "iss": issuer, "aud": audience,
         "iat": now, "exp": now + ttl_seconds,
     });
+    if let Some(c) = country {
+        claims["country"] = c.into();
+    }
     Ok(jsonwebtoken::encode(
         &jsonwebtoken::Header::new(Algorithm::HS256),
         &claims,

@@ -7,6 +7,7 @@ diesel::table! {
         stripe_customer_id -> Nullable<Text>,
         created_at -> Timestamp,
         email -> Nullable<Text>,
+        country -> Nullable<Text>,
     }
 }
 
@@ -366,6 +367,11 @@ diesel::table! {
         published_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        sale_regions -> Nullable<Text>,
+        locales -> Text,
+        search_text -> Text,
+        cover_sha256 -> Nullable<Text>,
+        tray_sha256 -> Nullable<Text>,
     }
 }
 
@@ -475,6 +481,8 @@ diesel::table! {
         note -> Nullable<Text>,
         created_at -> Timestamp,
         decided_at -> Nullable<Timestamp>,
+        locales -> Text,
+        emoji -> Text,
     }
 }
 

@@ -5,4 +5,5 @@ pub mod ledger;
 pub mod limits;
 pub mod money;
 pub mod pack_text;
+pub mod regions;
 pub mod states;

@@ -3,6 +3,8 @@
 //! bidi controls and zero-width characters are refused everywhere (except the joiners and
 //! variation selectors inside an emoji).
 
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use unicode_segmentation::UnicodeSegmentation;
 
 /// Bidirectional formatting characters (Unicode TR9): they can reverse the text around them.
@@ -98,6 +100,120 @@ pub fn check_tags(tags: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// A pack's texts in one locale: what a buyer whose app speaks it reads, and what search
+/// finds it by.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocaleTexts {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+}
+
+/// Per-locale texts by canonical BCP-47 tag.
+pub type Locales = BTreeMap<String, LocaleTexts>;
+
+/// Most locales a pack carries, and most keywords per locale.
+pub const MAX_LOCALES: usize = 40;
+pub const MAX_KEYWORDS: usize = 20;
+
+/// A BCP-47 language tag in its canonical case (`zh-Hant-TW`, `pt-BR`, `ja`): a language
+/// (2-3 letters), then optionally a script (4 letters), a region (2 letters or 3 digits) and
+/// variants. Extensions and private use are refused: pack texts do not need them.
+pub fn canonical_locale(tag: &str) -> Option<String> {
+    if tag.is_empty() || tag.len() > 35 || !tag.is_ascii() {
+        return None;
+    }
+    let mut parts = tag.split(['-', '_']);
+    let language = parts.next()?;
+    if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let mut out = language.to_ascii_lowercase();
+    // 0: script may follow, 1: region may follow, 2: only variants.
+    let mut stage = 0;
+    for part in parts {
+        let alpha = part.bytes().all(|b| b.is_ascii_alphabetic());
+        let digits = part.bytes().all(|b| b.is_ascii_digit());
+        out.push('-');
+        if stage == 0 && part.len() == 4 && alpha {
+            out.push_str(&part[..1].to_ascii_uppercase());
+            out.push_str(&part[1..].to_ascii_lowercase());
+            stage = 1;
+        } else if stage <= 1 && ((part.len() == 2 && alpha) || (part.len() == 3 && digits)) {
+            out.push_str(&part.to_ascii_uppercase());
+            stage = 2;
+        } else if (5..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
+            || part.len() == 4
+                && part.as_bytes()[0].is_ascii_digit()
+                && part.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            out.push_str(&part.to_ascii_lowercase());
+            stage = 2;
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// The language of a canonical tag (`ja` of `ja-JP`).
+pub fn language_of(tag: &str) -> &str {
+    tag.split('-').next().unwrap_or(tag)
+}
+
+/// Checks per-locale texts by the pack's own rules (title 1-64, description 0-300, keywords
+/// 1-32 characters each) and returns them under canonical tags.
+pub fn check_locales(locales: &Locales) -> Result<Locales, String> {
+    if locales.len() > MAX_LOCALES {
+        return Err(format!(
+            "at most {MAX_LOCALES} locales, got {}",
+            locales.len()
+        ));
+    }
+    let mut out = Locales::new();
+    for (tag, texts) in locales {
+        let shown: String = tag.chars().take(40).collect();
+        let canonical = canonical_locale(tag).ok_or_else(|| {
+            format!("{shown:?} is not a BCP-47 language tag (ja, pt-BR, zh-Hant)")
+        })?;
+        check_text(&format!("locales.{canonical}.title"), &texts.title, 1, 64)?;
+        check_text(
+            &format!("locales.{canonical}.description"),
+            &texts.description,
+            0,
+            300,
+        )?;
+        if texts.keywords.len() > MAX_KEYWORDS {
+            return Err(format!(
+                "locales.{canonical}.keywords: at most {MAX_KEYWORDS}, got {}",
+                texts.keywords.len()
+            ));
+        }
+        for k in &texts.keywords {
+            check_text(&format!("locales.{canonical}.keywords"), k, 1, 32)?;
+        }
+        if out.insert(canonical.clone(), texts.clone()).is_some() {
+            return Err(format!("locale {canonical} is given twice"));
+        }
+    }
+    Ok(out)
+}
+
+/// What store search matches for a pack: its titles, tags and keywords in lower case, one per
+/// line (a search term cannot span two of them: terms hold no line breaks).
+pub fn search_text(title: &str, tags: &[String], locales: &Locales) -> String {
+    let mut lines: Vec<String> = vec![title.to_lowercase()];
+    lines.extend(tags.iter().map(|t| t.to_lowercase()));
+    for texts in locales.values() {
+        lines.push(texts.title.to_lowercase());
+        lines.extend(texts.keywords.iter().map(|k| k.to_lowercase()));
+    }
+    lines.join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +260,63 @@ mod tests {
         assert!(check_tags(&["cats".into(), "ねこ".into()]).is_ok());
         assert!(check_tags(&["two words".into()]).is_err());
         assert!(check_tags(&vec!["a".to_string(); 11]).is_err());
+    }
+
+    #[test]
+    fn locales_are_canonical_bcp47_tags() {
+        assert_eq!(canonical_locale("ja").as_deref(), Some("ja"));
+        assert_eq!(canonical_locale("pt-br").as_deref(), Some("pt-BR"));
+        assert_eq!(
+            canonical_locale("zh-hant-tw").as_deref(),
+            Some("zh-Hant-TW")
+        );
+        assert_eq!(canonical_locale("es_419").as_deref(), Some("es-419"));
+        assert_eq!(
+            canonical_locale("de-CH-1996").as_deref(),
+            Some("de-CH-1996")
+        );
+        for bad in [
+            "",
+            "j",
+            "japanese",
+            "ja-",
+            "ja-JP-x-private",
+            "ja--JP",
+            "日本",
+            "en-US-u-ca-gregory",
+        ] {
+            assert_eq!(canonical_locale(bad), None, "{bad}");
+        }
+        let mut l = Locales::new();
+        l.insert(
+            "JA".into(),
+            LocaleTexts {
+                title: "ねこ".into(),
+                ..Default::default()
+            },
+        );
+        l.insert(
+            "ja".into(),
+            LocaleTexts {
+                title: "ネコ".into(),
+                ..Default::default()
+            },
+        );
+        assert!(check_locales(&l).unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn search_text_holds_every_title_tag_and_keyword_in_lower_case() {
+        let mut l = Locales::new();
+        l.insert(
+            "de".into(),
+            LocaleTexts {
+                title: "Katzen".into(),
+                description: "x".into(),
+                keywords: vec!["Süß".into()],
+            },
+        );
+        let text = search_text("Cats", &["Animals".into()], &l);
+        assert_eq!(text, "cats\nanimals\nkatzen\nsüß");
     }
 }

@@ -9,7 +9,8 @@ use crate::db::models::creators::Creator;
 use crate::db::models::packs::{Pack, Sticker};
 use crate::db::models::users;
 use crate::domain::money::Currency;
-use crate::domain::pack_text::{check_tags, check_text};
+use crate::domain::pack_text::{check_locales, check_tags, check_text, Locales};
+use crate::domain::regions;
 use crate::domain::states::PackKind;
 use crate::error::AppError;
 use crate::services::idempotency::{self, Reply};
@@ -41,6 +42,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, upload_limit: usize) {
             .route(web::put().to(put_sticker))
             .route(web::delete().to(delete_sticker)),
     )
+    .service(
+        web::resource("/v1/creators/me/packs/{id}/cover")
+            .app_data(web::PayloadConfig::new(upload_limit))
+            .route(web::put().to(put_cover)),
+    )
     .service(web::resource("/v1/creators/me/packs/{id}/archive").route(web::post().to(archive)))
     .service(web::resource("/v1/creators/me/packs/{id}/submit").route(web::post().to(submit)))
     .service(web::resource("/v1/creators/me/packs/{id}/release").route(web::post().to(release)))
@@ -51,10 +57,9 @@ pub(super) fn invalid(code: &'static str) -> impl Fn(String) -> AppError {
     move |detail| AppError::unprocessable(code, detail)
 }
 
-/// ISO 3166-1 alpha-2: two upper-case letters (the code's existence is the payout provider's
-/// to check).
+/// An assigned ISO 3166-1 alpha-2 code, in upper case.
 fn check_country(c: &str) -> Result<(), AppError> {
-    if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+    if c.bytes().all(|b| b.is_ascii_uppercase()) && regions::Region::parse(c).is_some() {
         Ok(())
     } else {
         Err(AppError::unprocessable(
@@ -181,6 +186,10 @@ struct NewPack {
     /// A configured tier (`t1`, `t2`, …); absent: free.
     price_tier: Option<String>,
     kind: PackKind,
+    #[serde(default)]
+    locales: Locales,
+    /// ISO 3166-1 alpha-2 codes; absent or null: sold everywhere.
+    sale_regions: Option<Vec<String>>,
 }
 
 async fn create(
@@ -196,6 +205,13 @@ async fn create(
         check_text("description", &new.description, 0, 300)
             .map_err(invalid("invalid_description"))?;
         check_tags(&new.tags).map_err(invalid("invalid_tags"))?;
+        let locales = check_locales(&new.locales).map_err(invalid("invalid_locales"))?;
+        let sale_regions = new
+            .sale_regions
+            .as_deref()
+            .map(regions::sale_regions)
+            .transpose()
+            .map_err(invalid("invalid_regions"))?;
         let pack = packs::create(
             &state,
             &me,
@@ -205,6 +221,8 @@ async fn create(
                 description: new.description,
                 tags: new.tags,
                 price_tier: new.price_tier,
+                locales,
+                sale_regions,
             },
         )
         .await?;
@@ -341,6 +359,24 @@ async fn put_sticker(
     let emoji = query.into_inner().emoji.unwrap_or_default();
     let sticker = packs::put_sticker(&state, &me, &id, position, &emoji, body.to_vec()).await?;
     Ok(HttpResponse::Ok().json(super::views::StickerView::from(&sticker)))
+}
+
+/// PUT /v1/creators/me/packs/{id}/cover — the pack's cover (main image) as the raw body; its
+/// 96 px tray icon is made from it. Idempotent by nature.
+async fn put_cover(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let me = caller.staff(Role::Creator)?.to_owned();
+    let id = path.into_inner();
+    let pack = packs::put_cover(&state, &me, &id, body.to_vec()).await?;
+    let view = db::run(&state.pool, move |conn| {
+        Ok(PackView::for_creator(&pack, &Sticker::of_pack(conn, &id)?))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Largest archive accepted (LINE's Creators Market takes 20 MiB).

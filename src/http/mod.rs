@@ -16,7 +16,9 @@ mod purchases;
 mod revisions;
 mod seats;
 pub mod server;
+mod blobs;
 mod store;
+pub mod store_pages;
 mod takedowns;
 mod views;
 mod webhooks;
@@ -45,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(takedowns::routes)
                 .configure(revisions::routes)
                 .configure(store::routes)
+                .configure(blobs::routes)
                 .configure(webhooks::routes)
                 .configure(admin_catalog::routes)
                 .configure(admin_creators::routes)

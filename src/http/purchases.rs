@@ -241,6 +241,7 @@ async fn buy(
                 message: new.message,
                 email: new.email,
                 referrer: new.referrer,
+                buyer_region: caller.country(),
             },
         )
         .await?;

@@ -1,4 +1,4 @@
-//! Editing a pack's texts: a creator's PATCH (at once for a draft, a revision to review for a
+//! Editing a pack's texts, emoji and sale regions: a creator's PATCH (at once for a draft, a revision to review for a
 //! published pack), and the moderators' queue of revisions with what each changes.
 
 use super::creator_packs::{invalid, page_by, Cursor};
@@ -11,7 +11,8 @@ use crate::db;
 use crate::db::models::from_db;
 use crate::db::models::packs::{Pack, Sticker};
 use crate::db::models::revisions::Revision;
-use crate::domain::pack_text::{check_tags, check_text};
+use crate::domain::pack_text::{check_emoji, check_locales, check_tags, check_text, Locales};
+use crate::domain::regions;
 use crate::error::AppError;
 use crate::services::idempotency::{self, Reply};
 use crate::services::pack_revisions::{self, Edited, Texts};
@@ -20,6 +21,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/moderation/revisions").route(web::get().to(queue)))
@@ -48,6 +50,9 @@ struct RevisionView {
     title: String,
     description: String,
     tags: Vec<String>,
+    locales: Locales,
+    /// Sticker position → its new emoji, for the stickers whose emoji change.
+    emoji: BTreeMap<i32, Vec<String>>,
     state: String,
     reviewer_id: Option<String>,
     reasons: Vec<String>,
@@ -59,7 +64,8 @@ struct RevisionView {
 }
 
 impl RevisionView {
-    fn new(r: &Revision, pack: &Pack) -> RevisionView {
+    /// Its changes against the pack's texts and its stickers' emoji now.
+    fn new(r: &Revision, pack: &Pack, stickers: &[Sticker]) -> RevisionView {
         let mut changes = Vec::new();
         let mut diff = |field, from: serde_json::Value, to: serde_json::Value| {
             if from != to {
@@ -73,6 +79,27 @@ impl RevisionView {
             r.description.clone().into(),
         );
         diff("tags", pack.tags().into(), r.tags().into());
+        let texts = r.texts();
+        diff(
+            "locales",
+            serde_json::to_value(pack.locales()).unwrap_or_default(),
+            serde_json::to_value(&texts.locales).unwrap_or_default(),
+        );
+        let split = |e: &str| e.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        let emoji: BTreeMap<i32, Vec<String>> =
+            r.emoji().iter().map(|(p, e)| (*p, split(e))).collect();
+        for (position, to) in &emoji {
+            let from = stickers
+                .iter()
+                .find(|s| s.pack_id == pack.id && s.position == *position)
+                .map(|s| split(&s.emoji))
+                .unwrap_or_default();
+            changes.push(Change {
+                field: "emoji",
+                from: serde_json::json!({ "position": position, "emoji": from }),
+                to: serde_json::json!({ "position": position, "emoji": to }),
+            });
+        }
         RevisionView {
             id: r.id.clone(),
             pack_id: r.pack_id.clone(),
@@ -80,6 +107,8 @@ impl RevisionView {
             title: r.title.clone(),
             description: r.description.clone(),
             tags: r.tags(),
+            locales: texts.locales,
+            emoji,
             state: r.state.clone(),
             reviewer_id: r.reviewer_id.clone(),
             reasons: serde_json::from_str(&r.reasons).unwrap_or_default(),
@@ -91,12 +120,74 @@ impl RevisionView {
     }
 }
 
+/// A revision with what it changes in its pack now.
+fn view_of(conn: &mut db::DbConn, r: &Revision) -> Result<RevisionView, AppError> {
+    let pack = Pack::find(conn, &r.pack_id)?.ok_or_else(|| AppError::not_found("pack"))?;
+    Ok(RevisionView::new(
+        r,
+        &pack,
+        &Sticker::of_pack(conn, &r.pack_id)?,
+    ))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TextsBody {
     title: Option<String>,
     description: Option<String>,
     tags: Option<Vec<String>>,
+    /// Every locale's texts (replacing the ones the pack has).
+    locales: Option<Locales>,
+    /// Sticker position (as a string, JSON keys are) → its new emoji.
+    emoji: Option<BTreeMap<String, String>>,
+    /// `null`: sold everywhere.
+    #[serde(default, deserialize_with = "present")]
+    sale_regions: Option<Option<Vec<String>>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Emoji edits by position, checked: at most `max` stickers, 1-3 RGI emoji each.
+pub(super) fn checked_emoji(
+    emoji: BTreeMap<String, String>,
+    max: i32,
+) -> Result<BTreeMap<i32, String>, AppError> {
+    if emoji.len() > usize::try_from(max).unwrap_or(0) {
+        return Err(AppError::unprocessable(
+            "invalid_emoji",
+            format!("at most {max} stickers' emoji at once"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (position, e) in emoji {
+        let p: i32 = position
+            .parse()
+            .ok()
+            .filter(|p| (1..=max).contains(p))
+            .ok_or_else(|| {
+                AppError::unprocessable(
+                    "invalid_position",
+                    format!("emoji keys are sticker positions 1-{max}"),
+                )
+            })?;
+        if e.len() > 200 {
+            return Err(AppError::unprocessable(
+                "invalid_emoji",
+                "a sticker has 1-3 emoji",
+            ));
+        }
+        let found = check_emoji(&e)
+            .map_err(|d| AppError::unprocessable("invalid_emoji", format!("sticker {p}: {d}")))?;
+        out.insert(p, found.join(" "));
+    }
+    Ok(out)
 }
 
 /// PATCH /v1/creators/me/packs/{id} — 200 with the pack (a draft or rejected pack), or 202
@@ -121,10 +212,30 @@ pub async fn edit(
         if let Some(tags) = &b.tags {
             check_tags(tags).map_err(invalid("invalid_tags"))?;
         }
+        let locales = b
+            .locales
+            .as_ref()
+            .map(check_locales)
+            .transpose()
+            .map_err(invalid("invalid_locales"))?;
+        let sale_regions = match b.sale_regions {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(r)) => Some(Some(
+                regions::sale_regions(&r).map_err(invalid("invalid_regions"))?,
+            )),
+        };
+        let emoji = checked_emoji(
+            b.emoji.unwrap_or_default(),
+            state.settings.packs.max_stickers,
+        )?;
         let texts = Texts {
             title: b.title,
             description: b.description,
             tags: b.tags,
+            locales,
+            emoji,
+            sale_regions,
         };
         match pack_revisions::edit(&state, &me, &id, texts).await? {
             Edited::Applied(pack) => {
@@ -134,15 +245,8 @@ pub async fn edit(
                 Ok(Reply::ok(PackView::for_creator(&pack, &stickers)))
             }
             Edited::Proposed(revision) => {
-                let pid = revision.pack_id.clone();
-                let pack = db::run(&state.pool, move |conn| {
-                    Pack::find(conn, &pid)?.ok_or_else(|| AppError::not_found("pack"))
-                })
-                .await?;
-                Ok(Reply::json(
-                    StatusCode::ACCEPTED,
-                    RevisionView::new(&revision, &pack),
-                ))
+                let view = db::run(&state.pool, move |conn| view_of(conn, &revision)).await?;
+                Ok(Reply::json(StatusCode::ACCEPTED, view))
             }
         }
     })
@@ -169,6 +273,7 @@ async fn queue(
         let rows = Revision::pending(conn, after, limit + 1)?;
         let ids: Vec<String> = rows.iter().map(|r| r.pack_id.clone()).collect();
         let packs = Pack::many(conn, &ids)?;
+        let stickers = Sticker::of_packs(conn, &ids)?;
         // Every revision's pack exists (a foreign key): the page's cursor and items agree.
         let mut page = page_by(
             rows,
@@ -178,7 +283,7 @@ async fn queue(
                 packs
                     .iter()
                     .find(|p| p.id == r.pack_id)
-                    .map(|pack| RevisionView::new(r, pack))
+                    .map(|pack| RevisionView::new(r, pack, &stickers))
             },
         );
         Ok(super::views::Page {
@@ -201,8 +306,7 @@ async fn show(
     let view = db::run(&state.pool, move |conn| {
         let r = Revision::find(conn, &id)?
             .ok_or_else(|| AppError::not_found(format!("revision {id}")))?;
-        let pack = Pack::find(conn, &r.pack_id)?.ok_or_else(|| AppError::not_found("pack"))?;
-        Ok(RevisionView::new(&r, &pack))
+        view_of(conn, &r)
     })
     .await?;
     Ok(HttpResponse::Ok().json(view))
@@ -240,12 +344,8 @@ async fn decide(
         }
         check_note(&v.note)?;
         let revision = pack_revisions::decide(&state, &me, &id, approve, v.reasons, v.note).await?;
-        let pid = revision.pack_id.clone();
-        let pack = db::run(&state.pool, move |conn| {
-            Pack::find(conn, &pid)?.ok_or_else(|| AppError::not_found("pack"))
-        })
-        .await?;
-        Ok(Reply::ok(RevisionView::new(&revision, &pack)))
+        let view = db::run(&state.pool, move |conn| view_of(conn, &revision)).await?;
+        Ok(Reply::ok(view))
     })
     .await
 }

@@ -3,29 +3,32 @@
 //! so images are public, content-addressed and cacheable forever.
 
 use super::creator_packs::{cursor_pack, page_of, Cursor};
-use super::views::StorePackView;
+use super::store_pages::Rendered;
+use super::views::{Page, StorePackView};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::db;
 use crate::db::models::catalog::Price;
 use crate::db::models::orders;
 use crate::db::models::packs::{self, Pack, Sticker, StoreFilter};
+use crate::domain::pack_text::canonical_locale;
 use crate::domain::pack_text::check_text;
+use crate::domain::regions::Region;
 use crate::domain::states::PackState;
 use crate::error::AppError;
 use crate::services::idempotency::{self, Reply};
-use crate::services::packs::{self as pack_service, storage_unavailable};
+use crate::services::packs as pack_service;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/store/packs").route(web::get().to(list)))
         .service(web::resource("/v1/store/packs/{id}").route(web::get().to(show)))
         .service(web::resource("/v1/me/packs").route(web::get().to(mine)))
         .service(web::resource("/v1/me/packs/{id}/claim").route(web::post().to(claim)))
-        .service(web::resource("/v1/blobs/{sha256}").route(web::get().to(blob)))
         .service(
             web::resource("/v1/packs/{id}/stickers/{sticker_id}").route(web::get().to(sticker)),
         );
@@ -40,6 +43,10 @@ struct StoreQuery {
     q: Option<String>,
     /// `new` (the default) or `popular`.
     sort: Option<String>,
+    /// Packs with texts in this BCP-47 locale or its language.
+    locale: Option<String>,
+    /// Packs sold in this region (ISO 3166-1 alpha-2).
+    region: Option<String>,
     /// The currency the caller pays in: each pack's `price` in it.
     currency: Option<String>,
     cursor: Option<String>,
@@ -70,7 +77,7 @@ fn owned_set(conn: &mut db::DbConn, user: &str) -> Result<HashSet<String>, AppEr
 }
 
 /// GET /v1/store/packs — packs on sale, newest (or most bought) first, filtered by creator,
-/// tag or text. The answer's strong ETag lets a client's `If-None-Match` get a 304.
+/// tag, text, locale or sale region. The answer's strong ETag lets a client's `If-None-Match` get a 304.
 async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -104,36 +111,95 @@ async fn list(
         }
     };
     let currency = asked_currency(q.currency)?;
+    let locale = q
+        .locale
+        .map(|l| {
+            canonical_locale(&l).ok_or_else(|| {
+                AppError::unprocessable("invalid_locale", "locale is a BCP-47 tag (ja, pt-BR)")
+            })
+        })
+        .transpose()?;
+    let region = q
+        .region
+        .map(|r| {
+            Region::parse(&r).ok_or_else(|| {
+                AppError::unprocessable(
+                    "invalid_region",
+                    "region is an ISO 3166-1 alpha-2 country code",
+                )
+            })
+        })
+        .transpose()?;
     let cursor = Cursor {
         cursor: q.cursor,
         limit: q.limit,
     };
     let (limit, after) = (cursor.limit()?, cursor.after()?);
-    let (creator, tag, text) = (q.creator, q.tag, q.q);
-    let page = db::run(&state.pool, move |conn| {
-        let after = cursor_pack(conn, after, |p| p.published_at.is_some())?;
-        let filter = StoreFilter {
-            creator: creator.as_deref(),
-            tag: tag.as_deref(),
-            text: text.as_deref(),
-            popular,
+    let key = format!(
+        "{:?}|{:?}|{:?}|{locale:?}|{region:?}|{popular}|{currency:?}|{after:?}|{limit}",
+        q.creator, q.tag, q.q
+    );
+    let rendered = match state.store_pages.get(&key) {
+        Some(hit) => hit,
+        None => {
+            // Read before the page is: a write from now on makes it stale.
+            let generation = packs::store_generation();
+            let (creator, tag, text) = (q.creator, q.tag, q.q);
+            let page = db::run(&state.pool, move |conn| {
+                let after = cursor_pack(conn, after, |p| p.published_at.is_some())?;
+                let filter = StoreFilter {
+                    creator: creator.as_deref(),
+                    tag: tag.as_deref(),
+                    text: text.as_deref(),
+                    locale: locale.as_deref(),
+                    region: region.as_ref().map(Region::as_str),
+                    popular,
+                };
+                let found = Pack::on_sale(conn, &filter, after.as_ref(), limit + 1)?;
+                let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
+                let stickers = Sticker::of_packs(conn, &ids)?;
+                let prices = Price::of_products(conn, &ids)?;
+                let archives = packs::archives_of(conn, &ids)?;
+                Ok(page_of(found, limit, |p| {
+                    StorePackView::new(p, &stickers, &prices, Some(false))
+                        .priced_in(currency.as_deref())
+                        .with_archive(&archives)
+                }))
+            })
+            .await?;
+            let rendered = Arc::new(Rendered::new(page, generation));
+            state.store_pages.put(key, rendered.clone());
+            rendered
+        }
+    };
+    // What the caller owns is what they hold: their entitlement answer, cached for the hot
+    // path, says it without a query.
+    let held = state.entitlements.of_user(&me, chrono::Utc::now()).await?;
+    let owned: Vec<bool> = rendered
+        .page
+        .items
+        .iter()
+        .map(|p| held.holds(&format!("sticker_pack:{}", p.id)))
+        .collect();
+    let (body, etag) = if owned.contains(&true) {
+        let page = Page {
+            items: rendered
+                .page
+                .items
+                .iter()
+                .zip(&owned)
+                .map(|(p, owned)| StorePackView {
+                    owned: Some(*owned),
+                    ..p.clone()
+                })
+                .collect(),
+            next_cursor: rendered.page.next_cursor.clone(),
         };
-        let found = Pack::on_sale(conn, &filter, after.as_ref(), limit + 1)?;
-        let ids: Vec<String> = found.iter().map(|p| p.id.clone()).collect();
-        let stickers = Sticker::of_packs(conn, &ids)?;
-        let prices = Price::of_products(conn, &ids)?;
-        let archives = packs::archives_of(conn, &ids)?;
-        let owned = owned_set(conn, &me)?;
-        Ok(page_of(found, limit, |p| {
-            StorePackView::new(p, &stickers, &prices, Some(owned.contains(&p.id)))
-                .priced_in(currency.as_deref())
-                .with_archive(&archives)
-        }))
-    })
-    .await?;
-    let body = serde_json::to_vec(&page)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("store page: {e}")))?;
-    let etag = format!("\"{}\"", crate::services::blobs::Blobs::sha256_hex(&body));
+        let mine = Rendered::new(page, 0);
+        (mine.body, mine.etag)
+    } else {
+        (rendered.body.clone(), rendered.etag.clone())
+    };
     // Private: `owned` is the caller's. A client revalidates and gets a 304 while nothing
     // on the page changed.
     let fresh = req
@@ -222,7 +288,7 @@ async fn claim(
     let me = caller.user()?.to_owned();
     let id = path.into_inner();
     idempotency::once(&state.pool, &caller, &req, &body, || async {
-        let new = pack_service::claim_free(&state, &me, &id).await?;
+        let new = pack_service::claim_free(&state, &me, caller.country(), &id).await?;
         Ok(Reply::json(
             if new {
                 StatusCode::CREATED
@@ -233,155 +299,6 @@ async fn claim(
         ))
     })
     .await
-}
-
-fn valid_sha(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// One `bytes=a-b` range (or `a-`, `-n`) within `size`; `None` for anything else, which is
-/// answered whole (RFC 9110 lets a server ignore a Range it does not support).
-fn single_range(value: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
-    let spec = value.strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().ok()?;
-            (size.saturating_sub(n), size)
-        }
-        (a, "") => (a.parse().ok()?, size),
-        (a, b) => (
-            a.parse().ok()?,
-            b.parse::<u64>().ok()?.saturating_add(1).min(size),
-        ),
-    };
-    if start >= size || start >= end {
-        return Some(Err(()));
-    }
-    Some(Ok((start, end)))
-}
-
-/// GET /v1/blobs/{sha256} — an image we encoded; immutable, so cacheable for a year once its
-/// pack is published. An image of a removed pack is gone for everyone (451), even if another
-/// pack holds the same bytes; one never published is seen only by its creator and moderators.
-async fn blob(
-    state: web::Data<AppState>,
-    caller: Option<Caller>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    let sha = path.into_inner();
-    if !valid_sha(&sha) {
-        return Err(AppError::not_found("blob"));
-    }
-    let s = sha.clone();
-    // A sticker's image or thumbnail, or a published pack's archive.
-    let (packs, archive) = db::run(&state.pool, move |conn| {
-        let stickers = Sticker::packs_of_blob(conn, &s)?;
-        if !stickers.is_empty() {
-            return Ok((stickers, false));
-        }
-        Ok((packs::packs_of_archive(conn, &s)?, true))
-    })
-    .await?;
-    if packs
-        .iter()
-        .any(|(state, _, _)| *state == PackState::Removed)
-    {
-        return Err(AppError::client(
-            StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
-            "removed",
-            "this sticker was removed",
-        ));
-    }
-    let public = packs.iter().any(|(_, _, published)| *published);
-    let may_preview = caller.as_ref().is_some_and(|c| {
-        c.staff(crate::auth::Role::Moderator).is_ok()
-            || c.user()
-                .is_ok_and(|me| packs.iter().any(|(_, creator, _)| creator == me))
-    });
-    if !public && !may_preview {
-        return Err(AppError::not_found(format!("blob {sha}")));
-    }
-    let cache = if public {
-        "public, max-age=31536000, immutable"
-    } else {
-        "private, no-store"
-    };
-    let etag = format!("\"{sha}\"");
-    let matches = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut res = if matches {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    res.insert_header((header::ETAG, etag.clone()))
-        .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((header::ACCEPT_RANGES, "bytes"));
-    if matches {
-        return Ok(res.finish());
-    }
-    let Some(stat) = state.blobs.stat(&sha).await.map_err(storage_unavailable)? else {
-        return Err(AppError::not_found(format!("blob {sha}")));
-    };
-    res.content_type(if archive {
-        "application/zip"
-    } else {
-        "image/png"
-    });
-    let range = req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| single_range(v, stat.size));
-    match range {
-        Some(Err(())) => Ok(HttpResponse::RangeNotSatisfiable()
-            .insert_header((header::CONTENT_RANGE, format!("bytes */{}", stat.size)))
-            .content_type("application/problem+json")
-            .body(
-                serde_json::to_vec(&crate::error::Problem {
-                    type_: "/problems/range_not_satisfiable".into(),
-                    title: "Range Not Satisfiable",
-                    status: 416,
-                    code: "range_not_satisfiable",
-                    detail: "the range is outside the blob",
-                })
-                .unwrap_or_default(),
-            )),
-        Some(Ok((start, end))) => {
-            let bytes = state
-                .blobs
-                .get_range(&sha, start..end)
-                .await
-                .map_err(storage_unavailable)?
-                .ok_or_else(|| AppError::not_found(format!("blob {sha}")))?;
-            Ok(HttpResponse::PartialContent()
-                .insert_header((header::ETAG, etag))
-                .insert_header((header::CACHE_CONTROL, cache))
-                .insert_header((
-                    header::CONTENT_RANGE,
-                    format!("bytes {start}-{}/{}", end - 1, stat.size),
-                ))
-                .content_type("image/png")
-                .body(bytes))
-        }
-        None => {
-            let bytes = state
-                .blobs
-                .get(&sha)
-                .await
-                .map_err(storage_unavailable)?
-                .ok_or_else(|| AppError::not_found(format!("blob {sha}")))?;
-            Ok(res.body(bytes))
-        }
-    }
 }
 
 /// GET /v1/packs/{id}/stickers/{sticker_id} — where a sticker's image is (302 to its blob),

@@ -94,6 +94,11 @@ impl CachedAnswer {
             .collect()
     }
 
+    /// Whether the answer holds `key` (a fresh answer holds only what is valid now).
+    pub fn holds(&self, key: &str) -> bool {
+        self.entries.iter().any(|e| &*e.key == key)
+    }
+
     pub fn valid_until(&self) -> Option<Instant> {
         from_us(self.valid_until_us)
     }

@@ -8,10 +8,16 @@
 //! Writes are atomic on both: S3 publishes an object whole, and `LocalFileSystem` writes a staging
 //! file `<key>#<n>` and renames it into place (listings skip staging files). Names are checked
 //! before they become keys, so no request can reach a path outside the store.
+//!
+//! Reads for serving (`cached_*`) go through a bounded in-memory cache of small blobs and of
+//! the sizes of larger ones. A blob never changes under its name, so an entry is never stale;
+//! a deletion through any handle of this store drops it. (Another instance's purge deletes
+//! only images of removed packs, which are answered 451 before the bytes are looked at.)
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -62,10 +68,11 @@ pub struct Stat {
     pub size: u64,
 }
 
-/// Handle to the blob store; cheap to clone.
+/// Handle to the blob store; cheap to clone (clones share the cache).
 #[derive(Debug, Clone)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    hot: Arc<HotBlobs>,
 }
 
 impl Blobs {
@@ -114,12 +121,15 @@ impl Blobs {
                 Arc::new(s3)
             }
         };
-        Ok(Blobs { store })
+        Ok(Blobs::from_store(store))
     }
 
     /// Wraps any store, e.g. `object_store::memory::InMemory` in other modules' tests.
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Blobs {
-        Blobs { store }
+        Blobs {
+            store,
+            hot: Arc::new(HotBlobs::default()),
+        }
     }
 
     /// SHA-256 of `bytes` as 64 lowercase hex digits: the blob's name.
@@ -190,6 +200,60 @@ impl Blobs {
         self.delete_key(&key).await.map(|_| ())
     }
 
+    /// Whole blob, from memory when it is there; kept there if it is small (see [`HOT_BYTES`]).
+    pub async fn cached_get(&self, sha: &str) -> anyhow::Result<Option<Bytes>> {
+        let Some(name) = name_of(sha) else {
+            return Ok(None);
+        };
+        if let Some(bytes) = self.hot.get(&name).and_then(|(_, bytes)| bytes) {
+            return Ok(Some(bytes));
+        }
+        let ticket = self.hot.ticket();
+        let found = self.get(sha).await?;
+        if let Some(bytes) = &found {
+            let kept = (bytes.len() <= HOT_BLOB_MAX).then(|| bytes.clone());
+            self.hot.put(name, bytes.len() as u64, kept, ticket);
+        }
+        Ok(found)
+    }
+
+    /// Size of a blob, from memory when known (then remembered), or `None` if absent.
+    pub async fn cached_size(&self, sha: &str) -> anyhow::Result<Option<u64>> {
+        let Some(name) = name_of(sha) else {
+            return Ok(None);
+        };
+        if let Some((size, _)) = self.hot.get(&name) {
+            return Ok(Some(size));
+        }
+        let ticket = self.hot.ticket();
+        let found = self.stat(sha).await?;
+        if let Some(stat) = found {
+            self.hot.put(name, stat.size, None, ticket);
+        }
+        Ok(found.map(|s| s.size))
+    }
+
+    /// [`Blobs::get_range`], cut from memory when the blob is there.
+    pub async fn cached_get_range(
+        &self,
+        sha: &str,
+        range: Range<u64>,
+    ) -> anyhow::Result<Option<Bytes>> {
+        let held = name_of(sha).and_then(|name| self.hot.get(&name)?.1);
+        match held {
+            Some(bytes) if range.start < range.end && range.start < bytes.len() as u64 => {
+                let end = range.end.min(bytes.len() as u64);
+                Ok(Some(bytes.slice(range.start as usize..end as usize)))
+            }
+            _ => self.get_range(sha, range).await,
+        }
+    }
+
+    /// Blobs and sizes held in memory now: (entries, bytes counted against [`HOT_BYTES`]).
+    pub fn cached(&self) -> (usize, usize) {
+        self.hot.usage()
+    }
+
     /// Deletes blobs last modified before `older_than` whose sha is not in `referenced` (lowercase
     /// hex, as [`Blobs::put`] returns), at most `limit` per call, and returns how many went.
     /// Keys not of our `<ab>/<sha>` layout are left alone.
@@ -238,7 +302,12 @@ impl Blobs {
 
     /// `Ok(false)` if it was already gone (only the filesystem says so; S3 answers 204 anyway).
     async fn delete_key(&self, key: &Path) -> anyhow::Result<bool> {
-        match self.store.delete(key).await {
+        let deleted = self.store.delete(key).await;
+        // After the delete: a read that raced it cannot put the bytes back (see `HotBlobs`).
+        if let Some(name) = sha_of(key).and_then(name_of) {
+            self.hot.forget(&name);
+        }
+        match deleted {
             Ok(()) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e).with_context(|| format!("deleting blob {key}")),
@@ -254,6 +323,140 @@ fn is_sha(s: &str) -> bool {
 /// become keys: nothing else can reach the filesystem or the bucket.
 fn key_of(sha: &str) -> Option<Path> {
     is_sha(sha).then(|| Path::from_iter([&sha[..2], sha]))
+}
+
+/// A blob's name as 32 bytes (the cache's key), if `sha` is 64 lowercase hex digits.
+fn name_of(sha: &str) -> Option<[u8; 32]> {
+    let mut name = [0u8; 32];
+    (is_sha(sha) && hex::decode_to_slice(sha, &mut name).is_ok()).then_some(name)
+}
+
+/// Memory the cache of served blobs may hold: 32 MiB keeps the hot stickers of a busy store
+/// (most are 10-60 KiB, at most 512 KiB) while staying small beside the upload budget.
+pub const HOT_BYTES: usize = 32 << 20;
+/// Blobs larger than this (pack archives, mostly) are read from the store each time; only
+/// their size is kept. The largest static sticker is 512 KiB.
+const HOT_BLOB_MAX: usize = 512 << 10;
+/// What an entry costs beyond its bytes (key, map slot, queue slot), counted in the budget so
+/// that the many size-only entries are bounded too.
+const HOT_ENTRY_COST: usize = 128;
+
+/// Small blobs (and sizes of larger ones) recently served, within [`HOT_BYTES`], evicted by
+/// the clock algorithm: an entry read since the hand last passed gets a second chance.
+/// Every deletion bumps `generation`: a read that started before it cannot store what it read.
+#[derive(Default)]
+struct HotBlobs {
+    inner: RwLock<HotInner>,
+    generation: AtomicU64,
+}
+
+#[derive(Default)]
+struct HotInner {
+    entries: HashMap<[u8; 32], HotEntry>,
+    /// The clock: every entry's name at least once, the hand at the front. Names of entries
+    /// already gone are skipped, and dropped when they outnumber the live ones.
+    clock: VecDeque<[u8; 32]>,
+    used: usize,
+}
+
+struct HotEntry {
+    size: u64,
+    bytes: Option<Bytes>,
+    read: AtomicBool,
+}
+
+impl HotEntry {
+    fn cost(&self) -> usize {
+        HOT_ENTRY_COST + self.bytes.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+impl std::fmt::Debug for HotBlobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (entries, used) = self.usage();
+        f.debug_struct("HotBlobs")
+            .field("entries", &entries)
+            .field("used", &used)
+            .finish()
+    }
+}
+
+impl HotBlobs {
+    fn ticket(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Size and, if held, bytes.
+    fn get(&self, name: &[u8; 32]) -> Option<(u64, Option<Bytes>)> {
+        let inner = self.inner.read().ok()?;
+        let entry = inner.entries.get(name)?;
+        entry.read.store(true, Ordering::Relaxed);
+        Some((entry.size, entry.bytes.clone()))
+    }
+
+    /// Keeps what a read found, unless a deletion happened since `ticket`; bytes replace a
+    /// size-only entry, never the other way round.
+    fn put(&self, name: [u8; 32], size: u64, bytes: Option<Bytes>, ticket: u64) {
+        let entry = HotEntry {
+            size,
+            bytes,
+            read: AtomicBool::new(false),
+        };
+        let cost = entry.cost();
+        if cost > HOT_BYTES {
+            return;
+        }
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        if self.generation.load(Ordering::Acquire) != ticket {
+            return;
+        }
+        let inner = &mut *inner;
+        match inner.entries.get(&name) {
+            Some(old) if old.bytes.is_some() || entry.bytes.is_none() => return,
+            Some(old) => inner.used -= old.cost(),
+            None => inner.clock.push_back(name),
+        }
+        inner.entries.insert(name, entry);
+        inner.used += cost;
+        while inner.used > HOT_BYTES {
+            let Some(hand) = inner.clock.pop_front() else {
+                break;
+            };
+            let Some(at) = inner.entries.get(&hand) else {
+                continue;
+            };
+            if at.read.swap(false, Ordering::Relaxed) {
+                inner.clock.push_back(hand);
+            } else if let Some(gone) = inner.entries.remove(&hand) {
+                inner.used -= gone.cost();
+            }
+        }
+        if inner.clock.len() > 2 * inner.entries.len() + 64 {
+            let entries = &inner.entries;
+            let mut seen = HashSet::new();
+            inner
+                .clock
+                .retain(|n| entries.contains_key(n) && seen.insert(*n));
+        }
+    }
+
+    fn forget(&self, name: &[u8; 32]) {
+        if let Ok(mut inner) = self.inner.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            if let Some(gone) = inner.entries.remove(name) {
+                inner.used -= gone.cost();
+            }
+        }
+    }
+
+    fn usage(&self) -> (usize, usize) {
+        self.inner
+            .read()
+            .map(|i| (i.entries.len(), i.used))
+            .unwrap_or_default()
+    }
 }
 
 /// The sha a key names, if the key follows our layout.
@@ -462,6 +665,68 @@ mod tests {
         assert_eq!(second.await.unwrap(), 1);
         let third = store.blobs.collect_garbage(&nothing, minutes_ago(10), 2);
         assert_eq!(third.await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn served_blobs_come_from_memory_until_deleted() {
+        let store = LocalStore::new();
+        let sha = store
+            .blobs
+            .put(Bytes::from_static(b"hello world"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.blobs.cached_get(&sha).await.unwrap().unwrap(),
+            "hello world"
+        );
+        // Gone from the disk behind the cache's back: still served, as it cannot change.
+        std::fs::remove_file(store.file_of(&sha)).unwrap();
+
+        let size = store.blobs.cached_size(&sha).await.unwrap();
+        let range = store.blobs.cached_get_range(&sha, 6..100).await.unwrap();
+        let whole = store.blobs.cached_get(&sha).await.unwrap();
+
+        assert_eq!(size, Some(11));
+        assert_eq!(range.unwrap(), "world");
+        assert_eq!(whole.unwrap(), "hello world");
+        store.blobs.delete(&sha).await.unwrap();
+        assert_eq!(store.blobs.cached_get(&sha).await.unwrap(), None);
+        assert_eq!(store.blobs.cached_size(&sha).await.unwrap(), None);
+        assert_eq!(store.blobs.cached(), (0, 0));
+    }
+
+    #[test]
+    fn the_cache_of_served_blobs_stays_within_its_budget_and_keeps_what_is_read() {
+        let hot = HotBlobs::default();
+        let blob = Bytes::from(vec![7u8; HOT_BLOB_MAX]);
+        let name = |i: u32| {
+            let mut n = [0u8; 32];
+            n[..4].copy_from_slice(&i.to_le_bytes());
+            n
+        };
+        hot.put(name(0), blob.len() as u64, Some(blob.clone()), hot.ticket());
+
+        for i in 1..200 {
+            hot.put(name(i), blob.len() as u64, Some(blob.clone()), hot.ticket());
+            hot.get(&name(0));
+        }
+
+        let (entries, used) = hot.usage();
+        assert!(used <= HOT_BYTES, "{used} bytes held");
+        assert!(entries > 32, "{entries} entries");
+        assert!(hot.get(&name(0)).is_some(), "read often, kept");
+        assert!(hot.get(&name(1)).is_none(), "the oldest unread one went");
+    }
+
+    #[test]
+    fn a_read_that_raced_a_deletion_is_not_kept() {
+        let hot = HotBlobs::default();
+        let ticket = hot.ticket();
+
+        hot.forget(&[1; 32]);
+        hot.put([1; 32], 5, Some(Bytes::from_static(b"hello")), ticket);
+
+        assert!(hot.get(&[1; 32]).is_none());
     }
 
     #[test]

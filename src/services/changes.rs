@@ -49,7 +49,7 @@ where
     })
     .await?;
     if changed.everyone {
-        state.entitlements.invalidate_all();
+        state.changed_everyone();
     } else {
         state.changed(&changed.users);
     }

@@ -2,6 +2,7 @@
 
 pub mod answer_cache;
 pub mod billing;
+pub mod blob_access;
 pub mod blobs;
 pub mod catalog;
 pub mod changes;

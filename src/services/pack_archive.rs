@@ -189,6 +189,14 @@ pub fn read<R: Read + Seek>(
             ));
         }
     }
+    if let Some(c) = &manifest.cover {
+        if !files.contains_key(c) {
+            return Err(refuse(
+                "invalid_manifest",
+                format!("pack.toml names {c:?} as its cover, which the archive does not hold"),
+            ));
+        }
+    }
     Ok(Contents { manifest, files })
 }
 

@@ -7,7 +7,7 @@ use crate::db;
 use crate::db::models::creators::Creator;
 use crate::db::models::packs::Pack;
 use crate::db::models::users;
-use crate::domain::pack_text::{check_tags, check_text};
+use crate::domain::pack_text::{check_locales, check_tags, check_text, Locales};
 use crate::domain::states::{PackKind, PackState};
 use crate::error::AppError;
 use crate::services::packs::{self, Decision, Draft};
@@ -25,8 +25,12 @@ pub struct Manifest {
     #[serde(default)]
     pub tags: Vec<String>,
     pub price_tier: Option<String>,
-    /// The tray icon: one of the stickers' files.
+    /// The cover (main image, and the tray icon made from it): a file of the archive, a
+    /// sticker's or its own.
     pub cover: Option<String>,
+    /// Texts per BCP-47 locale: `[locales.ja]` title, description, keywords.
+    #[serde(default)]
+    pub locales: Locales,
     pub stickers: Vec<ManifestSticker>,
 }
 
@@ -82,13 +86,12 @@ impl Manifest {
             }
         }
         if let Some(c) = &m.cover {
-            if !m.stickers.iter().any(|s| &s.file == c) {
-                return Err(bad(format!(
-                    "cover {c:?} is not one of the stickers' files"
-                )));
+            if !plain_name(c) {
+                return Err(bad(format!("cover {c:?}: a plain file name")));
             }
         }
-        Ok(m)
+        let locales = check_locales(&m.locales).map_err(bad)?;
+        Ok(Manifest { locales, ..m })
     }
 }
 
@@ -150,9 +153,16 @@ async fn import_one(state: &AppState, folder: &Path, m: Manifest) -> Result<(), 
             description: m.description,
             tags: m.tags,
             price_tier: m.price_tier,
+            locales: m.locales,
+            sale_regions: None,
         },
     )
     .await?;
+    if let Some(c) = &m.cover {
+        let bytes = std::fs::read(folder.join(c))
+            .map_err(|e| AppError::unprocessable("invalid_manifest", format!("{c}: {e}")))?;
+        packs::put_cover(state, SAMPLES_CREATOR, &pack.id, bytes).await?;
+    }
     for (i, s) in m.stickers.iter().enumerate() {
         let bytes = std::fs::read(folder.join(&s.file))
             .map_err(|e| AppError::unprocessable("invalid_manifest", format!("{}: {e}", s.file)))?;

@@ -7,10 +7,11 @@ use crate::app::AppState;
 use crate::db;
 use crate::db::models::catalog::{NewPrice, NewProduct, Price, Product};
 use crate::db::models::creators::Creator;
-use crate::db::models::packs::{self, NewPack, Pack, Sticker};
+use crate::db::models::packs::{self, NewPack, Pack, PackTexts, Sticker};
 use crate::db::models::{to_db, users};
 use crate::db::DbConn;
-use crate::domain::pack_text::check_emoji;
+use crate::domain::pack_text::{check_emoji, Locales};
+use crate::domain::regions::Region;
 use crate::domain::states::{PackKind, PackState, ProductKind};
 use crate::error::AppError;
 use crate::services::changes;
@@ -70,6 +71,9 @@ pub struct Draft {
     pub description: String,
     pub tags: Vec<String>,
     pub price_tier: Option<String>,
+    pub locales: Locales,
+    /// `None`: sold everywhere.
+    pub sale_regions: Option<Vec<Region>>,
 }
 
 pub async fn create(state: &AppState, creator: &str, draft: Draft) -> Result<Pack, AppError> {
@@ -96,6 +100,8 @@ pub async fn create(state: &AppState, creator: &str, draft: Draft) -> Result<Pac
                 description: draft.description,
                 tags: draft.tags,
                 price_tier: draft.price_tier,
+                locales: draft.locales,
+                sale_regions: draft.sale_regions,
             },
         )?)
     })
@@ -109,6 +115,28 @@ async fn encode(state: &AppState, bytes: Vec<u8>, kind: PackKind) -> Result<Enco
         max_input_bytes: state.settings.packs.max_upload_bytes,
         ..Rules::default()
     };
+    encode_by(state, bytes, kind, rules).await
+}
+
+/// A pack's cover, like LINE's main image: a 240 px canvas from a source of 96-512 px, with
+/// its 96 px tray icon as the thumbnail.
+fn cover_rules(state: &AppState) -> Rules {
+    Rules {
+        canvas: 240,
+        min_side: 96,
+        max_source_side: 512,
+        thumbnail: 96,
+        max_input_bytes: state.settings.packs.max_upload_bytes,
+        ..Rules::default()
+    }
+}
+
+async fn encode_by(
+    state: &AppState,
+    bytes: Vec<u8>,
+    kind: PackKind,
+    rules: Rules,
+) -> Result<Encoded, AppError> {
     // Permits are megapixels. Unreadable headers are refused before any decoding, so they
     // cost one.
     let budget = state.decode_megapixels;
@@ -214,6 +242,8 @@ pub async fn replace_from_archive(
     .map_err(|e| AppError::Internal(anyhow::anyhow!("archive read: {e}")))??;
     let mut manifest = contents.manifest;
     let mut files = contents.files;
+    // The cover may be a sticker's file too: taken before the stickers take theirs.
+    let cover = manifest.cover.as_ref().and_then(|c| files.get(c).cloned());
     if manifest.kind != pack.kind {
         return Err(AppError::unprocessable(
             "invalid_manifest",
@@ -244,21 +274,35 @@ pub async fn replace_from_archive(
         let position = i32::try_from(i + 1).unwrap_or(i32::MAX);
         stickers.push((position, emoji.join(" "), encoded));
     }
+    let cover = match cover {
+        Some(bytes) => Some(encode_cover(state, bytes, pack.kind).await?),
+        None => None,
+    };
     let mut rows = Vec::new();
     for (position, emoji, encoded) in stickers {
         rows.push(store(state, pack_id, position, emoji, encoded).await?);
     }
+    let cover = match cover {
+        Some(encoded) => Some(store_cover(state, encoded).await?),
+        None => None,
+    };
     let (c, p) = (creator.to_owned(), pack_id.to_owned());
-    let title = std::mem::take(&mut manifest.title);
-    let description = std::mem::take(&mut manifest.description);
-    let tags = std::mem::take(&mut manifest.tags);
+    let texts = PackTexts {
+        title: std::mem::take(&mut manifest.title),
+        description: std::mem::take(&mut manifest.description),
+        tags: std::mem::take(&mut manifest.tags),
+        locales: std::mem::take(&mut manifest.locales),
+    };
     db::transaction(&state.pool, move |conn| {
         editable(&own_pack(conn, &c, &p)?)?;
         Sticker::delete_all(conn, &p)?;
         for r in &rows {
             Sticker::put(conn, r)?;
         }
-        Pack::set_texts(conn, &p, &title, &description, &tags)?;
+        Pack::set_texts(conn, &p, &texts)?;
+        if let Some((cover, tray)) = &cover {
+            Pack::set_cover(conn, &p, cover, tray)?;
+        }
         Ok(rows)
     })
     .await
@@ -306,6 +350,78 @@ pub async fn put_sticker(
         Ok(sticker)
     })
     .await
+}
+
+/// The cover of a draft: static, or animated in an animated pack (LINE's main image is an
+/// APNG there). Its 96 px first frame is the tray icon.
+pub async fn put_cover(
+    state: &AppState,
+    creator: &str,
+    pack_id: &str,
+    bytes: Vec<u8>,
+) -> Result<Pack, AppError> {
+    let pack = editable_own(state, creator, pack_id).await?;
+    let encoded = encode_cover(state, bytes, pack.kind).await?;
+    let (cover, tray) = store_cover(state, encoded).await?;
+    let (c, p) = (creator.to_owned(), pack_id.to_owned());
+    db::transaction(&state.pool, move |conn| {
+        editable(&own_pack(conn, &c, &p)?)?;
+        Pack::set_cover(conn, &p, &cover, &tray)?;
+        Pack::find(conn, &p)?.ok_or_else(|| AppError::not_found(format!("pack {p}")))
+    })
+    .await
+}
+
+async fn encode_cover(
+    state: &AppState,
+    bytes: Vec<u8>,
+    kind: PackKind,
+) -> Result<Encoded, AppError> {
+    if bytes.is_empty() {
+        return Err(AppError::unprocessable(
+            "empty_file",
+            "the body is the cover image; it is empty",
+        ));
+    }
+    let named = |e: AppError| match e {
+        AppError::Client {
+            status,
+            code,
+            detail,
+        } => AppError::Client {
+            status,
+            code,
+            detail: format!("cover: {detail}"),
+        },
+        other => other,
+    };
+    match encode_by(state, bytes.clone(), kind, cover_rules(state)).await {
+        // A still cover suits an animated pack too.
+        Err(AppError::Client { code, .. })
+            if kind == PackKind::Animated
+                && code == sticker_images::Refusal::STATIC_NOT_ALLOWED =>
+        {
+            encode_by(state, bytes, PackKind::Static, cover_rules(state))
+                .await
+                .map_err(named)
+        }
+        other => other.map_err(named),
+    }
+}
+
+/// Writes a cover's blobs (before a row names them): (cover, tray icon).
+async fn store_cover(state: &AppState, encoded: Encoded) -> Result<(String, String), AppError> {
+    let cover = state
+        .blobs
+        .put(encoded.image.into())
+        .await
+        .map_err(storage_unavailable)?;
+    let tray = state
+        .blobs
+        .put(encoded.thumbnail.into())
+        .await
+        .map_err(storage_unavailable)?;
+    Ok((cover, tray))
 }
 
 pub async fn delete_sticker(
@@ -657,7 +773,37 @@ fn set_sticker_reason(
 }
 
 /// A free pack on sale, claimed by the caller (claiming twice is fine).
-pub async fn claim_free(state: &AppState, user: &str, pack_id: &str) -> Result<bool, AppError> {
+/// Whether a pack may go to someone in `region` (`None`: not known): for the buyer's own copy
+/// or, `gift`, for the recipient's. A pack limited to some regions is not sold where the user's
+/// region is not known.
+pub fn check_sale_region(pack: &Pack, region: Option<Region>, gift: bool) -> Result<(), AppError> {
+    if pack.sold_in(region) {
+        return Ok(());
+    }
+    let whose = if gift { "the recipient's" } else { "your" };
+    Err(match region {
+        Some(r) => AppError::unprocessable(
+            "not_sold_in_region",
+            format!("pack {} is not sold in {r}, {whose} region", pack.id),
+        ),
+        None => AppError::unprocessable(
+            "region_unknown",
+            format!(
+                "pack {} is sold only in some regions, and {whose} region is not known yet \
+                 (the messenger's app tells us when its user next signs in)",
+                pack.id
+            ),
+        ),
+    })
+}
+
+/// Claims a free pack for `user` (in `region`, by their token).
+pub async fn claim_free(
+    state: &AppState,
+    user: &str,
+    region: Option<Region>,
+    pack_id: &str,
+) -> Result<bool, AppError> {
     let (u, p) = (user.to_owned(), pack_id.to_owned());
     changes::transaction(state, move |conn, changed| {
         // Locked: a claim never commits after the pack left the store.
@@ -670,6 +816,11 @@ pub async fn claim_free(state: &AppState, user: &str, pack_id: &str) -> Result<b
                 "this pack is sold: buy it with POST /v1/me/orders",
             ));
         }
+        let region = match region {
+            Some(r) => Some(r),
+            None => users::country(conn, &u)?,
+        };
+        check_sale_region(&pack, region, false)?;
         users::ensure(conn, &u)?;
         let new = packs::claim_free(conn, &p, &u)?;
         changed.user(u);

@@ -404,14 +404,20 @@ pub async fn purge_removed(state: &AppState) -> Result<usize, AppError> {
         let p = pack.clone();
         let orphans = db::run(&state.pool, move |conn| {
             let mut shas = Vec::new();
-            for s in Sticker::of_pack(conn, &p)? {
-                for sha in [s.image_sha256, s.thumbnail_sha256] {
-                    let shown_elsewhere = Sticker::packs_of_blob(conn, &sha)?
-                        .iter()
-                        .any(|(state, _, _)| *state != PackState::Removed);
-                    if !shown_elsewhere {
-                        shas.push(sha);
-                    }
+            let mut candidates: Vec<String> = Sticker::of_pack(conn, &p)?
+                .into_iter()
+                .flat_map(|s| [s.image_sha256, s.thumbnail_sha256])
+                .collect();
+            // Its cover and tray icon too.
+            if let Some(pack) = Pack::find(conn, &p)? {
+                candidates.extend(pack.cover_sha256.into_iter().chain(pack.tray_sha256));
+            }
+            for sha in candidates {
+                let shown_elsewhere = Sticker::packs_of_blob(conn, &sha)?
+                    .iter()
+                    .any(|(state, _, _)| *state != PackState::Removed);
+                if !shown_elsewhere {
+                    shas.push(sha);
                 }
             }
             // Its archive is its own.

@@ -212,6 +212,7 @@ fn rows() -> Vec<Row> {
             CREATOR,
         )
         .of(&[DraftPack, Position2]),
+        row("PUT", "/v1/creators/me/packs/{id}/cover", CREATOR).of(&[DraftPack]),
         row("POST", "/v1/creators/me/packs/{id}/archive", CREATOR).of(&[DraftPack]),
         row("POST", "/v1/creators/me/packs/{id}/submit", CREATOR).of(&[DraftPack]),
         row("GET", "/v1/moderation/packs", MODERATOR),

@@ -207,6 +207,20 @@ impl TestApp {
         .expect("sign")
     }
 
+    /// A user token whose `country` claim says where the user is.
+    pub fn token_in(&self, sub: &str, country: &str) -> String {
+        kopilka::auth::user_tokens::sign_hs256_in(
+            DEV_HS256_SECRET,
+            &self.settings.auth.issuer,
+            &self.settings.auth.audience,
+            sub,
+            &[],
+            3600,
+            Some(country),
+        )
+        .expect("sign")
+    }
+
     pub fn support(&self) -> String {
         self.token("support-sam", &["support"])
     }

@@ -22,6 +22,7 @@ mod migrations;
 mod multi_instance;
 mod openapi;
 mod operations;
+mod pack_reach;
 mod packs;
 mod revisions;
 mod seats;

@@ -797,7 +797,7 @@ both!(
 );
 
 /// A ZIP of `entries` (name, bytes).
-fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+pub fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, bytes) in entries {
@@ -808,7 +808,7 @@ fn zip_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-async fn upload_archive(
+pub async fn upload_archive(
     app: &TestApp,
     token: &str,
     pack: &str,

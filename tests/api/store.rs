@@ -293,3 +293,148 @@ both!(
         assert_eq!(res.status(), StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS);
     }
 );
+
+/// `GET` of a blob's URL, with extra headers.
+async fn blob_get(app: &TestApp, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = app.client.get(app.url(url));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+// The access answer and the bytes are kept in memory once served: a removal still blocks the
+// image at once, whole, ranged or revalidated.
+both!(
+    a_served_image_is_gone_at_once_when_its_pack_is_removed,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let (_, token) = creator(&app).await;
+        let draft = json!({"title": "Served", "kind": "static"});
+        let pack = pack_on_sale_from(&app, &token, &draft, 1).await;
+        let url = pack["stickers"][0]["image_url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let sha = pack["stickers"][0]["image_sha256"].as_str().unwrap();
+        let etag = format!("\"{sha}\"");
+        let whole = blob_get(&app, &url, &[]).await;
+        assert_eq!(whole.status(), StatusCode::OK);
+        assert_eq!(
+            whole.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(whole.headers()["etag"], etag.as_str());
+        let bytes = whole.bytes().await.unwrap();
+        let again = blob_get(&app, &url, &[]).await;
+        assert_eq!(
+            again.bytes().await.unwrap(),
+            bytes,
+            "the same bytes from memory"
+        );
+        let revalidated = blob_get(&app, &url, &[("if-none-match", &etag)]).await;
+        assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+        let ranged = blob_get(&app, &url, &[("range", "bytes=1-4")]).await;
+        assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            ranged.headers()["content-range"],
+            format!("bytes 1-4/{}", bytes.len()).as_str()
+        );
+        assert_eq!(ranged.bytes().await.unwrap(), bytes.slice(1..5));
+        let past = format!("bytes={}-", bytes.len());
+        let res = blob_get(&app, &url, &[("range", &past)]).await;
+        assert_eq!(
+            res.headers()["content-range"],
+            format!("bytes */{}", bytes.len()).as_str()
+        );
+        assert_problem(
+            res,
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+        )
+        .await;
+
+        let id = pack["id"].as_str().unwrap();
+        let res = app
+            .post(
+                &format!("/v1/moderation/packs/{id}/remove"),
+                &app.token("mod-mo", &["moderator"]),
+                &json!({"reasons": ["other"]}),
+            )
+            .await;
+        ok_json(res, StatusCode::OK).await;
+
+        for headers in [
+            vec![],
+            vec![("if-none-match", etag.as_str())],
+            vec![("range", "bytes=1-4")],
+        ] {
+            let res = blob_get(&app, &url, &headers).await;
+            assert_eq!(
+                res.status(),
+                StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
+                "{headers:?}"
+            );
+        }
+    }
+);
+
+// A draft's image asked for by a stranger is not found; once the pack is released it is
+// public at once.
+both!(
+    a_draft_image_is_public_at_once_when_its_pack_is_released,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let (_, token) = creator(&app).await;
+        let draft = json!({"title": "Soon", "kind": "static"});
+        let pack = ok_json(
+            app.post("/v1/creators/me/packs", &token, &draft).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = pack["id"].as_str().unwrap().to_owned();
+        let png = crate::packs::sticker_png(320, 40);
+        let sticker = ok_json(
+            crate::packs::upload(&app, &token, &id, 1, "😺", png).await,
+            StatusCode::OK,
+        )
+        .await;
+        let url = sticker["image_url"].as_str().unwrap().to_owned();
+        let res = blob_get(&app, &url, &[]).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let own = app
+            .client
+            .get(app.url(&url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(own.status(), StatusCode::OK);
+        assert_eq!(own.headers()["cache-control"], "private, no-store");
+
+        let moderator = app.token("mod-mo", &["moderator"]);
+        for (path, who) in [
+            ("submit", &token),
+            ("claim", &moderator),
+            ("approve", &moderator),
+            ("release", &token),
+        ] {
+            let base = if who == &token {
+                "creators/me/packs"
+            } else {
+                "moderation/packs"
+            };
+            let res = app
+                .post(&format!("/v1/{base}/{id}/{path}"), who, &json!({}))
+                .await;
+            ok_json(res, StatusCode::OK).await;
+        }
+
+        let res = blob_get(&app, &url, &[]).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(
+            res.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+    }
+);

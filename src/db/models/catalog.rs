@@ -74,6 +74,7 @@ impl Product {
             stripe_product_id: None,
             created_at: to_db(Utc::now()),
         };
+        super::packs::store_touched();
         diesel::insert_into(products::table)
             .values(&product)
             .execute(conn)?;
@@ -112,16 +113,19 @@ impl Product {
         active: Option<bool>,
     ) -> QueryResult<Product> {
         if let Some(name) = name {
+            super::packs::store_touched();
             diesel::update(products::table.find(id))
                 .set(products::name.eq(name))
                 .execute(conn)?;
         }
         if let Some(description) = description {
+            super::packs::store_touched();
             diesel::update(products::table.find(id))
                 .set(products::description.eq(description))
                 .execute(conn)?;
         }
         if let Some(active) = active {
+            super::packs::store_touched();
             diesel::update(products::table.find(id))
                 .set(products::active.eq(active))
                 .execute(conn)?;
@@ -190,6 +194,7 @@ impl Price {
             stripe_price_id: None,
             created_at: to_db(Utc::now()),
         };
+        super::packs::store_touched();
         diesel::insert_into(prices::table)
             .values(&price)
             .execute(conn)?;
@@ -205,6 +210,7 @@ impl Price {
     }
 
     pub fn set_active(conn: &mut DbConn, id: &str, active: bool) -> QueryResult<Price> {
+        super::packs::store_touched();
         diesel::update(prices::table.find(id))
             .set(prices::active.eq(active))
             .execute(conn)?;

@@ -66,6 +66,8 @@ impl Order {
             message: new.message,
             channel: new.channel,
         };
+        // "Popular" in the store counts paid orders.
+        super::packs::store_touched();
         diesel::insert_into(orders::table)
             .values(&order)
             .execute(conn)?;
@@ -82,10 +84,14 @@ impl Order {
 
     pub fn set_status(conn: &mut DbConn, id: &str, status: OrderStatus) -> QueryResult<Order> {
         let now = to_db(Utc::now());
+        // "Popular" in the store counts paid orders.
+        super::packs::store_touched();
         diesel::update(orders::table.find(id))
             .set((orders::status.eq(status), orders::updated_at.eq(now)))
             .execute(conn)?;
         if status == OrderStatus::Paid {
+            // "Popular" in the store counts paid orders.
+            super::packs::store_touched();
             diesel::update(orders::table.find(id).filter(orders::paid_at.is_null()))
                 .set(orders::paid_at.eq(now))
                 .execute(conn)?;
@@ -105,6 +111,8 @@ impl Order {
     }
 
     pub fn set_payment_intent(conn: &mut DbConn, id: &str, pi: &str) -> QueryResult<()> {
+        // "Popular" in the store counts paid orders.
+        super::packs::store_touched();
         diesel::update(orders::table.find(id))
             .set(orders::stripe_payment_intent_id.eq(pi))
             .execute(conn)?;

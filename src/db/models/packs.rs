@@ -3,6 +3,8 @@
 use super::{new_id, to_db};
 use crate::db::schema::{pack_archives, pack_claims, pack_events, pack_stickers, packs};
 use crate::db::DbConn;
+use crate::domain::pack_text::{language_of, search_text, Locales};
+use crate::domain::regions::Region;
 use crate::domain::states::{PackKind, PackState};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -29,6 +31,28 @@ pub struct Pack {
     pub published_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// A JSON array of ISO 3166-1 alpha-2 codes; `None`: sold everywhere.
+    pub sale_regions: Option<String>,
+    /// A JSON object: canonical BCP-47 tag → `LocaleTexts`.
+    pub locales: String,
+    /// Titles, tags and keywords in lower case, one per line: what store search matches.
+    pub search_text: String,
+    /// The cover (main image) and its tray icon; `None` until one is uploaded.
+    pub cover_sha256: Option<String>,
+    pub tray_sha256: Option<String>,
+}
+
+/// Bumped by every write of a pack, a price or an archive in this process, before it commits:
+/// a store page built from a read that began earlier is never used after it.
+static STORE_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Something the store shows may have changed.
+pub fn store_touched() {
+    STORE_GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+pub fn store_generation() -> u64 {
+    STORE_GENERATION.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// What the store lists.
@@ -37,8 +61,12 @@ pub struct StoreFilter<'a> {
     pub creator: Option<&'a str>,
     /// One of the pack's tags, exactly.
     pub tag: Option<&'a str>,
-    /// A substring of the title or a tag, any case.
+    /// A substring of a title, tag or keyword, any case.
     pub text: Option<&'a str>,
+    /// Packs with texts in this canonical BCP-47 tag or in its language.
+    pub locale: Option<&'a str>,
+    /// Packs sold in this region (ISO 3166-1 alpha-2).
+    pub region: Option<&'a str>,
     /// Most distinct paying buyers first (else newest publication first).
     pub popular: bool,
 }
@@ -73,6 +101,15 @@ fn escape_like(s: &str) -> String {
     out
 }
 
+/// A pack's words: what a creator edits after publication, through review.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackTexts {
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub locales: Locales,
+}
+
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pack_stickers)]
 pub struct Sticker {
@@ -98,6 +135,15 @@ pub struct NewPack {
     pub description: String,
     pub tags: Vec<String>,
     pub price_tier: Option<String>,
+    pub locales: Locales,
+    pub sale_regions: Option<Vec<Region>>,
+}
+
+fn regions_json(regions: &Option<Vec<Region>>) -> Option<String> {
+    regions.as_ref().map(|r| {
+        serde_json::to_string(&r.iter().map(Region::as_str).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into())
+    })
 }
 
 impl Pack {
@@ -108,9 +154,14 @@ impl Pack {
             creator_id: new.creator_id,
             state: PackState::Draft,
             kind: new.kind,
+            search_text: search_text(&new.title, &new.tags, &new.locales),
             title: new.title,
             description: new.description,
             tags: serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()),
+            locales: serde_json::to_string(&new.locales).unwrap_or_else(|_| "{}".into()),
+            sale_regions: regions_json(&new.sale_regions),
+            cover_sha256: None,
+            tray_sha256: None,
             price_tier: new.price_tier,
             review_note: None,
             reviewer_id: None,
@@ -164,6 +215,26 @@ impl Pack {
 
     pub fn tags(&self) -> Vec<String> {
         serde_json::from_str(&self.tags).unwrap_or_default()
+    }
+
+    pub fn locales(&self) -> Locales {
+        serde_json::from_str(&self.locales).unwrap_or_default()
+    }
+
+    /// `None`: sold everywhere.
+    pub fn sale_regions(&self) -> Option<Vec<String>> {
+        self.sale_regions
+            .as_deref()
+            .map(|r| serde_json::from_str(r).unwrap_or_default())
+    }
+
+    /// Whether a user in `region` (`None`: not known) may buy it.
+    pub fn sold_in(&self, region: Option<Region>) -> bool {
+        match (self.sale_regions(), region) {
+            (None, _) => true,
+            (Some(regions), Some(r)) => regions.iter().any(|x| x == r.as_str()),
+            (Some(_), None) => false,
+        }
     }
 
     /// The creator's packs, newest first, after the cursor (a pack id) if any.
@@ -240,13 +311,39 @@ impl Pack {
             );
         }
         if let Some(text) = filter.text {
-            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+            let text = text.to_lowercase();
+            let pattern = format!("%{}%", escape_like(&text));
+            let sqlite = matches!(conn, DbConn::Sqlite(_));
+            if sqlite && text.chars().count() >= 3 {
+                // The trigram index finds the candidates; LIKE keeps the exact substring rule.
+                let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+                q = q.filter(
+                    sql::<Bool>(
+                        "packs.id IN (SELECT pack_id FROM pack_search WHERE pack_search MATCH ",
+                    )
+                    .bind::<Text, _>(phrase)
+                    .sql(")"),
+                );
+            }
+            q = q.filter(packs::search_text.like(pattern).escape('\\'));
+        }
+        if let Some(locale) = filter.locale {
+            // Keys of the JSON object, quotes and colon included: `"ja":` cannot occur inside
+            // a JSON string value (its quotes would be escaped there).
+            let key = |tag: &str| format!("%{}:%", escape_like(&format!("\"{tag}\"")));
             q = q.filter(
-                sql::<Bool>("(lower(packs.title) LIKE ")
-                    .bind::<Text, _>(pattern.clone())
-                    .sql(" ESCAPE '\\' OR lower(packs.tags) LIKE ")
-                    .bind::<Text, _>(pattern)
-                    .sql(" ESCAPE '\\')"),
+                packs::locales
+                    .like(key(locale))
+                    .escape('\\')
+                    .or(packs::locales.like(key(language_of(locale))).escape('\\')),
+            );
+        }
+        if let Some(region) = filter.region {
+            let code = format!("%\"{}\"%", escape_like(region));
+            q = q.filter(
+                packs::sale_regions
+                    .is_null()
+                    .or(packs::sale_regions.like(code).escape('\\')),
             );
         }
         if filter.popular {
@@ -287,6 +384,7 @@ impl Pack {
         state: PackState,
         at: DateTime<Utc>,
     ) -> QueryResult<()> {
+        store_touched();
         diesel::update(packs::table.find(id))
             .set((packs::state.eq(state), packs::updated_at.eq(to_db(at))))
             .execute(conn)?;
@@ -298,6 +396,7 @@ impl Pack {
         diesel::update(pack_stickers::table.filter(pack_stickers::pack_id.eq(id)))
             .set(pack_stickers::review_reason.eq(None::<String>))
             .execute(conn)?;
+        store_touched();
         diesel::update(packs::table.find(id))
             .set((
                 packs::state.eq(PackState::InReview),
@@ -320,6 +419,7 @@ impl Pack {
         note: Option<&str>,
         at: DateTime<Utc>,
     ) -> QueryResult<()> {
+        store_touched();
         diesel::update(packs::table.find(id))
             .set((
                 packs::state.eq(state),
@@ -339,6 +439,7 @@ impl Pack {
         moderator: &str,
         until: DateTime<Utc>,
     ) -> QueryResult<()> {
+        store_touched();
         diesel::update(packs::table.find(id))
             .set((
                 packs::claimed_by.eq(moderator),
@@ -348,25 +449,61 @@ impl Pack {
         Ok(())
     }
 
-    pub fn set_texts(
-        conn: &mut DbConn,
-        id: &str,
-        title: &str,
-        description: &str,
-        tags: &[String],
-    ) -> QueryResult<()> {
+    pub fn set_texts(conn: &mut DbConn, id: &str, texts: &PackTexts) -> QueryResult<()> {
+        store_touched();
         diesel::update(packs::table.find(id))
             .set((
-                packs::title.eq(title),
-                packs::description.eq(description),
-                packs::tags.eq(serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())),
+                packs::title.eq(&texts.title),
+                packs::description.eq(&texts.description),
+                packs::tags.eq(serde_json::to_string(&texts.tags).unwrap_or_else(|_| "[]".into())),
+                packs::locales
+                    .eq(serde_json::to_string(&texts.locales).unwrap_or_else(|_| "{}".into())),
+                packs::search_text.eq(search_text(&texts.title, &texts.tags, &texts.locales)),
                 packs::updated_at.eq(to_db(Utc::now())),
             ))
             .execute(conn)?;
         Ok(())
     }
 
+    pub fn set_sale_regions(
+        conn: &mut DbConn,
+        id: &str,
+        regions: &Option<Vec<Region>>,
+    ) -> QueryResult<()> {
+        store_touched();
+        diesel::update(packs::table.find(id))
+            .set((
+                packs::sale_regions.eq(regions_json(regions)),
+                packs::updated_at.eq(to_db(Utc::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn set_cover(conn: &mut DbConn, id: &str, cover: &str, tray: &str) -> QueryResult<()> {
+        store_touched();
+        diesel::update(packs::table.find(id))
+            .set((
+                packs::cover_sha256.eq(cover),
+                packs::tray_sha256.eq(tray),
+                packs::updated_at.eq(to_db(Utc::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// The texts it shows now.
+    pub fn texts(&self) -> PackTexts {
+        PackTexts {
+            title: self.title.clone(),
+            description: self.description.clone(),
+            tags: self.tags(),
+            locales: self.locales(),
+        }
+    }
+
     pub fn published(conn: &mut DbConn, id: &str, at: DateTime<Utc>) -> QueryResult<()> {
+        store_touched();
         diesel::update(packs::table.find(id))
             .set((
                 packs::state.eq(PackState::OnSale),
@@ -422,6 +559,23 @@ impl Sticker {
         .execute(conn)
     }
 
+    /// Changes a sticker's emoji (its image never changes).
+    pub fn set_emoji(
+        conn: &mut DbConn,
+        pack: &str,
+        position: i32,
+        emoji: &str,
+    ) -> QueryResult<usize> {
+        store_touched();
+        diesel::update(
+            pack_stickers::table
+                .filter(pack_stickers::pack_id.eq(pack))
+                .filter(pack_stickers::position.eq(position)),
+        )
+        .set(pack_stickers::emoji.eq(emoji))
+        .execute(conn)
+    }
+
     /// Gives every sticker of the pack its permanent id, once.
     pub fn assign_ids(conn: &mut DbConn, pack: &str) -> QueryResult<()> {
         for s in Self::of_pack(conn, pack)? {
@@ -462,8 +616,15 @@ impl Sticker {
             .select((packs::state, packs::creator_id, packs::published_at))
             .limit(1000)
             .load(conn)?;
+        // A pack's cover and tray icon are served the same way.
+        let covers: Vec<(PackState, String, Option<NaiveDateTime>)> = packs::table
+            .filter(packs::cover_sha256.eq(sha).or(packs::tray_sha256.eq(sha)))
+            .select((packs::state, packs::creator_id, packs::published_at))
+            .limit(1000)
+            .load(conn)?;
         Ok(rows
             .into_iter()
+            .chain(covers)
             .map(|(state, creator, published)| (state, creator, published.is_some()))
             .collect())
     }
@@ -478,6 +639,16 @@ impl Sticker {
             .select(pack_archives::sha256)
             .load(conn)?;
         all.extend(archives.into_iter().map(|a| (a.clone(), a)));
+        // And their covers.
+        let covers: Vec<(Option<String>, Option<String>)> = packs::table
+            .filter(packs::cover_sha256.is_not_null())
+            .select((packs::cover_sha256, packs::tray_sha256))
+            .load(conn)?;
+        all.extend(
+            covers
+                .into_iter()
+                .filter_map(|(c, t)| Some((c?, t.unwrap_or_default()))),
+        );
         Ok(all)
     }
 }
@@ -490,8 +661,16 @@ pub fn archives_of(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<(String
         .load(conn)
 }
 
+/// Forgets a pack's archive (its emoji changed): the next build makes a new one, and the old
+/// blob goes to garbage collection.
+pub fn drop_archive(conn: &mut DbConn, pack: &str) -> QueryResult<usize> {
+    store_touched();
+    diesel::delete(pack_archives::table.filter(pack_archives::pack_id.eq(pack))).execute(conn)
+}
+
 /// Records a pack's archive (built once; a second build of the same pack is ignored).
 pub fn set_archive(conn: &mut DbConn, pack: &str, sha: &str, bytes: i64) -> QueryResult<()> {
+    store_touched();
     crate::db::insert_or_ignore!(
         conn,
         pack_archives::table,

@@ -1,10 +1,12 @@
-//! Revisions of a published pack's texts, reviewed before they show.
+//! Revisions of a published pack's texts and emoji, reviewed before they show.
 
+use super::packs::PackTexts;
 use super::{new_id, to_db};
 use crate::db::schema::pack_revisions;
 use crate::db::DbConn;
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = pack_revisions)]
@@ -25,6 +27,10 @@ pub struct Revision {
     pub note: Option<String>,
     pub created_at: NaiveDateTime,
     pub decided_at: Option<NaiveDateTime>,
+    /// A JSON object, as on the pack.
+    pub locales: String,
+    /// A JSON object: sticker position → its new emoji (space-separated); only those changed.
+    pub emoji: String,
 }
 
 impl Revision {
@@ -32,9 +38,8 @@ impl Revision {
     pub fn propose(
         conn: &mut DbConn,
         pack: &str,
-        title: &str,
-        description: &str,
-        tags: &[String],
+        texts: &PackTexts,
+        emoji: &BTreeMap<i32, String>,
     ) -> QueryResult<Option<Revision>> {
         if Revision::pending_of(conn, pack)?.is_some() {
             return Ok(None);
@@ -47,9 +52,11 @@ impl Revision {
             id: new_id("rev"),
             pack_id: pack.to_owned(),
             version: last.unwrap_or(1) + 1,
-            title: title.to_owned(),
-            description: description.to_owned(),
-            tags: serde_json::to_string(tags).unwrap_or_else(|_| "[]".into()),
+            title: texts.title.clone(),
+            description: texts.description.clone(),
+            tags: serde_json::to_string(&texts.tags).unwrap_or_else(|_| "[]".into()),
+            locales: serde_json::to_string(&texts.locales).unwrap_or_else(|_| "{}".into()),
+            emoji: serde_json::to_string(emoji).unwrap_or_else(|_| "{}".into()),
             state: "pending".into(),
             reviewer_id: None,
             reasons: "[]".into(),
@@ -131,5 +138,19 @@ impl Revision {
 
     pub fn tags(&self) -> Vec<String> {
         serde_json::from_str(&self.tags).unwrap_or_default()
+    }
+
+    pub fn texts(&self) -> PackTexts {
+        PackTexts {
+            title: self.title.clone(),
+            description: self.description.clone(),
+            tags: self.tags(),
+            locales: serde_json::from_str(&self.locales).unwrap_or_default(),
+        }
+    }
+
+    /// Sticker position → new emoji.
+    pub fn emoji(&self) -> BTreeMap<i32, String> {
+        serde_json::from_str(&self.emoji).unwrap_or_default()
     }
 }

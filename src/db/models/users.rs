@@ -1,6 +1,7 @@
 use super::to_db;
 use crate::db::schema::users;
 use crate::db::DbConn;
+use crate::domain::regions::Region;
 use diesel::prelude::*;
 
 /// Records a user the first time we see their `sub`; a no-op afterwards, also under races
@@ -29,6 +30,33 @@ pub fn set_email(conn: &mut DbConn, id: &str, email: &str) -> QueryResult<()> {
         .set(users::email.eq(email))
         .execute(conn)?;
     Ok(())
+}
+
+/// Remembers where the user is (their identity token's `country`), for gifts to them; writes
+/// only when it changed.
+pub fn set_country(conn: &mut DbConn, id: &str, country: Region) -> QueryResult<()> {
+    ensure(conn, id)?;
+    diesel::update(
+        users::table.find(id).filter(
+            users::country
+                .is_null()
+                .or(users::country.ne(country.as_str())),
+        ),
+    )
+    .set(users::country.eq(country.as_str()))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Where the user was when their last token said; `None` when no token said.
+pub fn country(conn: &mut DbConn, id: &str) -> QueryResult<Option<Region>> {
+    Ok(users::table
+        .find(id)
+        .select(users::country)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten()
+        .and_then(|c| Region::parse(&c)))
 }
 
 pub fn stripe_customer(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {

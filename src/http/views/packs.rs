@@ -3,12 +3,17 @@
 use crate::db::models::catalog::Price;
 use crate::db::models::from_db;
 use crate::db::models::packs::{Pack, PackEvent, Sticker};
+use crate::domain::pack_text::Locales;
 use crate::domain::states::{PackKind, PackState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+fn blob_url(sha: &Option<String>) -> Option<String> {
+    sha.as_ref().map(|s| format!("/v1/blobs/{s}"))
+}
+
 /// A sticker: its images are blobs (`/v1/blobs/{sha256}`), immutable once published.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct StickerView {
     pub position: i32,
     /// Permanent, given when the pack is first published; `null` before.
@@ -51,6 +56,12 @@ pub struct PackView {
     pub title: String,
     pub description: String,
     pub tags: Vec<String>,
+    pub locales: Locales,
+    /// `null`: sold everywhere.
+    pub sale_regions: Option<Vec<String>>,
+    /// The cover (main image) and its tray icon; `null` until uploaded.
+    pub cover_url: Option<String>,
+    pub tray_url: Option<String>,
     pub price_tier: Option<String>,
     pub review_note: Option<String>,
     pub claimed_by: Option<String>,
@@ -81,6 +92,10 @@ impl PackView {
             title: p.title.clone(),
             description: p.description.clone(),
             tags: p.tags(),
+            locales: p.locales(),
+            sale_regions: p.sale_regions(),
+            cover_url: blob_url(&p.cover_sha256),
+            tray_url: blob_url(&p.tray_sha256),
             price_tier: p.price_tier.clone(),
             review_note: p.review_note.clone(),
             claimed_by: p.claimed_by.clone(),
@@ -125,7 +140,7 @@ impl From<&PackEvent> for PackEventView {
 }
 
 /// A pack in the store: what a buyer sees, with its prices (one-off) and whether they own it.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct StorePackView {
     pub id: String,
     pub creator_id: String,
@@ -133,6 +148,14 @@ pub struct StorePackView {
     pub title: String,
     pub description: String,
     pub tags: Vec<String>,
+    /// Texts per BCP-47 locale, for apps in other languages.
+    pub locales: Locales,
+    /// `null`: sold everywhere.
+    pub sale_regions: Option<Vec<String>>,
+    /// The cover (main image); `null` when the creator gave none.
+    pub cover_url: Option<String>,
+    /// The tray icon: the cover's, else the first sticker's thumbnail.
+    pub tray_url: Option<String>,
     pub free: bool,
     pub prices: Vec<StorePriceView>,
     /// The price in the currency asked for (`?currency=`); `null` when none was asked, the
@@ -162,6 +185,16 @@ impl StorePackView {
             title: p.title.clone(),
             description: p.description.clone(),
             tags: p.tags(),
+            locales: p.locales(),
+            sale_regions: p.sale_regions(),
+            cover_url: blob_url(&p.cover_sha256),
+            tray_url: blob_url(&p.tray_sha256).or_else(|| {
+                stickers
+                    .iter()
+                    .filter(|s| s.pack_id == p.id)
+                    .min_by_key(|s| s.position)
+                    .map(|s| format!("/v1/blobs/{}", s.thumbnail_sha256))
+            }),
             free: p.price_tier.is_none(),
             prices: prices
                 .iter()

@@ -8,15 +8,18 @@ use crate::db::models::catalog::{Price, Product};
 use crate::db::models::creators::Creator;
 use crate::db::models::donations::{Donation, NewDonation};
 use crate::db::models::orders::{NewOrder, Order};
+use crate::db::models::packs::Pack;
 use crate::db::models::subscriptions::{Subscription, SubscriptionState};
 use crate::db::models::{to_db, users};
 use crate::db::{self, DbConn};
+use crate::domain::regions::Region;
 use crate::domain::states::{
     DonationStatus, Interval, OrderKind, OrderStatus, ProductKind, SalesChannel, SubscriptionStatus,
 };
 use crate::error::AppError;
 use crate::services::billing::subscription_events;
 use crate::services::changes;
+use crate::services::packs::check_sale_region;
 use crate::stripe::gateway::{Gateway, GatewayError};
 use crate::stripe::objects;
 use actix_web::http::StatusCode;
@@ -587,6 +590,8 @@ pub struct Buy {
     /// The creator whose share link led here (`?ref=<creator>`): a sale of their own pack
     /// through it is split by their `creator_link` rule.
     pub referrer: Option<String>,
+    /// Where the buyer is, by their token (a pack may be sold only in some regions).
+    pub buyer_region: Option<Region>,
 }
 
 /// A sticker pack for oneself or as a gift, or a gifted subscription period (a plan's
@@ -626,6 +631,18 @@ pub async fn buy(state: &AppState, user: &str, new: Buy) -> Result<Started<Order
             users::ensure(conn, r)?;
         }
         let holder = new.recipient_id.as_deref().unwrap_or(&u);
+        if kind == OrderKind::Pack {
+            if let Some(pack) = Pack::find(conn, &product.id)? {
+                // A gift goes where its recipient is; their region is the one their own
+                // token last told us.
+                let region = match (&new.recipient_id, new.buyer_region) {
+                    (Some(r), _) => users::country(conn, r)?,
+                    (None, Some(region)) => Some(region),
+                    (None, None) => users::country(conn, &u)?,
+                };
+                check_sale_region(&pack, region, new.recipient_id.is_some())?;
+            }
+        }
         if kind == OrderKind::Pack && Order::holds_pack(conn, holder, &product.id)? {
             return Err(AppError::conflict("already_owned", "that user already has this pack"));
         }

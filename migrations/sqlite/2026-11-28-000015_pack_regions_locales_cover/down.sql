@@ -1,0 +1,12 @@
+DROP TRIGGER pack_search_delete;
+DROP TRIGGER pack_search_update;
+DROP TRIGGER pack_search_insert;
+DROP TABLE pack_search;
+ALTER TABLE pack_revisions DROP COLUMN emoji;
+ALTER TABLE pack_revisions DROP COLUMN locales;
+ALTER TABLE packs DROP COLUMN tray_sha256;
+ALTER TABLE packs DROP COLUMN cover_sha256;
+ALTER TABLE packs DROP COLUMN search_text;
+ALTER TABLE packs DROP COLUMN locales;
+ALTER TABLE packs DROP COLUMN sale_regions;
+ALTER TABLE users DROP COLUMN country;
