@@ -120,6 +120,15 @@ kind = "static"
 tags = ["faces", "free"]
 # No price_tier: a free pack.
 cover = "01.png"
+
+[locales.ja]
+title = "コピルカの顔"
+description = "四つの気分、だれでも無料。"
+keywords = ["かお", "きもち"]
+
+[locales.de]
+title = "Kopilka-Gesichter"
+keywords = ["Gesicht", "Laune"]
 """ + "".join(f'\n[[stickers]]\nfile = "{i + 1:02}.png"\nemoji = "{e}"\n' for i, (e, _) in enumerate(moods)))
 
     kinds = [("sun", "☀️"), ("cloud", "☁️"), ("rain", "🌧️"), ("snow", "🌨️")]
@@ -130,6 +139,15 @@ kind = "static"
 tags = ["weather"]
 price_tier = "t1"
 cover = "sun.png"
+
+[locales.ja]
+title = "お天気"
+description = "晴れ、くもり、雨、雪。"
+keywords = ["てんき", "あめ", "ゆき"]
+
+[locales.th]
+title = "พยากรณ์อากาศ"
+keywords = ["ฝนตก"]
 """ + "".join(f'\n[[stickers]]\nfile = "{k}.png"\nemoji = "{e}"\n' for k, e in kinds))
 
     blink = [0.0, 0.0, 0.5, 1.0, 0.5, 0.0]
@@ -141,6 +159,10 @@ kind = "animated"
 tags = ["faces", "animated"]
 price_tier = "t2"
 cover = "01.png"
+
+[locales.ja]
+title = "まばたき"
+keywords = ["ウインク"]
 """ + "".join(f'\n[[stickers]]\nfile = "{i + 1:02}.png"\nemoji = "{e}"\n' for i, (_, e) in enumerate(hues)))
 
 
