@@ -129,12 +129,17 @@ pub fn connect(url: &str, size: u32) -> anyhow::Result<DbPool> {
 
 /// Applies pending migrations of the connection's backend; returns the versions applied.
 pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
-    let applied = match conn {
+    let applied: Vec<String> = match conn {
         DbConn::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
     }
-    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
-    Ok(applied.into_iter().map(|v| v.to_string()).collect())
+    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?
+    .into_iter()
+    .map(|v| v.to_string())
+    .collect();
+    // What SQL cannot compute for the rows a migration added a column to.
+    models::packs::Pack::backfill_search_text(conn)?;
+    Ok(applied)
 }
 
 /// Runs one unit of work — connection checkout and everything done with it — on the blocking
@@ -149,7 +154,10 @@ where
         let mut conn = pool
             .get()
             .map_err(|e| AppError::DatabaseUnavailable(e.to_string()))?;
-        work(&mut conn)
+        let result = work(&mut conn);
+        // Committed (or rolled back) by now: store pages read from here on see it.
+        models::packs::store_unit_done();
+        result
     })
     .await
     .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?

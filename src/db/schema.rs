@@ -370,6 +370,7 @@ diesel::table! {
         sale_regions -> Nullable<Text>,
         locales -> Text,
         search_text -> Text,
+        locale_tags -> Text,
         cover_sha256 -> Nullable<Text>,
         tray_sha256 -> Nullable<Text>,
     }

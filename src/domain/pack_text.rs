@@ -202,16 +202,50 @@ pub fn check_locales(locales: &Locales) -> Result<Locales, String> {
     Ok(out)
 }
 
-/// What store search matches for a pack: its titles, tags and keywords in lower case, one per
-/// line (a search term cannot span two of them: terms hold no line breaks).
+/// Text as store search compares it: lower case by Unicode's rules, with the foldings lower
+/// case leaves apart (`ß` and `ss`, final and medial sigma, the dot Turkish `İ` leaves behind).
+/// Applied to what is searched and to the search term alike.
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.to_lowercase().chars() {
+        match c {
+            'ß' | 'ẞ' => out.push_str("ss"),
+            'ς' => out.push('σ'),
+            '\u{0307}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What store search matches for a pack: its titles, tags and keywords folded, one per line
+/// (a search term cannot span two of them: terms hold no line breaks).
 pub fn search_text(title: &str, tags: &[String], locales: &Locales) -> String {
-    let mut lines: Vec<String> = vec![title.to_lowercase()];
-    lines.extend(tags.iter().map(|t| t.to_lowercase()));
+    let mut lines: Vec<String> = vec![fold(title)];
+    lines.extend(tags.iter().map(|t| fold(t)));
     for texts in locales.values() {
-        lines.push(texts.title.to_lowercase());
-        lines.extend(texts.keywords.iter().map(|k| k.to_lowercase()));
+        lines.push(fold(&texts.title));
+        lines.extend(texts.keywords.iter().map(|k| fold(k)));
     }
     lines.join("\n")
+}
+
+/// The locales a pack has texts in and their languages, space-separated with a space at each
+/// end (` pt-BR pt `), so the store's filter matches a whole tag with `LIKE '% pt %'`.
+pub fn locale_tags(locales: &Locales) -> String {
+    let mut tags: Vec<&str> = Vec::new();
+    for tag in locales.keys() {
+        for t in [tag.as_str(), language_of(tag)] {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+    }
+    if tags.is_empty() {
+        String::new()
+    } else {
+        format!(" {} ", tags.join(" "))
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +351,18 @@ mod tests {
             },
         );
         let text = search_text("Cats", &["Animals".into()], &l);
-        assert_eq!(text, "cats\nanimals\nkatzen\nsüß");
+        assert_eq!(text, "cats\nanimals\nkatzen\nsüss");
+        assert_eq!(fold("STRASSE"), fold("Straße"));
+        assert_eq!(fold("ΟΔΟΣ"), fold("οδος"));
+        assert_eq!(fold("İstanbul"), "istanbul");
+        assert_eq!(locale_tags(&l), " de ");
+        l.insert(
+            "pt-BR".into(),
+            LocaleTexts {
+                title: "Gatos".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(locale_tags(&l), " de pt-BR pt ");
     }
 }

@@ -94,6 +94,9 @@ impl RevisionView {
                 .find(|s| s.pack_id == pack.id && s.position == *position)
                 .map(|s| split(&s.emoji))
                 .unwrap_or_default();
+            if from == *to {
+                continue;
+            }
             changes.push(Change {
                 field: "emoji",
                 from: serde_json::json!({ "position": position, "emoji": from }),
@@ -170,7 +173,7 @@ pub(super) fn checked_emoji(
         let p: i32 = position
             .parse()
             .ok()
-            .filter(|p| (1..=max).contains(p))
+            .filter(|p: &i32| (1..=max).contains(p) && p.to_string() == position)
             .ok_or_else(|| {
                 AppError::unprocessable(
                     "invalid_position",

@@ -9,7 +9,6 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::db;
 use crate::db::models::catalog::Price;
-use crate::db::models::orders;
 use crate::db::models::packs::{self, Pack, Sticker, StoreFilter};
 use crate::domain::pack_text::canonical_locale;
 use crate::domain::pack_text::check_text;
@@ -70,10 +69,15 @@ struct ShowQuery {
     currency: Option<String>,
 }
 
-fn owned_set(conn: &mut db::DbConn, user: &str) -> Result<HashSet<String>, AppError> {
-    let mut owned: HashSet<String> = orders::packs_held(conn, user)?.into_iter().collect();
-    owned.extend(packs::claimed_by(conn, user)?);
-    Ok(owned)
+/// The packs the caller holds (bought, received, claimed or granted): their entitlement
+/// answer says it, cached for the hot path, so every store route agrees on `owned`.
+async fn held_packs(state: &AppState, user: &str) -> Result<HashSet<String>, AppError> {
+    let held = state.entitlements.of_user(user, chrono::Utc::now()).await?;
+    Ok(held
+        .held()
+        .into_iter()
+        .filter_map(|h| h.key.strip_prefix("sticker_pack:").map(str::to_owned))
+        .collect())
 }
 
 /// GET /v1/store/packs — packs on sale, newest (or most bought) first, filtered by creator,
@@ -143,7 +147,7 @@ async fn list(
         Some(hit) => hit,
         None => {
             // Read before the page is: a write from now on makes it stale.
-            let generation = packs::store_generation();
+            let (generation, started) = (packs::store_generation(), std::time::Instant::now());
             let (creator, tag, text) = (q.creator, q.tag, q.q);
             let page = db::run(&state.pool, move |conn| {
                 let after = cursor_pack(conn, after, |p| p.published_at.is_some())?;
@@ -164,10 +168,11 @@ async fn list(
                     StorePackView::new(p, &stickers, &prices, Some(false))
                         .priced_in(currency.as_deref())
                         .with_archive(&archives)
+                        .only_language_of(locale.as_deref())
                 }))
             })
             .await?;
-            let rendered = Arc::new(Rendered::new(page, generation));
+            let rendered = Arc::new(Rendered::new(page, generation, started));
             state.store_pages.put(key, rendered.clone());
             rendered
         }
@@ -195,7 +200,7 @@ async fn list(
                 .collect(),
             next_cursor: rendered.page.next_cursor.clone(),
         };
-        let mine = Rendered::new(page, 0);
+        let mine = Rendered::new(page, 0, std::time::Instant::now());
         (mine.body, mine.etag)
     } else {
         (rendered.body.clone(), rendered.etag.clone())
@@ -230,8 +235,8 @@ async fn show(
     let me = caller.user()?.to_owned();
     let id = path.into_inner();
     let currency = asked_currency(query.into_inner().currency)?;
+    let owned = held_packs(&state, &me).await?.contains(&id);
     let view = db::run(&state.pool, move |conn| {
-        let owned = owned_set(conn, &me)?.contains(&id);
         let pack = Pack::find(conn, &id)?
             .filter(|p| {
                 p.state == PackState::OnSale
@@ -252,11 +257,13 @@ async fn show(
 /// Packs one answer of `GET /v1/me/packs` lists (the first, by id).
 const MAX_OWNED_LISTED: usize = 500;
 
-/// GET /v1/me/packs — the packs the caller owns: bought, received, claimed (at most 500).
+/// GET /v1/me/packs — the packs the caller owns: bought, received, claimed or granted (at most
+/// 500).
 async fn mine(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, AppError> {
     let me = caller.user()?.to_owned();
+    let held = held_packs(&state, &me).await?;
     let views = db::run(&state.pool, move |conn| {
-        let mut owned: Vec<String> = owned_set(conn, &me)?.into_iter().collect();
+        let mut owned: Vec<String> = held.into_iter().collect();
         owned.sort();
         owned.truncate(MAX_OWNED_LISTED);
         let mut found: Vec<Pack> = Pack::many(conn, &owned)?

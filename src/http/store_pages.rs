@@ -1,8 +1,8 @@
 //! Store pages, kept rendered: the store is read far more often than packs change, and one page
 //! costs several queries to build. A page is kept with the write generation it was built at
-//! and used while no pack, price or archive was written in this process since (see
-//! `packs::store_touched`), and for at most
-//! `MAX_AGE`: another instance's writes reach this one's readers within that.
+//! and used while nothing it shows was written in this process since (see
+//! `packs::store_touched`), and for at most `MAX_AGE` from its first read: another instance's
+//! writes reach this one's readers within that.
 //!
 //! A page is kept as every user who owns none of its packs sees it (the common case), body and
 //! ETag ready; a caller who owns one of them gets it rendered again with their `owned` flags.
@@ -30,7 +30,8 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    pub fn new(page: Page<StorePackView>, generation: u64) -> Rendered {
+    /// `generation` and `started`: as they were before the page's reads began.
+    pub fn new(page: Page<StorePackView>, generation: u64, started: Instant) -> Rendered {
         let body = bytes::Bytes::from(serde_json::to_vec(&page).unwrap_or_default());
         let etag = format!("\"{}\"", crate::services::blobs::Blobs::sha256_hex(&body));
         Rendered {
@@ -38,7 +39,7 @@ impl Rendered {
             body,
             etag,
             generation,
-            built: Instant::now(),
+            built: started,
         }
     }
 
@@ -64,6 +65,10 @@ impl StorePages {
     }
 
     pub fn put(&self, key: String, rendered: Arc<Rendered>) {
+        // Written meanwhile: a later reader builds it again (and never over a fresher page).
+        if !rendered.fresh(Instant::now()) {
+            return;
+        }
         let Ok(mut pages) = self.pages.lock() else {
             return;
         };
@@ -88,13 +93,31 @@ mod tests {
             items: Vec::new(),
             next_cursor: Some(format!("c{n}")),
         };
-        pages.put("k".into(), Arc::new(Rendered::new(page(1), generation())));
+        pages.put(
+            "k".into(),
+            Arc::new(Rendered::new(page(1), generation(), Instant::now())),
+        );
         assert!(pages.get("k").is_some());
         crate::db::models::packs::store_touched();
         assert!(pages.get("k").is_none(), "a write makes it stale");
-        let mut old = Rendered::new(page(2), generation());
-        old.built = Instant::now() - MAX_AGE;
-        pages.put("k".into(), Arc::new(old));
+        pages.put(
+            "k".into(),
+            Arc::new(Rendered::new(
+                page(2),
+                generation(),
+                Instant::now() - MAX_AGE,
+            )),
+        );
         assert!(pages.get("k").is_none(), "too old");
+        let before = generation();
+        crate::db::models::packs::store_touched();
+        pages.put(
+            "k".into(),
+            Arc::new(Rendered::new(page(3), before, Instant::now())),
+        );
+        assert!(
+            pages.get("k").is_none(),
+            "built from a read a write overtook"
+        );
     }
 }

@@ -145,6 +145,12 @@ pub async fn decide(
         let pack = Pack::lock(conn, &revision.pack_id)?
             .ok_or_else(|| AppError::not_found(format!("pack {}", revision.pack_id)))?;
         not_own(&pack, &m)?;
+        if pack.state == PackState::Removed {
+            return Err(AppError::conflict(
+                "pack_not_editable",
+                format!("pack {} is removed: its edits are not decided", pack.id),
+            ));
+        }
         if !Revision::decide(conn, &id, approve, &m, &reasons, note.as_deref())? {
             return Err(AppError::conflict(
                 "revision_decided",

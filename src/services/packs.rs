@@ -530,10 +530,33 @@ pub async fn release(state: &AppState, creator: &str, pack_id: &str) -> Result<P
     Ok(pack)
 }
 
-/// Builds and stores a published pack's archive (once; again is a no-op).
+/// Builds a published pack's archive and records it, unless its emoji changed while it was
+/// built (an approved edit): then it is built again from the new ones, so a slow build never
+/// records an archive that says old emoji.
 pub async fn build_archive(state: &AppState, pack_id: &str) -> Result<(), AppError> {
+    for _ in 0..3 {
+        if build_archive_once(state, pack_id).await? {
+            return Ok(());
+        }
+    }
+    Err(AppError::conflict(
+        "pack_changing",
+        "the pack's emoji kept changing while its archive was built; the jobs worker builds it later",
+    ))
+}
+
+/// What an archive says of each sticker.
+fn said(stickers: &[Sticker]) -> Vec<(Option<String>, String)> {
+    stickers
+        .iter()
+        .map(|s| (s.sticker_id.clone(), s.emoji.clone()))
+        .collect()
+}
+
+async fn build_archive_once(state: &AppState, pack_id: &str) -> Result<bool, AppError> {
     let p = pack_id.to_owned();
     let stickers = db::run(&state.pool, move |conn| Ok(Sticker::of_pack(conn, &p)?)).await?;
+    let built_from = said(&stickers);
     let mut published = Vec::with_capacity(stickers.len());
     for s in stickers {
         let Some(sticker_id) = s.sticker_id else {
@@ -571,8 +594,14 @@ pub async fn build_archive(state: &AppState, pack_id: &str) -> Result<(), AppErr
         .await
         .map_err(storage_unavailable)?;
     let p = pack_id.to_owned();
-    db::run(&state.pool, move |conn| {
-        Ok(packs::set_archive(conn, &p, &sha, bytes)?)
+    db::transaction(&state.pool, move |conn| {
+        // Under the pack's lock, which an emoji edit's approval takes too.
+        Pack::lock(conn, &p)?;
+        if said(&Sticker::of_pack(conn, &p)?) != built_from {
+            return Ok(false);
+        }
+        packs::set_archive(conn, &p, &sha, bytes)?;
+        Ok(true)
     })
     .await
 }
@@ -775,22 +804,29 @@ fn set_sticker_reason(
 /// A free pack on sale, claimed by the caller (claiming twice is fine).
 /// Whether a pack may go to someone in `region` (`None`: not known): for the buyer's own copy
 /// or, `gift`, for the recipient's. A pack limited to some regions is not sold where the user's
-/// region is not known.
+/// region is not known. A refused gift says neither where the recipient is nor whether that is
+/// known: one answer for both, so a gift attempt cannot look up someone's country.
 pub fn check_sale_region(pack: &Pack, region: Option<Region>, gift: bool) -> Result<(), AppError> {
     if pack.sold_in(region) {
         return Ok(());
     }
-    let whose = if gift { "the recipient's" } else { "your" };
-    Err(match region {
-        Some(r) => AppError::unprocessable(
-            "not_sold_in_region",
-            format!("pack {} is not sold in {r}, {whose} region", pack.id),
+    Err(match (gift, region) {
+        (true, _) => AppError::unprocessable(
+            "not_sold_to_recipient",
+            format!(
+                "pack {} is sold only in some regions, and cannot be gifted to this user",
+                pack.id
+            ),
         ),
-        None => AppError::unprocessable(
+        (false, Some(r)) => AppError::unprocessable(
+            "not_sold_in_region",
+            format!("pack {} is not sold in {r}, your region", pack.id),
+        ),
+        (false, None) => AppError::unprocessable(
             "region_unknown",
             format!(
-                "pack {} is sold only in some regions, and {whose} region is not known yet \
-                 (the messenger's app tells us when its user next signs in)",
+                "pack {} is sold only in some regions, and your region is not known \
+                 (your messenger app tells us when you next sign in)",
                 pack.id
             ),
         ),

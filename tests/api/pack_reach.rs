@@ -118,10 +118,22 @@ both!(
         signs_in(&app, &friend_in_us, "US").await;
         signs_in(&app, &friend_in_jp, "JP").await;
         let giver = app.token_in(&tokyo, "JP");
+        // One answer whether the recipient is elsewhere or unknown: a gift attempt does not
+        // tell where someone is.
         let res = order(&app, &giver, &price, Some(&friend_in_us)).await;
-        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "not_sold_in_region").await;
+        assert_problem(
+            res,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_sold_to_recipient",
+        )
+        .await;
         let res = order(&app, &giver, &price, Some(&stranger)).await;
-        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "region_unknown").await;
+        assert_problem(
+            res,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_sold_to_recipient",
+        )
+        .await;
         let gift = ok_json(
             order(
                 &app,
@@ -217,6 +229,35 @@ both!(
         assert_eq!(titles(&app, "locale=ja").await, vec!["Cats"]);
         assert_eq!(titles(&app, "locale=ja-JP").await, vec!["Cats"]);
         assert_eq!(titles(&app, "locale=pt-BR").await, vec!["Cats"]);
+        assert_eq!(titles(&app, "locale=pt").await, vec!["Cats"]);
+        // A list carries the texts of the language asked for only; the pack's page, all.
+        let listed = ok_json(
+            app.get("/v1/store/packs?locale=ja-JP", &app.token(&user(), &[]))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(
+            listed["items"][0]["locales"],
+            json!({"ja": {"title": "ねこ", "description": "まいにち", "keywords": ["にゃんこ", "ネコ"]}})
+        );
+        let plain = ok_json(
+            app.get("/v1/store/packs", &app.token(&user(), &[])).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(plain["items"][1]["locales"], json!({}));
+        let page = store_pack(&app, pack["id"].as_str().unwrap()).await;
+        assert_eq!(page["locales"].as_object().unwrap().len(), 2);
+        // Case-folded search: `STRASSE` finds `Straße`.
+        pack_on_sale_from(
+            &app,
+            &token,
+            &json!({"title": "Straße", "kind": "static"}),
+            1,
+        )
+        .await;
+        assert_eq!(titles(&app, "q=STRASSE").await, vec!["Straße"]);
         assert!(titles(&app, "locale=fr").await.is_empty());
         let res = app
             .get("/v1/store/packs?locale=not_a_tag", &app.token(&user(), &[]))

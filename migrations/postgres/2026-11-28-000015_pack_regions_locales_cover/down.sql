@@ -3,6 +3,7 @@ ALTER TABLE pack_revisions DROP COLUMN emoji;
 ALTER TABLE pack_revisions DROP COLUMN locales;
 ALTER TABLE packs DROP COLUMN tray_sha256;
 ALTER TABLE packs DROP COLUMN cover_sha256;
+ALTER TABLE packs DROP COLUMN locale_tags;
 ALTER TABLE packs DROP COLUMN search_text;
 ALTER TABLE packs DROP COLUMN locales;
 ALTER TABLE packs DROP COLUMN sale_regions;

@@ -7,8 +7,12 @@ ALTER TABLE users ADD COLUMN country TEXT;
 ALTER TABLE packs ADD COLUMN sale_regions TEXT;
 -- Per-locale texts: a JSON object of BCP-47 tag -> {title, description, keywords}.
 ALTER TABLE packs ADD COLUMN locales TEXT NOT NULL DEFAULT '{}';
--- What store search matches: every title, tag and keyword, in lower case, one per line.
+-- What store search matches: every title, tag and keyword, folded to lower case, one per line.
+-- Filled by the service (Rust's Unicode case rules) for packs older than this column.
 ALTER TABLE packs ADD COLUMN search_text TEXT NOT NULL DEFAULT '';
+-- The locales the pack has texts in and their languages, space-separated with spaces at both
+-- ends (" pt-BR pt "), for the store's locale filter.
+ALTER TABLE packs ADD COLUMN locale_tags TEXT NOT NULL DEFAULT '';
 -- The pack's cover (its main image) and tray icon, re-encoded like stickers.
 ALTER TABLE packs ADD COLUMN cover_sha256 TEXT;
 ALTER TABLE packs ADD COLUMN tray_sha256 TEXT;
@@ -17,7 +21,6 @@ ALTER TABLE packs ADD COLUMN tray_sha256 TEXT;
 ALTER TABLE pack_revisions ADD COLUMN locales TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE pack_revisions ADD COLUMN emoji TEXT NOT NULL DEFAULT '{}';
 
-UPDATE packs SET search_text = lower(title) || char(10) || lower(tags);
 
 -- Store search is a substring match on search_text: an FTS5 trigram index serves terms of 3
 -- characters or more (shorter ones scan the packs on sale). Kept by triggers, by pack id (not
@@ -33,4 +36,3 @@ END;
 CREATE TRIGGER pack_search_delete AFTER DELETE ON packs BEGIN
     DELETE FROM pack_search WHERE pack_id = old.id;
 END;
-INSERT INTO pack_search (pack_id, search_text) SELECT id, search_text FROM packs;

@@ -66,8 +66,10 @@ impl Order {
             message: new.message,
             channel: new.channel,
         };
-        // "Popular" in the store counts paid orders.
-        super::packs::store_touched();
+        if order.status == OrderStatus::Paid {
+            // "Popular" in the store counts paid orders (pending ones change nothing there).
+            super::packs::store_touched();
+        }
         diesel::insert_into(orders::table)
             .values(&order)
             .execute(conn)?;
@@ -111,8 +113,6 @@ impl Order {
     }
 
     pub fn set_payment_intent(conn: &mut DbConn, id: &str, pi: &str) -> QueryResult<()> {
-        // "Popular" in the store counts paid orders.
-        super::packs::store_touched();
         diesel::update(orders::table.find(id))
             .set(orders::stripe_payment_intent_id.eq(pi))
             .execute(conn)?;

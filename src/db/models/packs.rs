@@ -3,7 +3,7 @@
 use super::{new_id, to_db};
 use crate::db::schema::{pack_archives, pack_claims, pack_events, pack_stickers, packs};
 use crate::db::DbConn;
-use crate::domain::pack_text::{language_of, search_text, Locales};
+use crate::domain::pack_text::{fold, language_of, locale_tags, search_text, Locales};
 use crate::domain::regions::Region;
 use crate::domain::states::{PackKind, PackState};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -35,20 +35,37 @@ pub struct Pack {
     pub sale_regions: Option<String>,
     /// A JSON object: canonical BCP-47 tag → `LocaleTexts`.
     pub locales: String,
-    /// Titles, tags and keywords in lower case, one per line: what store search matches.
+    /// Titles, tags and keywords folded (`pack_text::fold`), one per line: what store search
+    /// matches.
     pub search_text: String,
+    /// ` ja pt-BR pt `: the locales it has texts in and their languages.
+    pub locale_tags: String,
     /// The cover (main image) and its tray icon; `None` until one is uploaded.
     pub cover_sha256: Option<String>,
     pub tray_sha256: Option<String>,
 }
 
-/// Bumped by every write of a pack, a price or an archive in this process, before it commits:
-/// a store page built from a read that began earlier is never used after it.
+/// Bumped by every write of a pack, a price, an order or an archive in this process: once as
+/// it is written and once more after its unit of work commits (`db::run`), so a store page
+/// read before the commit is never used after it.
 static STORE_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's unit of work wrote something the store shows.
+    static STORE_DIRTY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// Something the store shows may have changed.
 pub fn store_touched() {
+    STORE_DIRTY.with(|d| d.set(true));
     STORE_GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
+/// Called when a unit of work ends (committed or not): readers from now on see its writes.
+pub fn store_unit_done() {
+    if STORE_DIRTY.with(|d| d.replace(false)) {
+        STORE_GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 pub fn store_generation() -> u64 {
@@ -155,6 +172,7 @@ impl Pack {
             state: PackState::Draft,
             kind: new.kind,
             search_text: search_text(&new.title, &new.tags, &new.locales),
+            locale_tags: locale_tags(&new.locales),
             title: new.title,
             description: new.description,
             tags: serde_json::to_string(&new.tags).unwrap_or_else(|_| "[]".into()),
@@ -311,7 +329,7 @@ impl Pack {
             );
         }
         if let Some(text) = filter.text {
-            let text = text.to_lowercase();
+            let text = fold(text);
             let pattern = format!("%{}%", escape_like(&text));
             let sqlite = matches!(conn, DbConn::Sqlite(_));
             if sqlite && text.chars().count() >= 3 {
@@ -328,14 +346,15 @@ impl Pack {
             q = q.filter(packs::search_text.like(pattern).escape('\\'));
         }
         if let Some(locale) = filter.locale {
-            // Keys of the JSON object, quotes and colon included: `"ja":` cannot occur inside
-            // a JSON string value (its quotes would be escaped there).
-            let key = |tag: &str| format!("%{}:%", escape_like(&format!("\"{tag}\"")));
+            // `ja-JP` finds texts in `ja-JP` or in `ja`; `pt` finds `pt`, `pt-BR`, `pt-PT`.
+            let tag = |t: &str| format!("% {} %", escape_like(t));
             q = q.filter(
-                packs::locales
-                    .like(key(locale))
+                packs::locale_tags
+                    .like(tag(locale))
                     .escape('\\')
-                    .or(packs::locales.like(key(language_of(locale))).escape('\\')),
+                    .or(packs::locale_tags
+                        .like(tag(language_of(locale)))
+                        .escape('\\')),
             );
         }
         if let Some(region) = filter.region {
@@ -459,6 +478,7 @@ impl Pack {
                 packs::locales
                     .eq(serde_json::to_string(&texts.locales).unwrap_or_else(|_| "{}".into())),
                 packs::search_text.eq(search_text(&texts.title, &texts.tags, &texts.locales)),
+                packs::locale_tags.eq(locale_tags(&texts.locales)),
                 packs::updated_at.eq(to_db(Utc::now())),
             ))
             .execute(conn)?;
@@ -490,6 +510,26 @@ impl Pack {
             ))
             .execute(conn)?;
         Ok(())
+    }
+
+    /// Packs older than `search_text` get theirs (by Rust's Unicode case rules, which SQL's
+    /// `lower` lacks), in one pass (a text that folds to nothing stays empty; it is not
+    /// visited again until the next start); returns how many.
+    pub fn backfill_search_text(conn: &mut DbConn) -> QueryResult<usize> {
+        let stale: Vec<Pack> = packs::table
+            .filter(packs::search_text.eq(""))
+            .select(Pack::as_select())
+            .load(conn)?;
+        for p in &stale {
+            let texts = p.texts();
+            diesel::update(packs::table.find(&p.id))
+                .set((
+                    packs::search_text.eq(search_text(&texts.title, &texts.tags, &texts.locales)),
+                    packs::locale_tags.eq(locale_tags(&texts.locales)),
+                ))
+                .execute(conn)?;
+        }
+        Ok(stale.len())
     }
 
     /// The texts it shows now.

@@ -33,8 +33,13 @@ pub fn set_email(conn: &mut DbConn, id: &str, email: &str) -> QueryResult<()> {
 }
 
 /// Remembers where the user is (their identity token's `country`), for gifts to them; writes
-/// only when it changed.
+/// only when it changed. The token seen first most recently wins (tokens say no order).
 pub fn set_country(conn: &mut DbConn, id: &str, country: Region) -> QueryResult<()> {
+    // A read first: most tokens say what the row says, and a read never waits for SQLite's
+    // one writer.
+    if self::country(conn, id)? == Some(country) {
+        return Ok(());
+    }
     ensure(conn, id)?;
     diesel::update(
         users::table.find(id).filter(

@@ -3,7 +3,7 @@
 use crate::db::models::catalog::Price;
 use crate::db::models::from_db;
 use crate::db::models::packs::{Pack, PackEvent, Sticker};
-use crate::domain::pack_text::Locales;
+use crate::domain::pack_text::{language_of, Locales};
 use crate::domain::states::{PackKind, PackState};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -223,6 +223,14 @@ impl StorePackView {
 }
 
 impl StorePackView {
+    /// A list shows texts in the language asked for only (`?locale=`), none without one: a
+    /// pack may carry 40 locales, the pack's own page shows them all.
+    pub fn only_language_of(mut self, locale: Option<&str>) -> Self {
+        self.locales
+            .retain(|tag, _| locale.is_some_and(|l| language_of(tag) == language_of(l)));
+        self
+    }
+
     /// With `price` set to the price in `currency`, if asked for and sold in it.
     /// With `archive_url` set from the packs' archives `(pack id, SHA-256)`.
     pub fn with_archive(mut self, archives: &[(String, String)]) -> Self {
