@@ -41,8 +41,9 @@ pub struct PackSettings {
     pub max_stickers: i32,
     /// Largest image upload in bytes (the output limits are the image rules').
     pub max_upload_bytes: usize,
-    /// Pixels decoded at once across all uploads (a 4096 px square is 16.7 M): uploads wait
-    /// their turn beyond it, so concurrency is weighed by pixels, not requests.
+    /// Decoder memory in use at once across all uploads, in 4-byte pixels (50 M: about 200 MB;
+    /// a still 4096 px square needs about 16.7 M plus its output): uploads wait their turn
+    /// beyond it, so concurrency is weighed by memory, not requests.
     pub decode_pixel_budget: u64,
     /// How long a moderator's claim on a pack lasts.
     pub review_claim_minutes: i64,

@@ -137,8 +137,9 @@ async fn encode_by(
     kind: PackKind,
     rules: Rules,
 ) -> Result<Encoded, AppError> {
-    // Permits are megapixels. Unreadable headers are refused before any decoding, so they
-    // cost one.
+    // Permits are millions of 4-byte pixels of decoder memory (`pixel_cost`: the peak a decode
+    // holds, canvas and frames included). Unreadable headers are refused before any decoding,
+    // so they cost one.
     let budget = state.decode_megapixels;
     // A header claiming more than the rules allow is refused before decoding: it costs one
     // too, or a stream of tiny "bombs" would each wait for the whole budget and hold back

@@ -1,5 +1,6 @@
 //! Headers read by hand before any decoding: the format from its magic bytes, sizes, frame
-//! counts and durations (PNG `IHDR`/`acTL`/`fcTL`, WebP `VP8 `/`VP8L`/`VP8X`/`ANMF`).
+//! counts and durations (PNG `IHDR`/`acTL`/`fcTL`, WebP `VP8 `/`VP8L`/`VP8X`/`ANMF`), frames
+//! outside their canvas, and what the decode will hold in memory (`memory.rs` weighs it).
 
 use super::*;
 
@@ -87,6 +88,28 @@ pub(super) struct Layout {
     /// its own size before it is compared with the canvas, so it is a bomb of its own.
     pub(super) largest_bitstream: (u32, u32),
     pub(super) animation: Option<AnimationHeader>,
+    pub(super) buffers: Buffers,
+}
+
+/// What decides the size of the decoder's buffers, beyond the canvas size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Buffers {
+    Png {
+        /// Bytes of a pixel as decoded (palette and tRNS expanded, 16-bit kept): what a
+        /// still that must be decoded whole (interlaced) holds.
+        bytes_per_pixel: u64,
+        interlaced: bool,
+        /// Some APNG frame is disposed to the previous canvas, which must then be kept.
+        restores_previous: bool,
+    },
+    WebP {
+        /// The canvas has an alpha channel (VP8X flag), so decoded canvases are RGBA, not RGB.
+        alpha: bool,
+        /// Pixels of the largest frame (or still) bitstream.
+        largest_frame: u64,
+        /// Some bitstream is lossy with an `ALPH` chunk: the costliest kind to decode.
+        lossy_alpha: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +130,7 @@ pub(super) fn layout(format: Format, bytes: &[u8]) -> Result<Layout, String> {
 pub(super) fn png_layout(bytes: &[u8], size: (u32, u32)) -> Result<Layout, String> {
     let mut animation = None;
     let (mut seen_idat, mut duration_ms) = (false, 0u64);
+    let (mut frames, mut transparency, mut restores_previous) = (0u32, false, false);
     let mut offset = PNG_SIGNATURE.len();
     // Stops at IEND: whatever follows it is never read, and never re-served.
     while offset < bytes.len() {
@@ -131,23 +155,53 @@ pub(super) fn png_layout(bytes: &[u8], size: (u32, u32)) -> Result<Layout, Strin
                 animation = Some(frames);
             }
             b"fcTL" => {
-                let num = be16(data, 20).ok_or("a frame header is damaged")?;
-                let den = be16(data, 22).ok_or("a frame header is damaged")?;
+                frames += 1;
+                let damaged = || format!("the header of frame {frames} is damaged");
+                let field = |at| be32(data, at).ok_or_else(damaged);
+                let (width, height) = (field(4)?, field(8)?);
+                let (x, y) = (field(12)?, field(16)?);
+                if !inside((x, y, width, height), size) {
+                    return Err(format!("frame {frames} lies outside the image"));
+                }
+                let num = be16(data, 20).ok_or_else(damaged)?;
+                let den = be16(data, 22).ok_or_else(damaged)?;
                 duration_ms += u64::from(apng_delay_ms(num, den));
+                // dispose_op 2: APNG_DISPOSE_OP_PREVIOUS.
+                restores_previous |= data.get(24) == Some(&2);
             }
+            b"tRNS" if !seen_idat => transparency = true,
             b"IDAT" => seen_idat = true,
             b"IEND" => break,
             _ => {}
         }
         offset = data_start + length as usize + 4;
     }
+    // IHDR: bit depth, colour type, then compression, filter and interlace methods.
+    let (depth, colour) = (*bytes.get(24).unwrap_or(&8), *bytes.get(25).unwrap_or(&6));
+    let channels = match colour {
+        0 => 1 + u64::from(transparency),
+        4 => 2,
+        2 | 3 => 3 + u64::from(transparency),
+        _ => 4,
+    };
     Ok(Layout {
         largest_bitstream: size,
         animation: animation.map(|frames| AnimationHeader {
             frames,
             duration_ms,
         }),
+        buffers: Buffers::Png {
+            bytes_per_pixel: channels * if depth == 16 { 2 } else { 1 },
+            interlaced: bytes.get(28) == Some(&1),
+            restores_previous,
+        },
     })
+}
+
+/// Whether the rectangle (x, y, width, height) lies within a canvas of `size`.
+fn inside((x, y, width, height): (u32, u32, u32, u32), size: (u32, u32)) -> bool {
+    u64::from(x) + u64::from(width) <= u64::from(size.0)
+        && u64::from(y) + u64::from(height) <= u64::from(size.1)
 }
 
 pub(super) fn webp_layout(bytes: &[u8], canvas: (u32, u32)) -> Result<Layout, String> {
@@ -160,23 +214,42 @@ pub(super) fn webp_layout(bytes: &[u8], canvas: (u32, u32)) -> Result<Layout, St
         .ok_or("the RIFF header is damaged")?;
     let chunks = riff_chunks(body)?;
     let mut largest = canvas;
-    let mut grow = |size: (u32, u32)| largest = (largest.0.max(size.0), largest.1.max(size.1));
+    let (mut largest_frame, mut lossy_alpha) = (0u64, false);
+    let mut grow = |size: (u32, u32), chunks: &[RiffChunk<'_>]| {
+        largest = (largest.0.max(size.0), largest.1.max(size.1));
+        largest_frame = largest_frame.max(u64::from(size.0) * u64::from(size.1));
+        lossy_alpha |= chunks.iter().any(|(fourcc, _)| fourcc == b"ALPH")
+            && chunks.iter().any(|(fourcc, _)| fourcc == b"VP8 ");
+    };
     let (mut frames, mut duration_ms) = (0u32, 0u64);
     for (fourcc, payload) in &chunks {
         match fourcc {
             b"VP8 " | b"VP8L" => grow(
                 bitstream_size(fourcc, payload).ok_or("the image bitstream header is damaged")?,
+                &chunks,
             ),
             b"ANMF" => {
                 let damaged = || format!("animation frame {} is damaged", frames + 1);
-                duration_ms += u64::from(le24(payload, 12).ok_or_else(damaged)?);
+                let field = |at| le24(payload, at).ok_or_else(damaged);
+                // Offsets are stored halved, sizes minus one.
+                let (x, y) = (field(0)? * 2, field(3)? * 2);
+                let (width, height) = (field(6)? + 1, field(9)? + 1);
+                if !inside((x, y, width, height), canvas) {
+                    return Err(format!(
+                        "animation frame {} lies outside the canvas",
+                        frames + 1
+                    ));
+                }
+                duration_ms += u64::from(field(12)?);
                 let inner = riff_chunks(payload.get(16..).ok_or_else(damaged)?)?;
                 let bitstream = inner
                     .iter()
                     .find(|(fourcc, _)| matches!(fourcc, b"VP8 " | b"VP8L"))
                     .and_then(|(fourcc, payload)| bitstream_size(fourcc, payload))
                     .ok_or_else(damaged)?;
-                grow(bitstream);
+                grow(bitstream, &inner);
+                // The frame is decoded at its declared size too.
+                grow((width, height), &[]);
                 frames += 1;
             }
             _ => {}
@@ -193,6 +266,15 @@ pub(super) fn webp_layout(bytes: &[u8], canvas: (u32, u32)) -> Result<Layout, St
             frames,
             duration_ms,
         }),
+        buffers: Buffers::WebP {
+            // A simple (non-VP8X) file decodes to RGBA when lossless, RGB when lossy.
+            alpha: match bytes.get(12..16) {
+                Some(b"VP8X") => bytes.get(20).is_some_and(|f| f & 0x10 != 0),
+                fourcc => fourcc == Some(b"VP8L"),
+            },
+            largest_frame,
+            lossy_alpha,
+        },
     })
 }
 

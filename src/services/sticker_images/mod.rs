@@ -4,26 +4,34 @@
 //! encoding of the decoded pixels, so metadata chunks, bytes after the image and colour hidden
 //! under transparent pixels never reach buyers. Sizes and frame counts are read from headers we
 //! parse ourselves and refused before any decoding, so a decompression bomb costs a few reads.
+//! What a decode holds is estimated from those headers too (`memory.rs`) and given to the
+//! caller as `pixel_cost`: stills are read row by row, animations composited and re-encoded one
+//! frame at a time.
 
 use std::fmt;
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use image::codecs::png::{CompressionType, FilterType as PngFilter, PngDecoder, PngEncoder};
 use image::codecs::webp::WebPDecoder;
-use image::imageops::{self, FilterType};
 use image::{
-    AnimationDecoder, Delay, ExtendedColorType, Frames, GenericImageView, ImageBuffer,
-    ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader, Limits, Rgba, RgbaImage,
+    AnimationDecoder, Delay, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, Rgba,
+    RgbaImage,
 };
 
+#[cfg(test)]
+mod frame_tests;
 mod headers;
+mod memory;
+mod png_stream;
 mod render;
+mod resize;
 #[cfg(test)]
 mod tests;
 
 use headers::*;
+use png_stream::*;
 use render::*;
+use resize::*;
 
 /// Limits a sticker must meet; the defaults are LINE Creators Market's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,31 +188,34 @@ pub fn check(bytes: &[u8], kind: Kind, rules: &Rules) -> Result<Encoded, Refusal
         (Kind::Animated, Some(animation)) => {
             check_frame_count(animation.frames, rules)?;
             check_duration(animation.duration_ms, rules)?;
+            // A still's decoder is held to the bound by `image` itself; an animation's buffers
+            // are ours to weigh (the WebP decoder would allocate them unchecked).
+            let bound = decode_limits(rules).max_alloc.unwrap_or(u64::MAX);
+            if memory::estimate((width, height), &layout).decoder > bound {
+                return Err(too_much_memory());
+            }
         }
         (Kind::Static, None) => {}
     }
 
     // Decoders of untrusted input are where panics hide; one must refuse the upload, not take the
     // worker thread down. Everything the closure touches is owned by this call.
-    let frames = catch_unwind(AssertUnwindSafe(|| match kind {
-        Kind::Static => render_static(format, bytes, rules),
-        Kind::Animated => render_animation(format, bytes, rules),
+    catch_unwind(AssertUnwindSafe(|| match layout.animation {
+        None => render_static(format, bytes, rules),
+        Some(animation) => render_animation(format, bytes, animation.frames, rules),
     }))
-    .map_err(|_| Refusal::corrupt("the image could not be decoded"))??;
-
-    encode(&frames, kind, rules)
+    .map_err(|_| Refusal::corrupt("the image could not be decoded"))?
 }
 
-/// Pixels the decode of `bytes` will need (width*height*frames from the headers), so the caller
-/// can weigh decode concurrency by pixels; None when the headers cannot be read.
+/// Memory the check of `bytes` will hold at its peak, in pixels of 4 bytes (what the caller's
+/// pixel budget counts), estimated from the headers; None when they cannot be read. A still PNG
+/// is read row by row: under 2 M at any size. A 20-frame 4096×4096 APNG costs about 18 M: its
+/// frames are composited one at a time onto one canvas.
 pub fn pixel_cost(bytes: &[u8]) -> Option<u64> {
     let format = sniff(bytes).ok()?;
-    let (width, height) = canvas_size(format, bytes)?;
-    let frames = layout(format, bytes)
-        .ok()?
-        .animation
-        .map_or(1, |animation| animation.frames);
-    Some(u64::from(width) * u64::from(height) * u64::from(frames))
+    let size = canvas_size(format, bytes)?;
+    let layout = layout(format, bytes).ok()?;
+    Some(memory::estimate(size, &layout).total.div_ceil(4))
 }
 
 fn check_side(width: u32, height: u32, rules: &Rules, what: &str) -> Result<(), Refusal> {

@@ -1,12 +1,10 @@
 //! Decoding within limits, fitting onto the canvas with premultiplied alpha, the border rule,
-//! and our own re-encoding (PNG, or APNG with the `png` crate).
+//! and our own re-encoding (PNG, or APNG written frame by frame, with the `png` crate).
 
 use super::*;
-
-/// Normalized frames ready to encode: canvas×canvas RGBA8, with each frame's delay.
-pub(super) struct Rendered {
-    pub(super) frames: Vec<(RgbaImage, u32)>,
-}
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
 
 /// Decoder memory bound: the largest allowed source as 16-bit RGBA, and never under 64 MiB.
 pub(super) fn decode_limits(rules: &Rules) -> Limits {
@@ -22,69 +20,143 @@ pub(super) fn render_static(
     format: Format,
     bytes: &[u8],
     rules: &Rules,
-) -> Result<Rendered, Refusal> {
-    let image_format = match format {
-        Format::Png => ImageFormat::Png,
-        Format::WebP => ImageFormat::WebP,
+) -> Result<Encoded, Refusal> {
+    let limits = decode_limits(rules);
+    let frame = match format {
+        // Rows straight from the decoder: no decoded copy of the source is held.
+        Format::Png => fit_to_canvas(&mut PngRows::new(bytes, &limits)?, rules.canvas)?,
+        Format::WebP => {
+            let mut reader = ImageReader::with_format(Cursor::new(bytes), ImageFormat::WebP);
+            reader.limits(limits);
+            let source = reader.decode().map_err(decode_refusal)?;
+            fit_to_canvas(&mut DynamicRows::new(&source), rules.canvas)?
+        }
     };
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format);
-    reader.limits(decode_limits(rules));
-    let source = reader.decode().map_err(decode_refusal)?.into_rgba8();
-    let frame = fit_to_canvas(&source, rules.canvas);
     check_border(&frame, None)?;
-    Ok(Rendered {
-        frames: vec![(frame, 0)],
+    let image = encode_png(&frame)?;
+    check_output(image.len(), rules.max_static_bytes)?;
+    Ok(Encoded {
+        image,
+        thumbnail: encode_png(&thumbnail(&frame, rules.thumbnail)?)?,
+        frames: 1,
+        duration_ms: 0,
     })
 }
 
+/// Decodes, normalizes and encodes one frame at a time: what is held is the decoder's canvas,
+/// one normalized frame and the output so far. `declared` is the frame count of the headers.
 pub(super) fn render_animation(
     format: Format,
     bytes: &[u8],
+    declared: u32,
     rules: &Rules,
-) -> Result<Rendered, Refusal> {
-    let stream: Frames<'_> = match format {
-        Format::Png => PngDecoder::with_limits(Cursor::new(bytes), decode_limits(rules))
-            .and_then(|decoder| decoder.apng())
-            .map_err(decode_refusal)?
-            .into_frames(),
+) -> Result<Encoded, Refusal> {
+    let mut animation = Animation {
+        output: ApngOutput::new(rules.canvas, declared, rules.max_animated_bytes)?,
+        first: None,
+        frames: 0,
+        duration_ms: 0,
+        rules,
+    };
+    // The headers were counted already; the stream is still held to the limit itself.
+    match format {
+        Format::Png => {
+            let mut stream = ApngFrames::new(bytes, &decode_limits(rules))?;
+            while let Some(frame) = stream.next_frame() {
+                animation.check_room()?;
+                let (composite, delay) = frame?;
+                animation.take(composite, delay)?;
+            }
+        }
         Format::WebP => {
             let mut decoder = WebPDecoder::new(Cursor::new(bytes)).map_err(decode_refusal)?;
             decoder
                 .set_limits(decode_limits(rules))
                 .map_err(decode_refusal)?;
-            decoder.into_frames()
+            for frame in decoder.into_frames() {
+                animation.check_room()?;
+                let frame = frame.map_err(decode_refusal)?;
+                animation.take(frame.buffer(), delay_ms(frame.delay()))?;
+            }
         }
-    };
-    let mut frames = Vec::new();
-    let mut duration_ms = 0u64;
-    // The headers were counted already; the stream is still held to the limit itself, and at
-    // most max_frames normalized frames are ever held.
-    for (index, frame) in stream.enumerate() {
-        if frames.len() as u32 >= rules.max_frames {
+    }
+    animation.finish()
+}
+
+/// An animation being normalized and encoded, frame by frame.
+struct Animation<'r> {
+    output: ApngOutput,
+    /// The thumbnail, made from the first frame.
+    first: Option<RgbaImage>,
+    frames: u32,
+    duration_ms: u64,
+    rules: &'r Rules,
+}
+
+impl Animation<'_> {
+    fn check_room(&self) -> Result<(), Refusal> {
+        if self.frames >= self.rules.max_frames {
             return Err(too_many_frames(
-                format!("more than {}", rules.max_frames),
-                rules,
+                format!("more than {}", self.rules.max_frames),
+                self.rules,
             ));
         }
-        let frame = frame.map_err(decode_refusal)?;
-        let delay = delay_ms(frame.delay());
-        duration_ms += u64::from(delay);
-        check_duration(duration_ms, rules)?;
-        // Both decoders yield whole composited canvases at (0, 0).
-        let normalized = fit_to_canvas(frame.buffer(), rules.canvas);
-        check_border(&normalized, Some(index))?;
-        frames.push((normalized, delay));
+        Ok(())
     }
-    check_frame_count(frames.len() as u32, rules)?;
-    Ok(Rendered { frames })
+
+    /// `composite` is a whole canvas at (0, 0): both decoders yield them so.
+    fn take(&mut self, composite: &RgbaImage, delay: u32) -> Result<(), Refusal> {
+        self.duration_ms += u64::from(delay);
+        check_duration(self.duration_ms, self.rules)?;
+        let normalized = fit_to_canvas(&mut rows_of(composite), self.rules.canvas)?;
+        check_border(&normalized, Some(self.frames as usize))?;
+        if self.first.is_none() {
+            self.first = Some(thumbnail(&normalized, self.rules.thumbnail)?);
+        }
+        self.output.push(&normalized, delay)?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Encoded, Refusal> {
+        check_frame_count(self.frames, self.rules)?;
+        let image = self.output.finish()?;
+        let first = self
+            .first
+            .ok_or_else(|| Refusal::corrupt("the image has no frames"))?;
+        Ok(Encoded {
+            image,
+            thumbnail: encode_png(&first)?,
+            frames: self.frames,
+            duration_ms: u32::try_from(self.duration_ms).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+pub(super) fn too_much_memory() -> Refusal {
+    Refusal::new(
+        Refusal::IMAGE_TOO_LARGE,
+        "decoding the image would need more memory than we allow for one sticker",
+    )
+}
+
+fn check_output(bytes: usize, limit: usize) -> Result<(), Refusal> {
+    if bytes > limit {
+        return Err(Refusal::new(
+            Refusal::OUTPUT_TOO_LARGE,
+            format!(
+                "the re-encoded sticker is {}; at most {} is allowed, so simplify the artwork",
+                human_bytes(bytes),
+                human_bytes(limit)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn decode_refusal(error: ImageError) -> Refusal {
     match error {
-        ImageError::Limits(_) => Refusal::new(
-            Refusal::IMAGE_TOO_LARGE,
-            "decoding the image would need more memory than we allow for one sticker",
-        ),
+        ImageError::Limits(_) => too_much_memory(),
         ImageError::Unsupported(cause) => Refusal::new(
             Refusal::UNSUPPORTED_FORMAT,
             format!("the image uses a feature we cannot read ({cause})"),
@@ -108,9 +180,9 @@ pub(super) fn delay_ms(delay: Delay) -> u32 {
 }
 
 /// Scales `source` down to fit inside the canvas (never up) and centres it on a transparent
-/// canvas×canvas image.
-pub(super) fn fit_to_canvas(source: &RgbaImage, canvas: u32) -> RgbaImage {
-    let (width, height) = source.dimensions();
+/// canvas×canvas image; fully transparent pixels become (0, 0, 0, 0).
+pub(super) fn fit_to_canvas(source: &mut impl RgbaRows, canvas: u32) -> Result<RgbaImage, Refusal> {
+    let (width, height) = source.size();
     let longest = u64::from(width.max(height));
     let fitted = |side: u32| {
         if longest <= u64::from(canvas) {
@@ -123,79 +195,47 @@ pub(super) fn fit_to_canvas(source: &RgbaImage, canvas: u32) -> RgbaImage {
     };
     let (new_width, new_height) = (fitted(width), fitted(height));
     let mut out = RgbaImage::new(canvas, canvas);
-    let (x, y) = (
-        i64::from((canvas - new_width) / 2),
-        i64::from((canvas - new_height) / 2),
-    );
+    let (x, y) = ((canvas - new_width) / 2, (canvas - new_height) / 2);
     if (new_width, new_height) == (width, height) {
-        imageops::replace(&mut out, source, x, y);
-    } else {
-        imageops::replace(
-            &mut out,
-            &resize_premultiplied(source, new_width, new_height),
-            x,
-            y,
-        );
-    }
-    clear_hidden_colour(&mut out);
-    out
-}
-
-/// A read-only view of an RGBA8 image with premultiplied alpha in 16 bits, so a resize needs no
-/// premultiplied copy of a large source. Values use half the 16-bit range: the filter overshoots
-/// near hard edges, and if alpha were clamped where colour is not, edges would be tinted.
-pub(super) struct Premultiplied<'a>(&'a RgbaImage);
-
-impl GenericImageView for Premultiplied<'_> {
-    type Pixel = Rgba<u16>;
-
-    fn dimensions(&self) -> (u32, u32) {
-        self.0.dimensions()
-    }
-
-    fn get_pixel(&self, x: u32, y: u32) -> Rgba<u16> {
-        let [r, g, b, a] = self.0.get_pixel(x, y).0.map(u16::from);
-        // colour × alpha / 2 and alpha × 128: at most 32 512 and 32 640.
-        Rgba([r * a / 2, g * a / 2, b * a / 2, a * 128])
-    }
-}
-
-/// Resizes with premultiplied alpha, so transparent pixels' colour cannot bleed into the edges
-/// as a dark or coloured halo.
-pub(super) fn resize_premultiplied(source: &RgbaImage, width: u32, height: u32) -> RgbaImage {
-    let view = Premultiplied(source);
-    unpremultiply(&imageops::resize(
-        &view,
-        width,
-        height,
-        FilterType::CatmullRom,
-    ))
-}
-
-/// Thumbnail by area averaging, with premultiplied alpha: softer than `resize_premultiplied`,
-/// and several times cheaper, which is all a thumbnail needs.
-pub(super) fn thumbnail(frame: &RgbaImage, side: u32) -> RgbaImage {
-    unpremultiply(&imageops::thumbnail(&Premultiplied(frame), side, side))
-}
-
-pub(super) fn unpremultiply(premultiplied: &ImageBuffer<Rgba<u16>, Vec<u16>>) -> RgbaImage {
-    let mut out = RgbaImage::new(premultiplied.width(), premultiplied.height());
-    for (target, pixel) in out.pixels_mut().zip(premultiplied.pixels()) {
-        let [r, g, b, a] = pixel.0.map(u32::from);
-        let alpha = ((a + 64) / 128).min(255);
-        if alpha == 0 {
-            continue;
+        let stride = canvas as usize * 4;
+        let raw: &mut [u8] = &mut out;
+        for row in 0..height {
+            let start = (y + row) as usize * stride + x as usize * 4;
+            let target = &mut raw[start..start + width as usize * 4];
+            target.copy_from_slice(source.next_row()?);
+            clear_hidden_colour(target);
         }
-        let colour = |c: u32| ((c * 256 + a / 2) / a).min(255) as u8;
-        *target = Rgba([colour(r), colour(g), colour(b), alpha as u8]);
+    } else {
+        resample(
+            source,
+            Filter::CatmullRom,
+            &mut out,
+            (x, y, new_width, new_height),
+        )?;
     }
-    out
+    Ok(out)
+}
+
+/// Thumbnail by area averaging, with premultiplied alpha.
+pub(super) fn thumbnail(frame: &RgbaImage, side: u32) -> Result<RgbaImage, Refusal> {
+    let (width, height) = frame.dimensions();
+    if side > 0 && width == height && width % side == 0 {
+        return Ok(shrink(frame, width / side));
+    }
+    let mut out = RgbaImage::new(side, side);
+    resample(
+        &mut rows_of(frame),
+        Filter::Box,
+        &mut out,
+        (0, 0, side, side),
+    )?;
+    Ok(out)
 }
 
 /// Zeroes the colour of fully transparent pixels: invisible, yet a channel for hidden data.
-pub(super) fn clear_hidden_colour(image: &mut RgbaImage) {
-    for pixel in image.pixels_mut().filter(|pixel| pixel[3] == 0) {
-        *pixel = Rgba([0, 0, 0, 0]);
+pub(super) fn clear_hidden_colour(pixels: &mut [u8]) {
+    for pixel in pixels.chunks_exact_mut(4).filter(|pixel| pixel[3] == 0) {
+        pixel.fill(0);
     }
 }
 
@@ -224,84 +264,105 @@ pub(super) fn check_border(frame: &RgbaImage, index: Option<usize>) -> Result<()
     }
 }
 
-pub(super) fn encode(rendered: &Rendered, kind: Kind, rules: &Rules) -> Result<Encoded, Refusal> {
-    let Some((first, _)) = rendered.frames.first() else {
-        return Err(Refusal::corrupt("the image has no frames"));
-    };
-    let (image, limit) = match kind {
-        Kind::Static => (encode_png(first)?, rules.max_static_bytes),
-        Kind::Animated => (
-            encode_apng(&rendered.frames).map_err(|_| encode_failure())?,
-            rules.max_animated_bytes,
-        ),
-    };
-    if image.len() > limit {
-        return Err(Refusal::new(
-            Refusal::OUTPUT_TOO_LARGE,
-            format!(
-                "the re-encoded sticker is {}; at most {} is allowed, so simplify the artwork",
-                human_bytes(image.len()),
-                human_bytes(limit)
-            ),
-        ));
-    }
-    let thumbnail = encode_png(&thumbnail(first, rules.thumbnail))?;
-    let duration_ms = rendered.frames.iter().map(|(_, delay)| delay).sum();
-    Ok(Encoded {
-        image,
-        thumbnail,
-        frames: rendered.frames.len() as u32,
-        duration_ms,
-    })
-}
-
 /// Writing into a Vec cannot fail short of running out of memory; kept as a refusal all the same.
 pub(super) fn encode_failure() -> Refusal {
     Refusal::corrupt("the image could not be re-encoded")
 }
 
-/// A plain PNG: the encoder writes IHDR, IDAT and IEND and no metadata chunk. The default
-/// compression level: `Best` made encoding most of a sticker's validation time for a few
-/// per cent of bytes (bench/packs.sh: 0.87 → 1.45 packs/s).
+/// A plain PNG: IHDR, IDAT and IEND, no metadata chunk, at the default level (adaptive
+/// filters). A sticker is encoded once and downloaded by every chat that shows it, so its size
+/// wins over encoding time: fdeflate's fastest level took validation from 0.04× to 0.12× of
+/// decode-alone, but made textured stickers 2-6× larger.
 pub(super) fn encode_png(image: &RgbaImage) -> Result<Vec<u8>, Refusal> {
+    png_of(image, png::Compression::Balanced).map_err(|_| encode_failure())
+}
+
+fn png_of(image: &RgbaImage, compression: png::Compression) -> Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::new();
-    PngEncoder::new_with_quality(&mut out, CompressionType::Default, PngFilter::Adaptive)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::Rgba8,
-        )
-        .map_err(|_| encode_failure())?;
+    let mut encoder = png::Encoder::new(&mut out, image.width(), image.height());
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    // Sets the filter too: Up for Fastest, adaptive for the others.
+    encoder.set_compression(compression);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(image.as_raw())?;
+    writer.finish()?;
     Ok(out)
 }
 
-/// Full-canvas frames, each replacing the last (blend Source, dispose None), looping forever.
-/// The first frame is the IDAT image, so viewers without APNG show it as the preview.
-pub(super) fn encode_apng(frames: &[(RgbaImage, u32)]) -> Result<Vec<u8>, png::EncodingError> {
-    let (width, height) = frames
-        .first()
-        .map_or((1, 1), |(frame, _)| frame.dimensions());
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(png::ColorType::Rgba);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::High);
-    encoder.validate_sequence(true);
-    encoder.set_animated(frames.len() as u32, 0)?;
-    encoder.set_dispose_op(png::DisposeOp::None)?;
-    encoder.set_blend_op(png::BlendOp::Source)?;
-    let mut writer = encoder.write_header()?;
-    for (frame, delay) in frames {
-        let (num, den) = match u16::try_from(*delay) {
+/// An APNG written as its frames come: full-canvas frames, each replacing the last (blend
+/// Source, dispose None), looping forever. The first frame is the IDAT image, so viewers
+/// without APNG show it as the preview. Once the output is over its limit, the rest of the
+/// frames are still checked but no longer encoded.
+struct ApngOutput {
+    writer: Option<png::Writer<SharedBuffer>>,
+    buffer: SharedBuffer,
+    limit: usize,
+}
+
+/// The output buffer, shared with the writer so its length can be read between frames.
+#[derive(Clone, Default)]
+struct SharedBuffer(Rc<RefCell<Vec<u8>>>);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ApngOutput {
+    fn new(side: u32, frames: u32, limit: usize) -> Result<Self, Refusal> {
+        let buffer = SharedBuffer::default();
+        let start = || -> Result<_, png::EncodingError> {
+            let mut encoder = png::Encoder::new(buffer.clone(), side, side);
+            encoder.set_color(png::ColorType::Rgba);
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder.set_compression(png::Compression::High);
+            encoder.validate_sequence(true);
+            encoder.set_animated(frames, 0)?;
+            encoder.set_dispose_op(png::DisposeOp::None)?;
+            encoder.set_blend_op(png::BlendOp::Source)?;
+            encoder.write_header()
+        };
+        let writer = start().map_err(|_| encode_failure())?;
+        Ok(ApngOutput {
+            writer: Some(writer),
+            buffer,
+            limit,
+        })
+    }
+
+    fn push(&mut self, frame: &RgbaImage, delay: u32) -> Result<(), Refusal> {
+        let Some(writer) = &mut self.writer else {
+            return Ok(());
+        };
+        let (num, den) = match u16::try_from(delay) {
             Ok(ms) => (ms, 1000),
             Err(_) => (u16::try_from(delay / 10).unwrap_or(u16::MAX), 100),
         };
-        writer.set_frame_delay(num, den)?;
-        writer.write_image_data(frame.as_raw())?;
+        writer
+            .set_frame_delay(num, den)
+            .and_then(|()| writer.write_image_data(frame.as_raw()))
+            .map_err(|_| encode_failure())?;
+        if self.buffer.0.borrow().len() > self.limit {
+            self.writer = None;
+        }
+        Ok(())
     }
-    writer.finish()?;
-    Ok(out)
+
+    fn finish(mut self) -> Result<Vec<u8>, Refusal> {
+        if let Some(writer) = self.writer.take() {
+            writer.finish().map_err(|_| encode_failure())?;
+        }
+        let image = self.buffer.0.take();
+        check_output(image.len(), self.limit)?;
+        Ok(image)
+    }
 }
 
 pub(super) fn human_bytes(bytes: usize) -> String {
