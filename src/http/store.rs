@@ -177,14 +177,12 @@ async fn list(
             rendered
         }
     };
-    // What the caller owns is what they hold: their entitlement answer, cached for the hot
-    // path, says it without a query.
-    let held = state.entitlements.of_user(&me, chrono::Utc::now()).await?;
+    let held = held_packs(&state, &me).await?;
     let owned: Vec<bool> = rendered
         .page
         .items
         .iter()
-        .map(|p| held.holds(&format!("sticker_pack:{}", p.id)))
+        .map(|p| held.contains(&p.id))
         .collect();
     let (body, etag) = if owned.contains(&true) {
         let page = Page {

@@ -180,16 +180,8 @@ async fn store(
     encoded: Encoded,
 ) -> Result<Sticker, AppError> {
     let image_bytes = i64::try_from(encoded.image.len()).unwrap_or(i64::MAX);
-    let image = state
-        .blobs
-        .put(encoded.image.into())
-        .await
-        .map_err(storage_unavailable)?;
-    let thumbnail = state
-        .blobs
-        .put(encoded.thumbnail.into())
-        .await
-        .map_err(storage_unavailable)?;
+    let (frames, duration_ms) = (encoded.frames, encoded.duration_ms);
+    let (image, thumbnail) = put_blobs(state, encoded).await?;
     Ok(Sticker {
         pack_id: pack_id.to_owned(),
         position,
@@ -198,8 +190,8 @@ async fn store(
         thumbnail_sha256: thumbnail,
         image_bytes,
         emoji,
-        frames: i32::try_from(encoded.frames).unwrap_or(i32::MAX),
-        duration_ms: i32::try_from(encoded.duration_ms).unwrap_or(i32::MAX),
+        frames: i32::try_from(frames).unwrap_or(i32::MAX),
+        duration_ms: i32::try_from(duration_ms).unwrap_or(i32::MAX),
         review_reason: None,
         created_at: to_db(Utc::now()),
     })
@@ -260,18 +252,9 @@ pub async fn replace_from_archive(
             .map_err(|d| AppError::unprocessable("invalid_emoji", format!("{}: {d}", s.file)))?;
         let bytes = files.remove(&s.file).unwrap_or_default();
         // A refusal names the sticker it concerns.
-        let encoded = encode(state, bytes, pack.kind).await.map_err(|e| match e {
-            AppError::Client {
-                status,
-                code,
-                detail,
-            } => AppError::Client {
-                status,
-                code,
-                detail: format!("{}: {detail}", s.file),
-            },
-            other => other,
-        })?;
+        let encoded = encode(state, bytes, pack.kind)
+            .await
+            .map_err(naming(&s.file))?;
         let position = i32::try_from(i + 1).unwrap_or(i32::MAX);
         stickers.push((position, emoji.join(" "), encoded));
     }
@@ -284,7 +267,7 @@ pub async fn replace_from_archive(
         rows.push(store(state, pack_id, position, emoji, encoded).await?);
     }
     let cover = match cover {
-        Some(encoded) => Some(store_cover(state, encoded).await?),
+        Some(encoded) => Some(put_blobs(state, encoded).await?),
         None => None,
     };
     let (c, p) = (creator.to_owned(), pack_id.to_owned());
@@ -363,7 +346,7 @@ pub async fn put_cover(
 ) -> Result<Pack, AppError> {
     let pack = editable_own(state, creator, pack_id).await?;
     let encoded = encode_cover(state, bytes, pack.kind).await?;
-    let (cover, tray) = store_cover(state, encoded).await?;
+    let (cover, tray) = put_blobs(state, encoded).await?;
     let (c, p) = (creator.to_owned(), pack_id.to_owned());
     db::transaction(&state.pool, move |conn| {
         editable(&own_pack(conn, &c, &p)?)?;
@@ -384,18 +367,7 @@ async fn encode_cover(
             "the body is the cover image; it is empty",
         ));
     }
-    let named = |e: AppError| match e {
-        AppError::Client {
-            status,
-            code,
-            detail,
-        } => AppError::Client {
-            status,
-            code,
-            detail: format!("cover: {detail}"),
-        },
-        other => other,
-    };
+    let named = naming("cover");
     match encode_by(state, bytes.clone(), kind, cover_rules(state)).await {
         // A still cover suits an animated pack too.
         Err(AppError::Client { code, .. })
@@ -410,19 +382,36 @@ async fn encode_cover(
     }
 }
 
-/// Writes a cover's blobs (before a row names them): (cover, tray icon).
-async fn store_cover(state: &AppState, encoded: Encoded) -> Result<(String, String), AppError> {
-    let cover = state
+/// A refusal that names the file (or the cover) it concerns.
+fn naming(what: &str) -> impl Fn(AppError) -> AppError + '_ {
+    move |e| match e {
+        AppError::Client {
+            status,
+            code,
+            detail,
+        } => AppError::Client {
+            status,
+            code,
+            detail: format!("{what}: {detail}"),
+        },
+        other => other,
+    }
+}
+
+/// Writes an encoded image's blobs (before any row names them): (image, thumbnail) — a
+/// sticker's, or a cover and its tray icon.
+async fn put_blobs(state: &AppState, encoded: Encoded) -> Result<(String, String), AppError> {
+    let image = state
         .blobs
         .put(encoded.image.into())
         .await
         .map_err(storage_unavailable)?;
-    let tray = state
+    let thumbnail = state
         .blobs
         .put(encoded.thumbnail.into())
         .await
         .map_err(storage_unavailable)?;
-    Ok((cover, tray))
+    Ok((image, thumbnail))
 }
 
 pub async fn delete_sticker(
