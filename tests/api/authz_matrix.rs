@@ -427,7 +427,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         .post("/v1/admin/service-credentials", &app.admin(), &spare)
         .await;
     let credential = id_of(&created(spare).await);
-    let (donation, ledger_account) = stored_fixtures(app, owner);
+    let (donation, ledger_account) = stored_fixtures(app, owner).await;
     // Packs: a free one on sale, and a draft with two stickers.
     let sale = crate::packs::pack_on_sale(app, &token, None, 1).await;
     let sale_pack = id_of(&sale);
@@ -522,8 +522,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
 
 /// What only Stripe makes, written straight to the database: a monthly donation by `owner`,
 /// and a creator sale of theirs on the ledger. Returns (donation id, a ledger account id).
-fn stored_fixtures(app: &TestApp, owner: &str) -> (String, String) {
-    use diesel::Connection;
+async fn stored_fixtures(app: &TestApp, owner: &str) -> (String, String) {
     use kopilka::db::models::donations::{Donation, NewDonation};
     let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
     let mut conn = pool.get().expect("conn");
@@ -543,8 +542,18 @@ fn stored_fixtures(app: &TestApp, owner: &str) -> (String, String) {
     .expect("donation");
     let usd = kopilka::domain::money::Currency::parse("USD").expect("USD");
     let sale = kopilka::domain::ledger::creator_sale(199, 36, &usd, owner, 7000).expect("sale");
-    conn.transaction(|c| kopilka::db::models::ledger::post(c, "matrix:sale", "matrix", &sale))
-        .expect("posting");
+    drop(conn);
+    // BEGIN IMMEDIATE on SQLite, as the service posts: the service may be writing meanwhile.
+    kopilka::db::transaction(&pool, move |c| {
+        Ok(kopilka::db::models::ledger::post(
+            c,
+            "matrix:sale",
+            "matrix",
+            &sale,
+        )?)
+    })
+    .await
+    .expect("posting");
     (donation.id, "platform_revenue:platform:USD".to_owned())
 }
 
