@@ -17,7 +17,6 @@ use crate::error::AppError;
 use crate::services::changes;
 use crate::services::sticker_images::{self, Encoded, Kind, Rules};
 use chrono::{Duration, Utc};
-use futures_util::{stream, StreamExt, TryStreamExt};
 
 /// The pack, if the creator owns it (another creator's pack is "not found", not "forbidden":
 /// its existence is not theirs to know).
@@ -247,36 +246,26 @@ pub async fn replace_from_archive(
             ),
         ));
     }
-    let mut inputs = Vec::new();
+    let mut stickers = Vec::new();
     for (i, s) in manifest.stickers.iter().enumerate() {
         let emoji = check_emoji(&s.emoji)
             .map_err(|d| AppError::unprocessable("invalid_emoji", format!("{}: {d}", s.file)))?;
         let bytes = files.remove(&s.file).unwrap_or_default();
+        // A refusal names the sticker it concerns.
+        let encoded = encode(state, bytes, pack.kind)
+            .await
+            .map_err(naming(&s.file))?;
         let position = i32::try_from(i + 1).unwrap_or(i32::MAX);
-        inputs.push((position, emoji.join(" "), s.file.as_str(), bytes));
+        stickers.push((position, emoji.join(" "), encoded));
     }
-    // Stickers are checked side by side (each within the shared pixel budget) and their blobs
-    // written side by side; results come in manifest order, so a refusal names the first bad
-    // sticker, and nothing is written before every sticker has passed.
-    let stickers: Vec<_> = stream::iter(inputs)
-        .map(|(position, emoji, file, bytes)| async move {
-            let encoded = encode(state, bytes, pack.kind)
-                .await
-                .map_err(naming(file))?;
-            Ok::<_, AppError>((position, emoji, encoded))
-        })
-        .buffered(parallel_checks())
-        .try_collect()
-        .await?;
     let cover = match cover {
         Some(bytes) => Some(encode_cover(state, bytes, pack.kind).await?),
         None => None,
     };
-    let rows: Vec<Sticker> = stream::iter(stickers)
-        .map(|(position, emoji, encoded)| store(state, pack_id, position, emoji, encoded))
-        .buffered(PARALLEL_WRITES)
-        .try_collect()
-        .await?;
+    let mut rows = Vec::new();
+    for (position, emoji, encoded) in stickers {
+        rows.push(store(state, pack_id, position, emoji, encoded).await?);
+    }
     let cover = match cover {
         Some(encoded) => Some(put_blobs(state, encoded).await?),
         None => None,
@@ -412,22 +401,17 @@ fn naming(what: &str) -> impl Fn(AppError) -> AppError + '_ {
 /// Writes an encoded image's blobs (before any row names them): (image, thumbnail) — a
 /// sticker's, or a cover and its tray icon.
 async fn put_blobs(state: &AppState, encoded: Encoded) -> Result<(String, String), AppError> {
-    let (image, thumbnail) = futures_util::try_join!(
-        state.blobs.put(encoded.image.into()),
-        state.blobs.put(encoded.thumbnail.into())
-    )
-    .map_err(storage_unavailable)?;
+    let image = state
+        .blobs
+        .put(encoded.image.into())
+        .await
+        .map_err(storage_unavailable)?;
+    let thumbnail = state
+        .blobs
+        .put(encoded.thumbnail.into())
+        .await
+        .map_err(storage_unavailable)?;
     Ok((image, thumbnail))
-}
-
-/// Blob writes of one archive in flight at once: each waits mostly on its fsync (or on S3), and
-/// the filesystem commits overlapping fsyncs together.
-const PARALLEL_WRITES: usize = 8;
-
-/// Stickers of one archive checked at once: one per core (at most 4), since a check is CPU work
-/// on a blocking thread; the pixel budget still bounds the memory of all checks together.
-fn parallel_checks() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 pub async fn delete_sticker(
