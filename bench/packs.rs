@@ -42,6 +42,7 @@ pub fn validate(n: u32, rounds: u32) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let rules = Rules::default();
     let (mut ours, mut base) = (Vec::new(), Vec::new());
+    let mut stored_bytes = 0usize;
     for _ in 0..rounds {
         let t = Instant::now();
         for f in &files {
@@ -50,9 +51,11 @@ pub fn validate(n: u32, rounds: u32) -> anyhow::Result<()> {
         }
         base.push(t.elapsed());
         let t = Instant::now();
+        stored_bytes = 0;
         for f in &files {
             let encoded = sticker_images::check(f, Kind::Static, &rules)
                 .map_err(|r| anyhow::anyhow!("refused: {r}"))?;
+            stored_bytes += encoded.image.len() + encoded.thumbnail.len();
             runtime.block_on(async {
                 blobs.put(encoded.image.into()).await?;
                 blobs.put(encoded.thumbnail.into()).await
@@ -71,6 +74,10 @@ pub fn validate(n: u32, rounds: u32) -> anyhow::Result<()> {
         per_s(o),
         per_s(b),
         per_s(o) / per_s(b)
+    );
+    println!(
+        "stored per sticker (image and thumbnail): {:.1} KB",
+        stored_bytes as f64 / f64::from(n) / 1000.0
     );
     Ok(())
 }
