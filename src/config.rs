@@ -31,6 +31,7 @@ pub struct Settings {
     pub billing: BillingSettings,
     pub email: EmailSettings,
     pub packs: PackSettings,
+    pub payouts: PayoutSettings,
 }
 
 /// Sticker packs: where their images live, how many a pack holds, what they cost.
@@ -51,6 +52,26 @@ pub struct PackSettings {
     pub removal_purge_days: i64,
     /// Price tiers: tier name → currency (lowercase) → amount in minor units.
     pub price_tiers: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PayoutSettings {
+    /// Hours a change of bank details holds the creator's payouts.
+    pub cooling_off_hours: i64,
+    /// Lines one run may draw.
+    pub max_lines: i64,
+    /// The least balance paid out, per currency, in minor units.
+    pub minimums: std::collections::BTreeMap<String, i64>,
+}
+
+impl PayoutSettings {
+    /// The least paid out in `currency` (the configuration's keys arrive lower-cased).
+    pub fn minimum(&self, currency: &str) -> Option<i64> {
+        self.minimums
+            .iter()
+            .find(|(code, _)| code.eq_ignore_ascii_case(currency))
+            .map(|(_, least)| *least)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -219,6 +240,21 @@ impl Settings {
         }
         if !(0..=3650).contains(&self.packs.removal_purge_days) {
             anyhow::bail!("packs.removal_purge_days must be between 0 and 3650");
+        }
+        if !(0..=24 * 365).contains(&self.payouts.cooling_off_hours) {
+            anyhow::bail!("payouts.cooling_off_hours must be between 0 and 8760");
+        }
+        if !(1..=1_000_000).contains(&self.payouts.max_lines) {
+            anyhow::bail!("payouts.max_lines must be between 1 and 1000000");
+        }
+        for (currency, least) in &self.payouts.minimums {
+            crate::domain::money::Currency::parse(&currency.to_uppercase())
+                .map_err(|e| anyhow::anyhow!("payouts.minimums: {e}"))?;
+            if *least < 1 || *least > crate::domain::limits::MAX_AMOUNT_MINOR {
+                anyhow::bail!(
+                    "payouts.minimums.{currency} must be a positive amount in minor units"
+                );
+            }
         }
         if !(1..=120).contains(&self.packs.max_stickers) {
             anyhow::bail!("packs.max_stickers must be between 1 and 120");

@@ -495,3 +495,77 @@ diesel::table! {
         built_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    payout_bank_accounts (creator_id) {
+        creator_id -> Text,
+        holder_name -> Text,
+        iban -> Text,
+        bic -> Nullable<Text>,
+        town -> Text,
+        country -> Text,
+        currency -> Text,
+        cooling_off_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payout_holds (creator_id) {
+        creator_id -> Text,
+        reason -> Text,
+        set_by -> Text,
+        set_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payout_runs (id) {
+        id -> Text,
+        cutoff -> Timestamp,
+        created_by -> Text,
+        created_at -> Timestamp,
+        approved_by -> Nullable<Text>,
+        approved_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    payout_lines (id) {
+        id -> Text,
+        run_id -> Text,
+        creator_id -> Text,
+        currency -> Text,
+        amount_minor -> BigInt,
+        state -> Text,
+        destination -> Text,
+        reason_code -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payout_carried (run_id, creator_id, currency) {
+        run_id -> Text,
+        creator_id -> Text,
+        currency -> Text,
+        available_minor -> BigInt,
+        reason -> Text,
+    }
+}
+
+diesel::table! {
+    payout_audit (id) {
+        id -> Text,
+        run_id -> Text,
+        line_id -> Nullable<Text>,
+        actor -> Text,
+        action -> Text,
+        detail -> Text,
+        at -> Timestamp,
+    }
+}
+
+diesel::joinable!(payout_lines -> payout_runs (run_id));
+diesel::allow_tables_to_appear_in_same_query!(payout_runs, payout_lines);

@@ -18,6 +18,10 @@ pub enum AccountKind {
     /// A creator's share that may be paid out.
     CreatorAvailable,
     Payouts,
+    /// Approved payouts not yet settled: what the bank (or Stripe) has been told to pay.
+    PayoutsInTransit,
+    /// Our bank account's side of bank-transfer payouts: what left it for creators.
+    BankClearing,
     /// Stripe's currency conversions: a charge's currency comes in here and its settlement
     /// currency goes out, so each currency of a conversion still sums to zero.
     FxConversion,
@@ -32,6 +36,8 @@ impl AccountKind {
             Self::CreatorPending => "creator_pending",
             Self::CreatorAvailable => "creator_available",
             Self::Payouts => "payouts",
+            Self::PayoutsInTransit => "payouts_in_transit",
+            Self::BankClearing => "bank_clearing",
             Self::FxConversion => "fx_conversion",
         }
     }
@@ -261,6 +267,48 @@ pub fn release(creator: &str, amount: i64, currency: &Currency) -> Result<Vec<Li
         },
         Line {
             account: Account::creator(AccountKind::CreatorAvailable, creator, currency),
+            amount_minor: -amount,
+        },
+    ])
+}
+
+/// A step of a creator payout of `amount` (positive): money leaves one account for the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayoutStep {
+    /// Approved: out of the creator's available balance, into transit.
+    Approved,
+    /// The bank paid it: out of transit, out of our bank.
+    Paid,
+    /// Refused before it was paid: back from transit to the creator's available balance.
+    Failed,
+    /// Paid, then sent back by the creator's bank: back from our bank to the creator.
+    Returned,
+}
+
+/// The posting of a payout step (see [`PayoutStep`]).
+pub fn payout(
+    step: PayoutStep,
+    creator: &str,
+    amount: i64,
+    currency: &Currency,
+) -> Result<Vec<Line>, PostingError> {
+    let available = Account::creator(AccountKind::CreatorAvailable, creator, currency);
+    let transit = Account::platform(AccountKind::PayoutsInTransit, currency);
+    let bank = Account::platform(AccountKind::BankClearing, currency);
+    // (debited, credited)
+    let (debit, credit) = match step {
+        PayoutStep::Approved => (available, transit),
+        PayoutStep::Paid => (transit, bank),
+        PayoutStep::Failed => (transit, available),
+        PayoutStep::Returned => (bank, available),
+    };
+    balanced(vec![
+        Line {
+            account: debit,
+            amount_minor: amount,
+        },
+        Line {
+            account: credit,
             amount_minor: -amount,
         },
     ])

@@ -1,5 +1,6 @@
 //! Pure types and rules: no I/O here.
 
+pub mod bank_accounts;
 pub mod entitlements;
 pub mod ledger;
 pub mod limits;

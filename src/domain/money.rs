@@ -101,6 +101,35 @@ pub fn display(minor: i64, currency: &str) -> String {
     format!("{sign}{}.{:02} {code}", abs / 100, abs % 100)
 }
 
+/// The number of decimals of a currency's minor unit by ISO 4217 (JPY 0, USD 2, KWD 3): what
+/// files for banks and accountants write amounts with.
+pub fn iso_exponent(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// Minor units as a decimal string with the currency's ISO 4217 exponent: `12.34` (USD),
+/// `1000` (JPY), `1.234` (KWD), `-0.05`. Integer arithmetic only.
+pub fn decimal(minor: i64, currency: &str) -> String {
+    let exponent = iso_exponent(currency);
+    if exponent == 0 {
+        return minor.to_string();
+    }
+    let unit = 10u64.pow(exponent);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / unit,
+        abs % unit,
+        width = exponent as usize
+    )
+}
+
 /// Splits `gross` between creator and platform by the creator's share in basis points.
 /// The creator gets the floor; the remainder (at most one minor unit short of a whole share)
 /// goes to the platform, so the two parts always add up to `gross` exactly.
@@ -119,6 +148,15 @@ mod tests {
         assert_eq!(display(499, "usd"), "4.99 USD");
         assert_eq!(display(-5, "EUR"), "-0.05 EUR");
         assert_eq!(display(500, "JPY"), "500 JPY");
+    }
+
+    #[test]
+    fn decimals_follow_the_iso_exponent() {
+        assert_eq!(decimal(1234, "USD"), "12.34");
+        assert_eq!(decimal(-5, "EUR"), "-0.05");
+        assert_eq!(decimal(1000, "JPY"), "1000");
+        assert_eq!(decimal(1234, "KWD"), "1.234");
+        assert_eq!(decimal(i64::MIN, "USD"), "-92233720368547758.08");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod earnings;
 mod entitlements;
 mod health;
 mod moderation;
+mod payouts;
 mod purchases;
 mod revisions;
 mod seats;
@@ -53,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(admin_creators::routes)
                 .configure(admin_holdings::routes)
                 .configure(admin_refunds::routes)
+                .configure(payouts::routes)
                 // No default service here: resources would inherit it and answer 404 where
                 // actix answers 405; `problems_only` turns both into problems.
                 .configure(admin_keys::routes),

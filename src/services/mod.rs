@@ -18,6 +18,7 @@ pub mod pack_archive;
 pub mod pack_import;
 pub mod pack_revisions;
 pub mod packs;
+pub mod payouts;
 pub mod seats;
 pub mod seed;
 pub mod sticker_images;

@@ -116,6 +116,9 @@ enum Param {
     Appeal,
     /// A pending edit of the sale pack's texts.
     Revision,
+    /// A payout run with one draft line (the owner's), drawn by another finance user.
+    PayoutRun,
+    PayoutLine,
 }
 use Param::*;
 
@@ -262,6 +265,30 @@ fn rows() -> Vec<Row> {
         row("POST", "/v1/entitlements/check", SERVICE).body(|f| json!({"user_ids": [f.owner]})),
         // Finance.
         row("GET", "/v1/admin/ledger/accounts/{id}", FINANCE).of(&[LedgerAccount]),
+        row("GET", "/v1/creators/me/bank-account", CREATOR),
+        row("PUT", "/v1/creators/me/bank-account", CREATOR).body(|_| bank_account()),
+        row("POST", "/v1/admin/creators/{id}/payout-hold", FINANCE)
+            .of(&[Owner])
+            .body(|_| json!({"held": false, "reason": "matrix"})),
+        row("GET", "/v1/admin/payout-runs", FINANCE),
+        row("GET", "/v1/admin/payout-runs/{id}", FINANCE).of(&[PayoutRun]),
+        row("GET", "/v1/admin/payout-runs/{id}/lines", FINANCE).of(&[PayoutRun]),
+        row("GET", "/v1/admin/payout-runs/{id}/audit", FINANCE).of(&[PayoutRun]),
+        row("GET", "/v1/admin/payout-runs/{id}/bank-file.csv", FINANCE).of(&[PayoutRun]),
+        row(
+            "POST",
+            "/v1/admin/payout-runs/{id}/lines/{line_id}/outcome",
+            FINANCE,
+        )
+        .of(&[PayoutRun, PayoutLine])
+        .body(|_| json!({"outcome": "paid"})),
+        row("POST", "/v1/admin/payout-runs/{id}/send", FINANCE).of(&[PayoutRun]),
+        row("POST", "/v1/admin/payout-runs/{id}/approve", FINANCE)
+            .of(&[PayoutRun])
+            .body(|_| json!({"digest": "0".repeat(64)})),
+        row("POST", "/v1/admin/payout-runs/{id}/cancel", FINANCE).of(&[PayoutRun]),
+        // After the rows that need its draft line: it draws no line (the owner's is open).
+        row("POST", "/v1/admin/payout-runs", FINANCE).body(|_| json!({})),
         // Support.
         row("GET", "/v1/admin/users/{id}", SUPPORT).of(&[Owner]),
         row("POST", "/v1/admin/grants", SUPPORT).body(
@@ -335,6 +362,14 @@ struct Fixtures {
     notice: String,
     appeal: String,
     revision: String,
+    payout_run: String,
+    payout_line: String,
+}
+
+/// A valid bank account in USD.
+fn bank_account() -> Value {
+    json!({"holder_name": "Olga Matrix", "iban": "DE89370400440532013000", "town": "Berlin",
+           "country": "DE", "currency": "USD"})
 }
 
 impl Fixtures {
@@ -367,6 +402,8 @@ impl Fixtures {
             Notice => &self.notice,
             Appeal => &self.appeal,
             Revision => &self.revision,
+            PayoutRun => &self.payout_run,
+            PayoutLine => &self.payout_line,
         }
     }
 
@@ -484,6 +521,39 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         .await;
     assert_eq!(revision.status(), StatusCode::ACCEPTED, "revision fixture");
     let revision = id_of(&revision.json::<Value>().await.expect("json"));
+    // A payout run with the owner's line (stored_fixtures made 20.00 USD available).
+    let res = app
+        .client
+        .put(app.url("/v1/creators/me/bank-account"))
+        .bearer_auth(&token)
+        .json(&bank_account())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::OK, "bank account fixture");
+    let run = app
+        .post(
+            "/v1/admin/payout-runs",
+            &app.token("matrix-finance-2", &["finance"]),
+            &json!({}),
+        )
+        .await;
+    let run = created(run).await;
+    let payout_run = id_of(&run);
+    let lines = app
+        .client
+        .get(app.url(&format!("/v1/admin/payout-runs/{payout_run}/lines")))
+        .bearer_auth(app.admin())
+        .send()
+        .await
+        .expect("request")
+        .json::<Value>()
+        .await
+        .expect("json");
+    let payout_line = lines["lines"][0]["id"]
+        .as_str()
+        .expect("a payout line for the owner")
+        .to_owned();
     let tokens = vec![
         (User, token),
         (AnotherUser, app.token("matrix-other", &[])),
@@ -517,6 +587,8 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         notice,
         appeal,
         revision,
+        payout_run,
+        payout_line,
     }
 }
 
@@ -542,14 +614,22 @@ async fn stored_fixtures(app: &TestApp, owner: &str) -> (String, String) {
     .expect("donation");
     let usd = kopilka::domain::money::Currency::parse("USD").expect("USD");
     let sale = kopilka::domain::ledger::creator_sale(199, 36, &usd, owner, 7000).expect("sale");
+    // Earnings that left their hold, for a payout run to draw (a platform-funded advance, so
+    // the posting balances without a second sale).
+    let mut available = kopilka::domain::ledger::release(owner, 2000, &usd).expect("release");
+    available[0].account = kopilka::domain::ledger::Account::platform(
+        kopilka::domain::ledger::AccountKind::PlatformRevenue,
+        &usd,
+    );
     drop(conn);
     // BEGIN IMMEDIATE on SQLite, as the service posts: the service may be writing meanwhile.
     kopilka::db::transaction(&pool, move |c| {
+        kopilka::db::models::ledger::post(c, "matrix:sale", "matrix", &sale)?;
         Ok(kopilka::db::models::ledger::post(
             c,
-            "matrix:sale",
+            "matrix:available",
             "matrix",
-            &sale,
+            &available,
         )?)
     })
     .await

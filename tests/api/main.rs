@@ -24,6 +24,7 @@ mod openapi;
 mod operations;
 mod pack_reach;
 mod packs;
+mod payouts;
 mod revisions;
 mod seats;
 mod store;

@@ -12,6 +12,7 @@ pub mod orders;
 pub mod outbox;
 pub mod packs;
 pub mod payments;
+pub mod payouts;
 pub mod revisions;
 pub mod signing_keys;
 pub mod stripe_events;

@@ -7,6 +7,7 @@ mod creators;
 mod grants;
 mod keys;
 mod packs;
+mod payouts;
 mod purchases;
 
 pub use catalog::{EntitlementDefinitionView, PriceView, ProductView};
@@ -14,6 +15,7 @@ pub use creators::{CreatorView, EarningsView};
 pub use grants::GrantView;
 pub use keys::{NewServiceCredentialView, ServiceCredentialView};
 pub use packs::{PackEventView, PackView, Page, StickerView, StorePackView};
+pub use payouts::{AuditView, BankAccountView, LineView, RunSummaryView, RunView};
 pub use purchases::{DonationView, OrderView, StartedView, SubscriptionView};
 
 /// Maps a list of rows to their views.

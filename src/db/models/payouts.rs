@@ -1,0 +1,397 @@
+//! Payout rows: creators' bank accounts, holds, runs, their lines, what they carried, and the
+//! audit trail of every transition.
+
+use super::{new_id, to_db};
+use crate::db::schema::{
+    ledger_accounts, ledger_entries, payout_audit, payout_bank_accounts, payout_carried,
+    payout_holds, payout_lines, payout_runs,
+};
+use crate::db::DbConn;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = payout_bank_accounts)]
+pub struct BankAccount {
+    pub creator_id: String,
+    pub holder_name: String,
+    /// Electronic form, checked (`domain::bank_accounts::Iban`); never shown whole.
+    pub iban: String,
+    pub bic: Option<String>,
+    pub town: String,
+    pub country: String,
+    pub currency: String,
+    pub cooling_off_until: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}
+
+impl BankAccount {
+    pub fn find(conn: &mut DbConn, creator: &str) -> QueryResult<Option<BankAccount>> {
+        payout_bank_accounts::table
+            .find(creator)
+            .select(BankAccount::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn put(conn: &mut DbConn, account: &BankAccount) -> QueryResult<()> {
+        let updated = diesel::update(payout_bank_accounts::table.find(&account.creator_id))
+            .set(account)
+            .execute(conn)?;
+        if updated == 0 {
+            diesel::insert_into(payout_bank_accounts::table)
+                .values(account)
+                .execute(conn)?;
+        }
+        Ok(())
+    }
+
+    pub fn all_of(
+        conn: &mut DbConn,
+        creators: &[String],
+    ) -> QueryResult<BTreeMap<String, BankAccount>> {
+        let mut found = BTreeMap::new();
+        // Bounded statements, whatever the number of creators.
+        for chunk in creators.chunks(1000) {
+            for a in payout_bank_accounts::table
+                .filter(payout_bank_accounts::creator_id.eq_any(chunk))
+                .select(BankAccount::as_select())
+                .load(conn)?
+            {
+                found.insert(a.creator_id.clone(), a);
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = payout_holds)]
+pub struct Hold {
+    pub creator_id: String,
+    pub reason: String,
+    pub set_by: String,
+    pub set_at: NaiveDateTime,
+}
+
+impl Hold {
+    pub fn set(conn: &mut DbConn, hold: &Hold) -> QueryResult<()> {
+        Self::lift(conn, &hold.creator_id)?;
+        diesel::insert_into(payout_holds::table)
+            .values(hold)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    pub fn lift(conn: &mut DbConn, creator: &str) -> QueryResult<usize> {
+        diesel::delete(payout_holds::table.find(creator)).execute(conn)
+    }
+
+    pub fn held(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+        payout_holds::table
+            .select(payout_holds::creator_id)
+            .load(conn)
+    }
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = payout_runs)]
+pub struct Run {
+    pub id: String,
+    pub cutoff: NaiveDateTime,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<NaiveDateTime>,
+}
+
+impl Run {
+    pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<Run>> {
+        payout_runs::table
+            .find(id)
+            .select(Run::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// Newest first, after the run `after` (a cursor from the previous page).
+    pub fn page(conn: &mut DbConn, after: Option<&Run>, limit: i64) -> QueryResult<Vec<Run>> {
+        let mut q = payout_runs::table
+            .select(Run::as_select())
+            .order((payout_runs::created_at.desc(), payout_runs::id.desc()))
+            .limit(limit)
+            .into_boxed();
+        if let Some(a) = after {
+            q = q.filter(
+                payout_runs::created_at
+                    .lt(a.created_at)
+                    .or(payout_runs::created_at
+                        .eq(a.created_at)
+                        .and(payout_runs::id.lt(a.id.clone()))),
+            );
+        }
+        q.load(conn)
+    }
+
+    pub fn approved(conn: &mut DbConn, id: &str, by: &str) -> QueryResult<()> {
+        diesel::update(payout_runs::table.find(id))
+            .set((
+                payout_runs::approved_by.eq(by),
+                payout_runs::approved_at.eq(to_db(Utc::now())),
+            ))
+            .execute(conn)?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = payout_lines)]
+pub struct Line {
+    pub id: String,
+    pub run_id: String,
+    pub creator_id: String,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub state: String,
+    /// The bank account when the line was drawn (JSON of `Destination`).
+    pub destination: String,
+    pub reason_code: Option<String>,
+    pub sent_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Line {
+    pub fn insert_all(conn: &mut DbConn, lines: &[Line]) -> QueryResult<()> {
+        for chunk in lines.chunks(500) {
+            crate::db::insert_rows!(conn, payout_lines::table, chunk)?;
+        }
+        Ok(())
+    }
+
+    pub fn find(conn: &mut DbConn, run: &str, id: &str) -> QueryResult<Option<Line>> {
+        payout_lines::table
+            .find(id)
+            .filter(payout_lines::run_id.eq(run))
+            .select(Line::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    /// All lines of a run, by id (bounded by `payouts.max_lines`).
+    pub fn of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .order(payout_lines::id)
+            .select(Line::as_select())
+            .load(conn)
+    }
+
+    pub fn page(
+        conn: &mut DbConn,
+        run: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<Line>> {
+        let mut q = payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .order(payout_lines::id)
+            .limit(limit)
+            .select(Line::as_select())
+            .into_boxed();
+        if let Some(after) = after {
+            q = q.filter(payout_lines::id.gt(after.to_owned()));
+        }
+        q.load(conn)
+    }
+
+    /// Moves a line from one of `from` to `to`; false when it was in none of them (another
+    /// request moved it first).
+    pub fn move_state(
+        conn: &mut DbConn,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        reason_code: Option<&str>,
+    ) -> QueryResult<bool> {
+        let moved = diesel::update(
+            payout_lines::table
+                .find(id)
+                .filter(payout_lines::state.eq_any(from)),
+        )
+        .set((
+            payout_lines::state.eq(to),
+            payout_lines::reason_code.eq(reason_code),
+            payout_lines::updated_at.eq(to_db(Utc::now())),
+        ))
+        .execute(conn)?;
+        Ok(moved == 1)
+    }
+
+    /// Approved lines of a run become sent, now; how many.
+    pub fn send_approved(conn: &mut DbConn, run: &str) -> QueryResult<usize> {
+        let now = to_db(Utc::now());
+        diesel::update(
+            payout_lines::table
+                .filter(payout_lines::run_id.eq(run))
+                .filter(payout_lines::state.eq("approved")),
+        )
+        .set((
+            payout_lines::state.eq("sent"),
+            payout_lines::sent_at.eq(now),
+            payout_lines::updated_at.eq(now),
+        ))
+        .execute(conn)
+    }
+
+    /// The lines of a run that went to the bank, by id: what its bank file holds.
+    pub fn sent_of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::sent_at.is_not_null())
+            .order(payout_lines::id)
+            .select(Line::as_select())
+            .load(conn)
+    }
+
+    /// How many lines of a run are in each state.
+    pub fn state_counts(conn: &mut DbConn, run: &str) -> QueryResult<Vec<(String, i64)>> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .group_by(payout_lines::state)
+            .select((payout_lines::state, diesel::dsl::count_star()))
+            .load(conn)
+    }
+
+    /// Creators and currencies in an open line (draft, approved or sent) of any run.
+    pub fn open(conn: &mut DbConn) -> QueryResult<Vec<(String, String)>> {
+        payout_lines::table
+            .filter(payout_lines::state.eq_any(["draft", "approved", "sent"]))
+            .select((payout_lines::creator_id, payout_lines::currency))
+            .load(conn)
+    }
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = payout_carried)]
+pub struct Carried {
+    pub run_id: String,
+    pub creator_id: String,
+    pub currency: String,
+    pub available_minor: i64,
+    pub reason: String,
+}
+
+impl Carried {
+    pub fn insert_all(conn: &mut DbConn, rows: &[Carried]) -> QueryResult<()> {
+        for chunk in rows.chunks(500) {
+            crate::db::insert_rows!(conn, payout_carried::table, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// What a run carried, at most `limit` rows, by creator.
+    pub fn of_run(conn: &mut DbConn, run: &str, limit: i64) -> QueryResult<Vec<Carried>> {
+        payout_carried::table
+            .filter(payout_carried::run_id.eq(run))
+            .order((payout_carried::creator_id, payout_carried::currency))
+            .limit(limit)
+            .select(Carried::as_select())
+            .load(conn)
+    }
+}
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = payout_audit)]
+pub struct AuditEvent {
+    pub id: String,
+    pub run_id: String,
+    pub line_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+    pub at: NaiveDateTime,
+}
+
+/// Writes one audit event (in the transaction of the change it records).
+pub fn audit(
+    conn: &mut DbConn,
+    run: &str,
+    line: Option<&str>,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(payout_audit::table)
+        .values(AuditEvent {
+            id: new_id("pa"),
+            run_id: run.to_owned(),
+            line_id: line.map(str::to_owned),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail: detail.to_owned(),
+            at: to_db(Utc::now()),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+impl AuditEvent {
+    /// Oldest first, at most `limit`.
+    pub fn of_run(conn: &mut DbConn, run: &str, limit: i64) -> QueryResult<Vec<AuditEvent>> {
+        payout_audit::table
+            .filter(payout_audit::run_id.eq(run))
+            .order((payout_audit::at, payout_audit::id))
+            .limit(limit)
+            .select(AuditEvent::as_select())
+            .load(conn)
+    }
+}
+
+/// Every creator's available balance per currency (credit positive: what we owe them), from
+/// the entries made before `until` (all when `None`). One grouped statement.
+pub fn available_balances(
+    conn: &mut DbConn,
+    until: Option<NaiveDateTime>,
+) -> QueryResult<BTreeMap<(String, String), i64>> {
+    // Later than any entry when there is no bound (a plain filter keeps one query shape).
+    let until = until.unwrap_or_else(|| {
+        chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+            .unwrap_or(chrono::NaiveDate::MAX)
+            .and_time(chrono::NaiveTime::MIN)
+    });
+    let rows: Vec<(Option<String>, String, i64)> = ledger_entries::table
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_accounts::kind.eq("creator_available"))
+        .filter(ledger_entries::created_at.lt(until))
+        .group_by((ledger_accounts::owner_id, ledger_accounts::currency))
+        .select((
+            ledger_accounts::owner_id,
+            ledger_accounts::currency,
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CAST(COALESCE(SUM(ledger_entries.amount_minor), 0) AS BIGINT)",
+            ),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(owner, currency, sum)| owner.map(|o| ((o, currency), -sum)))
+        .collect())
+}
+
+/// Locks the creators' available accounts (PostgreSQL; SQLite's writer already excludes every
+/// other), so no posting to them commits until this transaction does: an entry's foreign key
+/// needs a lock on its account row that conflicts with this one.
+pub fn lock_available(conn: &mut DbConn, account_ids: &[String]) -> QueryResult<()> {
+    if let DbConn::Pg(c) = conn {
+        for chunk in account_ids.chunks(1000) {
+            ledger_accounts::table
+                .filter(ledger_accounts::id.eq_any(chunk))
+                .order(ledger_accounts::id)
+                .select(ledger_accounts::id)
+                .for_update()
+                .load::<String>(c)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! What the bank did with a line: paid it, refused it (failed), or paid it and later sent it
+//! back (returned, with the bank's reason code days later). Recording the state a line is
+//! already in changes nothing, so finance can repeat a request safely.
+
+use super::runs::post;
+use super::LineState;
+use crate::app::AppState;
+use crate::db;
+use crate::db::models::payouts::{audit, Line};
+use crate::domain::ledger::PayoutStep;
+use crate::error::AppError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Paid,
+    Failed,
+    Returned,
+}
+
+impl Outcome {
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Some(match s {
+            "paid" => Self::Paid,
+            "failed" => Self::Failed,
+            "returned" => Self::Returned,
+            _ => return None,
+        })
+    }
+
+    fn state(self) -> LineState {
+        match self {
+            Self::Paid => LineState::Paid,
+            Self::Failed => LineState::Failed,
+            Self::Returned => LineState::Returned,
+        }
+    }
+
+    /// The states a line may come from, and the posting that moves its money.
+    fn from(self) -> (&'static [&'static str], PayoutStep) {
+        match self {
+            Self::Paid => (&["approved", "sent"], PayoutStep::Paid),
+            Self::Failed => (&["approved", "sent"], PayoutStep::Failed),
+            Self::Returned => (&["paid"], PayoutStep::Returned),
+        }
+    }
+}
+
+/// A bank's reason code (ISO 20022 external status reason, e.g. SEPA `AC01`, `AC04`, `MD07`):
+/// four upper-case letters or digits.
+pub fn valid_reason_code(code: &str) -> bool {
+    code.len() == 4
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+pub async fn record(
+    state: &AppState,
+    actor: &str,
+    run: &str,
+    line: &str,
+    outcome: Outcome,
+    reason_code: Option<String>,
+) -> Result<Line, AppError> {
+    if outcome != Outcome::Paid && reason_code.is_none() {
+        return Err(AppError::unprocessable(
+            "reason_required",
+            "a failed or returned line needs the bank's reason code (e.g. AC04)",
+        ));
+    }
+    if reason_code
+        .as_deref()
+        .is_some_and(|c| !valid_reason_code(c))
+    {
+        return Err(AppError::unprocessable(
+            "invalid_reason_code",
+            "reason_code is four upper-case letters or digits (e.g. AC01, AC04, MD07)",
+        ));
+    }
+    let (actor, run, id) = (actor.to_owned(), run.to_owned(), line.to_owned());
+    db::transaction(&state.pool, move |conn| {
+        let line = Line::find(conn, &run, &id)?
+            .ok_or_else(|| AppError::not_found(format!("payout line {id} of run {run}")))?;
+        let to = outcome.state().as_str();
+        if line.state == to {
+            return Ok(line);
+        }
+        let (from, step) = outcome.from();
+        if !from.contains(&line.state.as_str())
+            || !Line::move_state(conn, &line.id, from, to, reason_code.as_deref())?
+        {
+            return Err(AppError::conflict(
+                "invalid_transition",
+                format!("line {} is {}; it cannot become {to}", line.id, line.state),
+            ));
+        }
+        post(conn, step, &line)?;
+        let detail = match &reason_code {
+            Some(code) => format!("{} -> {to} ({code})", line.state),
+            None => format!("{} -> {to}", line.state),
+        };
+        audit(conn, &run, Some(&line.id), &actor, "outcome", &detail)?;
+        Ok(Line::find(conn, &run, &id)?.unwrap_or(line))
+    })
+    .await
+}

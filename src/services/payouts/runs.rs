@@ -1,0 +1,394 @@
+//! Drawing a payout run, the four-eyes approval, canceling and sending it to the bank.
+
+use super::{run_state, Destination};
+use crate::app::AppState;
+use crate::db;
+use crate::db::models::ledger as ledger_db;
+use crate::db::models::payouts::{
+    audit, available_balances, lock_available, BankAccount, Carried, Hold, Line, Run,
+};
+use crate::db::models::{from_db, new_id, to_db};
+use crate::db::DbConn;
+use crate::domain::ledger::{self, Account, AccountKind, PayoutStep};
+use crate::domain::money::Currency;
+use crate::error::AppError;
+use chrono::{DateTime, Utc};
+use diesel::RunQueryDsl;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+
+/// A run with its lines and what it carried, as services hand it to views.
+pub struct RunDetails {
+    pub run: Run,
+    pub lines: Vec<Line>,
+    pub carried: Vec<Carried>,
+    /// What approving must quote (see [`digest`]).
+    pub digest: String,
+}
+
+impl RunDetails {
+    pub fn state(&self) -> &'static str {
+        run_state(self.lines.iter().map(|l| l.state.as_str()))
+    }
+}
+
+/// Carried balances shown with a run (the rest are counted, not listed).
+const CARRIED_SHOWN: i64 = 1000;
+
+fn load(conn: &mut DbConn, id: &str) -> Result<RunDetails, AppError> {
+    let run =
+        Run::find(conn, id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
+    let lines = Line::of_run(conn, id)?;
+    let carried = Carried::of_run(conn, id, CARRIED_SHOWN)?;
+    let balances = available_balances(conn, None)?;
+    let digest = digest(&lines, &balances);
+    Ok(RunDetails {
+        run,
+        lines,
+        carried,
+        digest,
+    })
+}
+
+/// SHA-256 over the run's draft lines (id, creator, currency, amount, destination) and each
+/// one's creator's available balance now: an approval quoting it approves exactly what the
+/// approver saw, and a refund that changed a balance since makes it stale.
+pub fn digest(lines: &[Line], balances: &BTreeMap<(String, String), i64>) -> String {
+    let mut hash = Sha256::new();
+    for l in lines.iter().filter(|l| l.state == "draft") {
+        let now = balances
+            .get(&(l.creator_id.clone(), l.currency.clone()))
+            .copied()
+            .unwrap_or(0);
+        hash.update(format!(
+            "{}\t{}\t{}\t{}\t{}\t{now}\n",
+            l.id, l.creator_id, l.currency, l.amount_minor, l.destination
+        ));
+    }
+    hex::encode(hash.finalize())
+}
+
+pub async fn get(state: &AppState, id: &str) -> Result<RunDetails, AppError> {
+    let id = id.to_owned();
+    db::run(&state.pool, move |conn| load(conn, &id)).await
+}
+
+/// Why a balance is not paid in this run, or `None` when it is.
+fn carried_reason(
+    available: i64,
+    minimum: Option<i64>,
+    held: bool,
+    open: bool,
+    account: Option<&BankAccount>,
+    currency: &str,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
+    Some(if available < 0 {
+        "negative"
+    } else if minimum.is_none() {
+        "no_minimum"
+    } else if minimum.is_some_and(|m| available < m) {
+        "below_minimum"
+    } else if held {
+        "on_hold"
+    } else if open {
+        "in_open_run"
+    } else {
+        match account {
+            None => "no_bank_account",
+            Some(a) if a.currency != currency => "no_account_in_currency",
+            Some(a) if a.cooling_off_until.is_some_and(|t| from_db(t) > now) => "cooling_off",
+            Some(_) => return None,
+        }
+    })
+}
+
+/// Draws a run as of `cutoff`: a line for each creator and currency whose available balance
+/// (as of the cutoff, and never more than now) reaches the minimum and may be paid; every
+/// other non-zero balance is carried with its reason.
+pub async fn create(
+    state: &AppState,
+    actor: &str,
+    cutoff: DateTime<Utc>,
+) -> Result<RunDetails, AppError> {
+    let settings = state.settings.payouts.clone();
+    let actor = actor.to_owned();
+    db::transaction(&state.pool, move |conn| {
+        // One run is drawn at a time (SQLite's writer lock does the same there); the unique
+        // index on open lines is the backstop.
+        if let DbConn::Pg(c) = conn {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(7411000)").execute(c)?;
+        }
+        let now = Utc::now();
+        let as_of = available_balances(conn, Some(to_db(cutoff)))?;
+        let current = available_balances(conn, None)?;
+        let held: HashSet<String> = Hold::held(conn)?.into_iter().collect();
+        let open: HashSet<(String, String)> = Line::open(conn)?.into_iter().collect();
+        let creators: Vec<String> = as_of
+            .keys()
+            .map(|(c, _)| c.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let accounts = BankAccount::all_of(conn, &creators)?;
+        let run = Run {
+            id: new_id("prun"),
+            cutoff: to_db(cutoff),
+            created_by: actor.clone(),
+            created_at: to_db(now),
+            approved_by: None,
+            approved_at: None,
+        };
+        diesel::insert_into(crate::db::schema::payout_runs::table)
+            .values(&run)
+            .execute(conn)?;
+        let (mut lines, mut carried) = (Vec::new(), Vec::new());
+        for ((creator, currency), then) in &as_of {
+            let available = (*then).min(
+                current
+                    .get(&(creator.clone(), currency.clone()))
+                    .copied()
+                    .unwrap_or(0),
+            );
+            if available == 0 {
+                continue;
+            }
+            let account = accounts.get(creator);
+            let mut reason = carried_reason(
+                available,
+                settings.minimum(currency),
+                held.contains(creator),
+                open.contains(&(creator.clone(), currency.clone())),
+                account,
+                currency,
+                now,
+            );
+            if reason.is_none() && lines.len() as i64 >= settings.max_lines {
+                reason = Some("run_full");
+            }
+            match (reason, account) {
+                (None, Some(a)) => lines.push(Line {
+                    id: new_id("pline"),
+                    run_id: run.id.clone(),
+                    creator_id: creator.clone(),
+                    currency: currency.clone(),
+                    amount_minor: available,
+                    state: "draft".into(),
+                    destination: serde_json::to_string(&Destination {
+                        holder_name: a.holder_name.clone(),
+                        iban: a.iban.clone(),
+                        bic: a.bic.clone(),
+                        town: a.town.clone(),
+                        country: a.country.clone(),
+                    })
+                    .map_err(|e| AppError::Internal(e.into()))?,
+                    reason_code: None,
+                    sent_at: None,
+                    updated_at: to_db(now),
+                }),
+                (reason, _) => carried.push(Carried {
+                    run_id: run.id.clone(),
+                    creator_id: creator.clone(),
+                    currency: currency.clone(),
+                    available_minor: available,
+                    reason: reason.unwrap_or("no_bank_account").to_owned(),
+                }),
+            }
+        }
+        Line::insert_all(conn, &lines)?;
+        Carried::insert_all(conn, &carried)?;
+        audit(
+            conn,
+            &run.id,
+            None,
+            &actor,
+            "create",
+            &format!(
+                "cut-off {}; {} lines, {} carried",
+                cutoff.to_rfc3339(),
+                lines.len(),
+                carried.len()
+            ),
+        )?;
+        load(conn, &run.id)
+    })
+    .await
+}
+
+/// Approves a run's draft lines: never by whoever drew it, and only as they were when the
+/// approver read them (`digest`). Each balance is re-read under a lock, so nothing that
+/// changed it after the draft can be paid out; then each line moves out of the creator's
+/// available balance into transit.
+pub async fn approve(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+    quoted: &str,
+) -> Result<RunDetails, AppError> {
+    let (actor, id, quoted) = (actor.to_owned(), id.to_owned(), quoted.to_owned());
+    db::transaction(&state.pool, move |conn| {
+        let run = Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
+        if run.created_by == actor {
+            return Err(AppError::conflict(
+                "self_approval",
+                "a payout run is approved by a finance user other than the one who drew it",
+            ));
+        }
+        let drafts: Vec<Line> = Line::of_run(conn, &id)?
+            .into_iter()
+            .filter(|l| l.state == "draft")
+            .collect();
+        if drafts.is_empty() {
+            return Err(AppError::conflict("invalid_state", "the run has no draft lines to approve"));
+        }
+        let accounts: Vec<String> = drafts.iter().map(available_account).collect::<Result<_, _>>()?;
+        lock_available(conn, &accounts)?;
+        let balances = available_balances(conn, None)?;
+        if digest(&drafts, &balances) != quoted {
+            return Err(AppError::conflict(
+                "digest_mismatch",
+                "the run's lines or its creators' balances changed since this digest was read; read the run again",
+            ));
+        }
+        for l in &drafts {
+            let now = balances.get(&(l.creator_id.clone(), l.currency.clone())).copied().unwrap_or(0);
+            if now < l.amount_minor {
+                return Err(AppError::conflict(
+                    "insufficient_balance",
+                    format!(
+                        "line {} pays {} but {} has {} available now; cancel the run and draw a new one",
+                        l.id, l.amount_minor, l.creator_id, now
+                    ),
+                ));
+            }
+        }
+        for l in &drafts {
+            if !Line::move_state(conn, &l.id, &["draft"], "approved", None)? {
+                return Err(AppError::conflict("invalid_state", format!("line {} is no longer a draft", l.id)));
+            }
+            post(conn, PayoutStep::Approved, l)?;
+        }
+        Run::approved(conn, &id, &actor)?;
+        audit(conn, &id, None, &actor, "approve", &format!("digest {quoted}; {} lines", drafts.len()))?;
+        load(conn, &id)
+    })
+    .await
+}
+
+fn currency_of(line: &Line) -> Result<Currency, AppError> {
+    Currency::parse(&line.currency).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))
+}
+
+fn available_account(line: &Line) -> Result<String, AppError> {
+    Ok(Account::creator(
+        AccountKind::CreatorAvailable,
+        &line.creator_id,
+        &currency_of(line)?,
+    )
+    .id())
+}
+
+/// Posts a step of a line, once (its key names the step and the line).
+pub(super) fn post(conn: &mut DbConn, step: PayoutStep, line: &Line) -> Result<(), AppError> {
+    let lines = ledger::payout(
+        step,
+        &line.creator_id,
+        line.amount_minor,
+        &currency_of(line)?,
+    )
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let name = match step {
+        PayoutStep::Approved => "approved",
+        PayoutStep::Paid => "paid",
+        PayoutStep::Failed => "failed",
+        PayoutStep::Returned => "returned",
+    };
+    ledger_db::post(
+        conn,
+        &format!("payout:{name}:{}", line.id),
+        &format!("payout line {} {name}", line.id),
+        &lines,
+    )?;
+    Ok(())
+}
+
+/// Cancels a run's draft lines (nothing has moved yet).
+pub async fn cancel(state: &AppState, actor: &str, id: &str) -> Result<RunDetails, AppError> {
+    let (actor, id) = (actor.to_owned(), id.to_owned());
+    db::transaction(&state.pool, move |conn| {
+        Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
+        let mut canceled = 0;
+        for l in Line::of_run(conn, &id)?
+            .iter()
+            .filter(|l| l.state == "draft")
+        {
+            if Line::move_state(conn, &l.id, &["draft"], "canceled", None)? {
+                canceled += 1;
+            }
+        }
+        if canceled == 0 {
+            return Err(AppError::conflict(
+                "invalid_state",
+                "the run has no draft lines to cancel",
+            ));
+        }
+        audit(
+            conn,
+            &id,
+            None,
+            &actor,
+            "cancel",
+            &format!("{canceled} lines"),
+        )?;
+        load(conn, &id)
+    })
+    .await
+}
+
+/// Hands the approved lines to the bank: they become `sent` and stay in the run's bank file.
+pub async fn send(state: &AppState, actor: &str, id: &str) -> Result<RunDetails, AppError> {
+    let (actor, id) = (actor.to_owned(), id.to_owned());
+    db::transaction(&state.pool, move |conn| {
+        Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
+        let sent = Line::send_approved(conn, &id)?;
+        if sent == 0 {
+            return Err(AppError::conflict(
+                "invalid_state",
+                "the run has no approved lines to send",
+            ));
+        }
+        audit(conn, &id, None, &actor, "send", &format!("{sent} lines"))?;
+        load(conn, &id)
+    })
+    .await
+}
+
+/// Runs, newest first.
+pub async fn page(
+    state: &AppState,
+    after: Option<String>,
+    limit: i64,
+) -> Result<(Vec<(Run, Vec<(String, i64)>)>, Option<String>), AppError> {
+    db::run(&state.pool, move |conn| {
+        let after = match after {
+            Some(a) => Some(Run::find(conn, &a)?.ok_or_else(|| {
+                AppError::unprocessable("invalid_cursor", "after names no payout run")
+            })?),
+            None => None,
+        };
+        let runs = Run::page(conn, after.as_ref(), limit + 1)?;
+        let more = runs.len() as i64 > limit;
+        let mut out = Vec::new();
+        for r in runs.into_iter().take(limit as usize) {
+            let states = Line::state_counts(conn, &r.id)?;
+            out.push((r, states));
+        }
+        let next = if more {
+            out.last().map(|(r, _)| r.id.clone())
+        } else {
+            None
+        };
+        Ok((out, next))
+    })
+    .await
+}
