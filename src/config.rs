@@ -62,6 +62,17 @@ pub struct PayoutSettings {
     pub max_lines: i64,
     /// The least balance paid out, per currency, in minor units.
     pub minimums: std::collections::BTreeMap<String, i64>,
+    pub sepa: SepaSettings,
+}
+
+/// The SEPA credit transfer file (`[payouts.sepa]`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SepaSettings {
+    /// `pain.001.001.09` (structured addresses, `BICFI`) or `pain.001.001.03`.
+    pub version: String,
+    pub debtor_name: String,
+    pub debtor_iban: String,
+    pub debtor_bic: Option<String>,
 }
 
 impl PayoutSettings {
@@ -246,6 +257,19 @@ impl Settings {
         }
         if !(1..=1_000_000).contains(&self.payouts.max_lines) {
             anyhow::bail!("payouts.max_lines must be between 1 and 1000000");
+        }
+        let sepa = &self.payouts.sepa;
+        if !["pain.001.001.09", "pain.001.001.03"].contains(&sepa.version.as_str()) {
+            anyhow::bail!("payouts.sepa.version must be pain.001.001.09 or pain.001.001.03");
+        }
+        crate::domain::bank_accounts::Iban::parse(&sepa.debtor_iban)
+            .map_err(|e| anyhow::anyhow!("payouts.sepa.debtor_iban: {e}"))?;
+        if let Some(bic) = &sepa.debtor_bic {
+            crate::domain::bank_accounts::parse_bic(bic)
+                .map_err(|e| anyhow::anyhow!("payouts.sepa.debtor_bic: {e}"))?;
+        }
+        if crate::domain::sepa::transliterate(&sepa.debtor_name, 70) != sepa.debtor_name.trim() {
+            anyhow::bail!("payouts.sepa.debtor_name must be 1-70 characters of the SEPA Latin set");
         }
         for (currency, least) in &self.payouts.minimums {
             crate::domain::money::Currency::parse(&currency.to_uppercase())

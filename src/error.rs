@@ -186,6 +186,11 @@ impl From<DieselError> for AppError {
                 _ if info.message().contains("invalid byte sequence") => {
                     AppError::bad_request("invalid_text", "text must not contain NUL characters")
                 }
+                // PostgreSQL broke a lock cycle by failing this transaction: nothing was
+                // written, a retry succeeds.
+                _ if info.message().contains("deadlock detected") => {
+                    AppError::DatabaseUnavailable(info.message().to_owned())
+                }
                 _ if info.message().contains("database is locked") => {
                     AppError::DatabaseUnavailable(info.message().to_owned())
                 }

@@ -558,7 +558,8 @@ diesel::table! {
 diesel::table! {
     payout_audit (id) {
         id -> Text,
-        run_id -> Text,
+        run_id -> Nullable<Text>,
+        creator_id -> Nullable<Text>,
         line_id -> Nullable<Text>,
         actor -> Text,
         action -> Text,

@@ -36,6 +36,10 @@ impl Iban {
         if Region::parse(country).is_none() || !check.chars().all(|c| c.is_ascii_digit()) {
             return Err("an IBAN starts with a country code and two check digits");
         }
+        // ISO 13616 computes check digits of 02-98 only.
+        if ["00", "01", "99"].contains(&check) {
+            return Err("the IBAN's check digits do not match (a typo?)");
+        }
         if let Some((_, len)) = LENGTHS.iter().find(|(c, _)| *c == country) {
             if compact.len() != *len {
                 return Err("the IBAN has the wrong length for its country");

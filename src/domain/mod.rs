@@ -7,4 +7,5 @@ pub mod limits;
 pub mod money;
 pub mod pack_text;
 pub mod regions;
+pub mod sepa;
 pub mod states;

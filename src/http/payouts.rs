@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::auth::{Caller, Role};
 use crate::db;
 use crate::db::models::creators::Creator;
-use crate::db::models::payouts::{AuditEvent, Hold, Line, Run};
+use crate::db::models::payouts::{audit_creator, AuditEvent, Hold, Line, Run};
 use crate::db::models::{from_db, to_db};
 use crate::error::AppError;
 use crate::services::idempotency::{self, Reply};
@@ -40,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/admin/payout-runs/{id}/bank-file.csv")
             .route(web::get().to(bank_file_csv)),
     )
+    .service(web::resource("/v1/admin/payout-runs/{id}/sepa.xml").route(web::get().to(sepa_xml)))
     .service(
         web::resource("/v1/admin/payout-runs/{id}/lines/{line_id}/outcome")
             .route(web::post().to(outcome)),
@@ -136,8 +137,9 @@ async fn hold(
                         set_at: at,
                     },
                 )?;
-            } else {
-                Hold::lift(conn, &creator)?;
+                audit_creator(conn, &creator, &actor, "hold", &reason)?;
+            } else if Hold::lift(conn, &creator)? > 0 {
+                audit_creator(conn, &creator, &actor, "lift_hold", &reason)?;
             }
             Ok(serde_json::json!({
                 "creator_id": creator, "held": b.held, "reason": reason,
@@ -332,13 +334,56 @@ async fn bank_file_csv(
 ) -> Result<HttpResponse, AppError> {
     let actor = caller.staff(Role::Finance)?;
     let id = path.into_inner();
-    let file = bank_file::download(&state, actor, &id).await?;
+    let file = bank_file::download(&state, actor, &id, bank_file::Kind::Csv).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             "Content-Disposition",
             format!(
                 "attachment; filename=\"payout-run-{}.csv\"",
+                id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
+            ),
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(file))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SepaQuery {
+    version: Option<String>,
+}
+
+/// GET /v1/admin/payout-runs/{id}/sepa.xml — the run's EUR lines as a SEPA credit transfer.
+async fn sepa_xml(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<SepaQuery>,
+) -> Result<HttpResponse, AppError> {
+    let actor = caller.staff(Role::Finance)?;
+    let id = path.into_inner();
+    let asked = query
+        .into_inner()
+        .version
+        .unwrap_or_else(|| state.settings.payouts.sepa.version.clone());
+    let version = match asked.as_str() {
+        "pain.001.001.09" => "pain.001.001.09",
+        "pain.001.001.03" => "pain.001.001.03",
+        _ => {
+            return Err(AppError::unprocessable(
+                "invalid_version",
+                "version is pain.001.001.09 or pain.001.001.03",
+            ))
+        }
+    };
+    let file = bank_file::download(&state, actor, &id, bank_file::Kind::Sepa(version)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/xml; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"payout-run-{}.xml\"",
                 id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
             ),
         ))

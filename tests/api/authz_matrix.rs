@@ -275,6 +275,7 @@ fn rows() -> Vec<Row> {
         row("GET", "/v1/admin/payout-runs/{id}/lines", FINANCE).of(&[PayoutRun]),
         row("GET", "/v1/admin/payout-runs/{id}/audit", FINANCE).of(&[PayoutRun]),
         row("GET", "/v1/admin/payout-runs/{id}/bank-file.csv", FINANCE).of(&[PayoutRun]),
+        row("GET", "/v1/admin/payout-runs/{id}/sepa.xml", FINANCE).of(&[PayoutRun]),
         row(
             "POST",
             "/v1/admin/payout-runs/{id}/lines/{line_id}/outcome",

@@ -1414,3 +1414,137 @@ both!(
         assert_money_matches_lines(&app).await;
     }
 );
+
+// ---------------------------------------------------------------------------------------------
+// The SEPA credit transfer file
+
+/// Downloads the run's SEPA file (`version`, or the configured one); returns its text.
+async fn sepa_file(app: &TestApp, run: &str, version: Option<&str>) -> String {
+    let path = match version {
+        Some(v) => format!("/v1/admin/payout-runs/{run}/sepa.xml?version={v}"),
+        None => format!("/v1/admin/payout-runs/{run}/sepa.xml"),
+    };
+    let res = app.get(&path, &fay(app)).await;
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "sepa.xml: {text}");
+    text
+}
+
+/// What `tests/sepa_check.py` found in the file: it validates it against the `sepaxml`
+/// package's XSD and the SEPA rules the XSD leaves out, and reads it back with Python's own
+/// XML parser. Panics with the broken rules.
+fn checked_by_python(xml: &str, version: &str) -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pain.xml");
+    std::fs::write(&file, xml).expect("write");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sepa_check.py");
+    let out = std::process::Command::new(crate::real_parts::python())
+        .arg(script)
+        .arg(&file)
+        .arg(version)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "the SEPA file breaks rules:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("checker's json")
+}
+
+both!(
+    eur_lines_go_to_the_bank_as_a_sepa_file_that_passes_the_xsd_and_the_sepa_rules,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let umlauts = with(&german("EUR"), "holder_name", "Müller & Söhne");
+        let mueller = paid_creator_with(&app, &umlauts, 2_550).await;
+        let no_bic = json!({"holder_name": "Łucja Ørsted", "iban": "FR1420041010050500013M02606",
+            "town": "Paris", "country": "FR", "currency": "EUR"});
+        let lucja = paid_creator_with(&app, &no_bic, 1_001).await;
+        let dollars = paid_creator(&app, "USD", 4_000).await;
+        let run = id(&draw(&app).await);
+        approved(&app, &run).await;
+        let conflict = app
+            .get(&format!("/v1/admin/payout-runs/{run}/sepa.xml"), &fay(&app))
+            .await;
+        assert_problem(conflict, StatusCode::CONFLICT, "invalid_state").await;
+        stepped(&app, &run, "send").await;
+        let lines = lines_of(&app, &run).await;
+
+        for version in ["pain.001.001.09", "pain.001.001.03"] {
+            let xml = sepa_file(&app, &run, Some(version)).await;
+            let found = checked_by_python(&xml, version);
+            // The EUR lines and nothing else, tying to the run.
+            let txs = found["transactions"].as_array().expect("transactions");
+            let by_id: BTreeMap<&str, &Value> = txs
+                .iter()
+                .map(|t| (t["end_to_end_id"].as_str().expect("id"), t))
+                .collect();
+            assert_eq!(by_id.len(), 2, "{found}");
+            let m = line_for(&lines, &mueller);
+            let l = line_for(&lines, &lucja);
+            let tm = by_id[m["id"].as_str().expect("id")];
+            assert_eq!(tm["amount"], "25.50");
+            assert_eq!(tm["iban"], DE_IBAN);
+            assert_eq!(tm["name"], "Mueller + Soehne");
+            let tl = by_id[l["id"].as_str().expect("id")];
+            assert_eq!(tl["amount"], "10.01");
+            assert_eq!(tl["name"], "Lucja Orsted");
+            assert_eq!(found["ctrl_sum"], "35.51");
+            assert!(!xml.contains(&dollars), "a USD line in the SEPA file");
+            // The same file every time: same bytes, same MsgId.
+            assert_eq!(sepa_file(&app, &run, Some(version)).await, xml);
+        }
+        let default = sepa_file(&app, &run, None).await;
+        assert!(default.contains("pain.001.001.09"), "the default version");
+        let bad = app
+            .get(
+                &format!("/v1/admin/payout-runs/{run}/sepa.xml?version=pain.001.001.02"),
+                &fay(&app),
+            )
+            .await;
+        assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_version").await;
+
+        // The CSV holds the other currencies only.
+        let csv = String::from_utf8(bank_file(&app, &run).await).expect("utf-8");
+        let rows = csv_records(&csv);
+        assert_eq!(rows.len(), 2, "{csv}");
+        assert_eq!(rows[1][1], dollars);
+
+        // Each copy handed out is in the audit trail with its SHA-256.
+        let events = audit(&app, &run).await;
+        let sha = sha256_hex(default.as_bytes());
+        assert!(
+            events.iter().any(|e| e["action"] == "file_downloaded"
+                && e["detail"].as_str().unwrap_or_default().contains(&sha)),
+            "{events:?}"
+        );
+        assert_money_matches_lines(&app).await;
+    }
+);
+
+both!(
+    a_line_paid_again_in_a_new_run_gets_a_new_message_id,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let c = paid_creator(&app, "EUR", 5_000).await;
+        let first = id(&draw(&app).await);
+        approved(&app, &first).await;
+        stepped(&app, &first, "send").await;
+        let line = id(&line_for(&lines_of(&app, &first).await, &c));
+        let before = checked_by_python(&sepa_file(&app, &first, None).await, "pain.001.001.09");
+        settled(&app, &first, &line, "failed", Some("AC04")).await;
+        // The failed line stays in the file that went out: the same file again.
+        let again = checked_by_python(&sepa_file(&app, &first, None).await, "pain.001.001.09");
+        assert_eq!(again["msg_id"], before["msg_id"]);
+
+        let second = id(&draw(&app).await);
+        approved(&app, &second).await;
+        stepped(&app, &second, "send").await;
+        let reissued = checked_by_python(&sepa_file(&app, &second, None).await, "pain.001.001.09");
+        assert_ne!(reissued["msg_id"], before["msg_id"]);
+        assert_eq!(reissued["ctrl_sum"], "50.00");
+        assert_money_matches_lines(&app).await;
+    }
+);

@@ -32,8 +32,8 @@ fn venv() -> PathBuf {
     VENV.get_or_init(make_venv).clone()
 }
 
-/// Whether the venv has the `stripe` and Pillow packages (a venv made before they were added
-/// lacks them).
+/// Whether the venv has the `stripe`, Pillow and `sepaxml` packages (a venv made before they
+/// were added lacks them).
 fn has_stripe(root: &Path) -> bool {
     std::fs::read_dir(root.join("lib"))
         .into_iter()
@@ -41,7 +41,9 @@ fn has_stripe(root: &Path) -> bool {
         .flatten()
         .any(|python| {
             let site = python.path().join("site-packages");
-            site.join("stripe").is_dir() && site.join("PIL").is_dir()
+            site.join("stripe").is_dir()
+                && site.join("PIL").is_dir()
+                && site.join("sepaxml").is_dir()
         })
 }
 
@@ -65,6 +67,9 @@ fn make_venv() -> PathBuf {
                     "aiosmtpd==1.4.6",
                     "stripe==16.*",
                     "Pillow==11.*",
+                    "sepaxml==2.7.*",
+                    "lxml==6.*",
+                    "python-dateutil==2.*",
                 ])
                 .status()
                 .map(|s| s.success())

@@ -68,10 +68,12 @@ CREATE TABLE payout_carried (
     PRIMARY KEY (run_id, creator_id, currency)
 );
 
--- Every transition of a run or a line, and every bank file handed out (with its SHA-256).
+-- Every transition of a run or a line, every bank file handed out (with its SHA-256), and
+-- every hold and change of bank details (those name the creator and no run).
 CREATE TABLE payout_audit (
     id TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL REFERENCES payout_runs(id),
+    run_id TEXT REFERENCES payout_runs(id),
+    creator_id TEXT,
     line_id TEXT,
     actor TEXT NOT NULL,
     action TEXT NOT NULL,
@@ -79,3 +81,4 @@ CREATE TABLE payout_audit (
     at TIMESTAMP NOT NULL
 );
 CREATE INDEX payout_audit_of_run ON payout_audit(run_id, at, id);
+CREATE INDEX payout_audit_of_creator ON payout_audit(creator_id, at, id);

@@ -3,8 +3,8 @@
 
 use super::{new_id, to_db};
 use crate::db::schema::{
-    ledger_accounts, ledger_entries, payout_audit, payout_bank_accounts, payout_carried,
-    payout_holds, payout_lines, payout_runs,
+    ledger_accounts, ledger_entries, ledger_transactions, payout_audit, payout_bank_accounts,
+    payout_carried, payout_holds, payout_lines, payout_runs,
 };
 use crate::db::DbConn;
 use chrono::{NaiveDateTime, Utc};
@@ -290,6 +290,13 @@ impl Carried {
         Ok(())
     }
 
+    pub fn count_of_run(conn: &mut DbConn, run: &str) -> QueryResult<i64> {
+        payout_carried::table
+            .filter(payout_carried::run_id.eq(run))
+            .count()
+            .get_result(conn)
+    }
+
     /// What a run carried, at most `limit` rows, by creator.
     pub fn of_run(conn: &mut DbConn, run: &str, limit: i64) -> QueryResult<Vec<Carried>> {
         payout_carried::table
@@ -305,7 +312,8 @@ impl Carried {
 #[diesel(table_name = payout_audit)]
 pub struct AuditEvent {
     pub id: String,
-    pub run_id: String,
+    pub run_id: Option<String>,
+    pub creator_id: Option<String>,
     pub line_id: Option<String>,
     pub actor: String,
     pub action: String,
@@ -325,8 +333,32 @@ pub fn audit(
     diesel::insert_into(payout_audit::table)
         .values(AuditEvent {
             id: new_id("pa"),
-            run_id: run.to_owned(),
+            run_id: Some(run.to_owned()),
+            creator_id: None,
             line_id: line.map(str::to_owned),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail: detail.to_owned(),
+            at: to_db(Utc::now()),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Writes one audit event about a creator's payouts (a hold, a change of bank details).
+pub fn audit_creator(
+    conn: &mut DbConn,
+    creator: &str,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(payout_audit::table)
+        .values(AuditEvent {
+            id: new_id("pa"),
+            run_id: None,
+            creator_id: Some(creator.to_owned()),
+            line_id: None,
             actor: actor.to_owned(),
             action: action.to_owned(),
             detail: detail.to_owned(),
@@ -349,7 +381,9 @@ impl AuditEvent {
 }
 
 /// Every creator's available balance per currency (credit positive: what we owe them), from
-/// the entries made before `until` (all when `None`). One grouped statement.
+/// the entries made before `until` (all when `None`) and every payout posting whenever it was
+/// made: what was already paid out (or is in transit) is never owed again, however early the
+/// cut-off. One grouped statement.
 pub fn available_balances(
     conn: &mut DbConn,
     until: Option<NaiveDateTime>,
@@ -362,8 +396,13 @@ pub fn available_balances(
     });
     let rows: Vec<(Option<String>, String, i64)> = ledger_entries::table
         .inner_join(ledger_accounts::table)
+        .inner_join(ledger_transactions::table)
         .filter(ledger_accounts::kind.eq("creator_available"))
-        .filter(ledger_entries::created_at.lt(until))
+        .filter(
+            ledger_entries::created_at
+                .lt(until)
+                .or(ledger_transactions::source_key.like("payout:%")),
+        )
         .group_by((ledger_accounts::owner_id, ledger_accounts::currency))
         .select((
             ledger_accounts::owner_id,
@@ -383,8 +422,11 @@ pub fn available_balances(
 /// other), so no posting to them commits until this transaction does: an entry's foreign key
 /// needs a lock on its account row that conflicts with this one.
 pub fn lock_available(conn: &mut DbConn, account_ids: &[String]) -> QueryResult<()> {
+    // One order for every locker, so two never wait on each other.
+    let ids: std::collections::BTreeSet<&String> = account_ids.iter().collect();
+    let ids: Vec<&String> = ids.into_iter().collect();
     if let DbConn::Pg(c) = conn {
-        for chunk in account_ids.chunks(1000) {
+        for chunk in ids.chunks(1000) {
             ledger_accounts::table
                 .filter(ledger_accounts::id.eq_any(chunk))
                 .order(ledger_accounts::id)

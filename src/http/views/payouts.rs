@@ -121,8 +121,14 @@ pub struct RunView {
     pub digest: String,
     /// Per currency, over the lines not canceled; never summed across currencies.
     pub totals: Vec<TotalView>,
+    /// The first 100 carried balances, by creator; `carried_count` counts them all.
     pub carried: Vec<CarriedView>,
+    pub carried_count: i64,
     pub lines_count: usize,
+    /// Draft lines the creator's available balance no longer covers, and draft lines held
+    /// or cooling off now: approval refuses a run with either.
+    pub uncovered_lines: usize,
+    pub blocked_lines: usize,
 }
 
 impl From<&RunDetails> for RunView {
@@ -151,7 +157,10 @@ impl From<&RunDetails> for RunView {
                 })
                 .collect(),
             carried: d.carried.iter().map(CarriedView::from).collect(),
+            carried_count: d.carried_count,
             lines_count: d.lines.len(),
+            uncovered_lines: d.standings.values().filter(|s| !s.covered).count(),
+            blocked_lines: d.standings.values().filter(|s| s.blocked.is_some()).count(),
         }
     }
 }

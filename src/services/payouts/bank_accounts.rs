@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::db;
 use crate::db::models::creators::Creator;
 use crate::db::models::outbox;
-use crate::db::models::payouts::BankAccount;
+use crate::db::models::payouts::{audit_creator, BankAccount};
 use crate::db::models::to_db;
 use crate::domain::bank_accounts::{mask, parse_bic, Iban};
 use crate::domain::money::Currency;
@@ -109,30 +109,45 @@ pub async fn put(
             return Ok(before.unwrap_or(account));
         }
         BankAccount::put(conn, &account)?;
-        if changed {
-            let until = account
-                .cooling_off_until
-                .map(|t| t.and_utc().format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default();
-            outbox::enqueue_to_user(
-                conn,
-                &account.creator_id,
-                format!(
-                    "bank_details_changed:{}:{}",
-                    account.creator_id,
-                    account.updated_at.and_utc().timestamp_micros()
-                ),
+        let (subject, action) = if changed {
+            (
+                "Your payout bank details were changed",
                 "bank_details_changed",
-                "Your payout bank details were changed".to_owned(),
-                format!(
-                    "The bank account your earnings are paid into is now {} ({}).\n\n\
-                     For your safety, payouts wait until {until}. If you did not make this \
-                     change, contact support at once.\n",
-                    mask(&account.iban),
-                    account.currency
-                ),
-            )?;
-        }
+            )
+        } else {
+            ("Your payout bank details were added", "bank_details_added")
+        };
+        let wait = match account.cooling_off_until {
+            Some(t) => format!(
+                "For your safety, payouts wait until {}. ",
+                t.and_utc().format("%Y-%m-%d %H:%M UTC")
+            ),
+            None => String::new(),
+        };
+        let masked = mask(&account.iban);
+        audit_creator(
+            conn,
+            &account.creator_id,
+            &account.creator_id,
+            action,
+            &format!("{masked} ({})", account.currency),
+        )?;
+        outbox::enqueue_to_user(
+            conn,
+            &account.creator_id,
+            format!(
+                "{action}:{}:{}",
+                account.creator_id,
+                account.updated_at.and_utc().timestamp_micros()
+            ),
+            action,
+            subject.to_owned(),
+            format!(
+                "The bank account your earnings are paid into is now {masked} ({}).\n\n\
+                 {wait}If you did not make this change, contact support at once.\n",
+                account.currency
+            ),
+        )?;
         Ok(account)
     })
     .await

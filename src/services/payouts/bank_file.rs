@@ -1,8 +1,9 @@
-//! The file finance uploads to the bank portal: one row per line sent in a run, RFC 4180 CSV.
-//! It holds the full account numbers, so only finance gets it, and every copy handed out is
-//! recorded with its SHA-256. The same run gives the same bytes every time.
+//! The files finance hands to the bank: the SEPA credit transfer file of a run's EUR lines
+//! (`sepa_file`), and for every other currency an RFC 4180 CSV for the bank portal, one row per
+//! line sent. They hold the full account numbers, so only finance gets them, and every copy
+//! handed out is recorded with its SHA-256. The same run gives the same bytes every time.
 
-use super::Destination;
+use super::{sepa_file, Destination};
 use crate::app::AppState;
 use crate::db;
 use crate::db::models::payouts::{audit, Line, Run};
@@ -30,10 +31,10 @@ fn field(text: &str) -> String {
     }
 }
 
-pub fn render(lines: &[Line]) -> String {
+pub fn render(lines: &[Line]) -> Result<String, AppError> {
     let mut out = format!("{COLUMNS}\r\n");
     for l in lines {
-        let d = Destination::of(l);
+        let d = Destination::checked(l)?;
         let row = [
             field(&l.id),
             field(&l.creator_id),
@@ -49,22 +50,55 @@ pub fn render(lines: &[Line]) -> String {
         out.push_str(&row.join(","));
         out.push_str("\r\n");
     }
-    out
+    Ok(out)
 }
 
-/// The run's bank file, recorded as handed to `actor`.
-pub async fn download(state: &AppState, actor: &str, id: &str) -> Result<String, AppError> {
+/// Which file of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The non-EUR lines, as CSV.
+    Csv,
+    /// The EUR lines, as `pain.001` of this version.
+    Sepa(&'static str),
+}
+
+/// A file of the run, recorded in its audit trail as handed to `actor`.
+pub async fn download(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+    kind: Kind,
+) -> Result<String, AppError> {
     let (actor, id) = (actor.to_owned(), id.to_owned());
+    let sepa = state.settings.payouts.sepa.clone();
     db::transaction(&state.pool, move |conn| {
         Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
         let lines = Line::sent_of_run(conn, &id)?;
-        if lines.is_empty() {
+        let (file, name) = match kind {
+            Kind::Csv => {
+                let other: Vec<Line> = lines.into_iter().filter(|l| l.currency != "EUR").collect();
+                (
+                    match other.is_empty() {
+                        true => None,
+                        false => Some(render(&other)?),
+                    },
+                    "bank-file.csv".to_owned(),
+                )
+            }
+            Kind::Sepa(version) => (
+                sepa_file::render(&sepa, version, &id, &lines)?,
+                format!("sepa.xml ({version})"),
+            ),
+        };
+        let Some(file) = file else {
             return Err(AppError::conflict(
                 "invalid_state",
-                "no line of this run was sent yet (approve it, then send it)",
+                match kind {
+                    Kind::Csv => "no line of this run in a currency other than EUR was sent yet",
+                    Kind::Sepa(_) => "no EUR line of this run was sent yet",
+                },
             ));
-        }
-        let file = render(&lines);
+        };
         let sha = hex::encode(Sha256::digest(file.as_bytes()));
         audit(
             conn,
@@ -72,7 +106,7 @@ pub async fn download(state: &AppState, actor: &str, id: &str) -> Result<String,
             None,
             &actor,
             "file_downloaded",
-            &format!("bank-file.csv sha256 {sha}; {} lines", lines.len()),
+            &format!("{name} sha256 {sha}"),
         )?;
         Ok(file)
     })

@@ -8,6 +8,7 @@ pub mod bank_accounts;
 pub mod bank_file;
 pub mod outcomes;
 pub mod runs;
+pub mod sepa_file;
 
 use crate::db::models::payouts::Line;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,17 @@ pub struct Destination {
 }
 
 impl Destination {
+    /// The snapshot for a file to the bank: a damaged one is an error, never a blank account.
+    pub fn checked(line: &Line) -> Result<Destination, crate::error::AppError> {
+        serde_json::from_str(&line.destination).map_err(|e| {
+            crate::error::AppError::Internal(anyhow::anyhow!(
+                "payout line {}: unreadable destination: {e}",
+                line.id
+            ))
+        })
+    }
+
+    /// The snapshot for showing (masked by the view); blank if damaged.
     pub fn of(line: &Line) -> Destination {
         serde_json::from_str(&line.destination).unwrap_or(Destination {
             holder_name: String::new(),

@@ -38,7 +38,8 @@ impl Outcome {
     /// The states a line may come from, and the posting that moves its money.
     fn from(self) -> (&'static [&'static str], PayoutStep) {
         match self {
-            Self::Paid => (&["approved", "sent"], PayoutStep::Paid),
+            // Only a line that went to the bank in a file can have been paid by it.
+            Self::Paid => (&["sent"], PayoutStep::Paid),
             Self::Failed => (&["approved", "sent"], PayoutStep::Failed),
             Self::Returned => (&["paid"], PayoutStep::Returned),
         }

@@ -21,9 +21,13 @@ use std::collections::{BTreeMap, HashSet};
 pub struct RunDetails {
     pub run: Run,
     pub lines: Vec<Line>,
+    /// The first carried balances (see `carried_count` for all).
     pub carried: Vec<Carried>,
+    pub carried_count: i64,
     /// What approving must quote (see [`digest`]).
     pub digest: String,
+    /// Where each draft line stands now, by line id.
+    pub standings: BTreeMap<String, Standing>,
 }
 
 impl RunDetails {
@@ -32,37 +36,92 @@ impl RunDetails {
     }
 }
 
-/// Carried balances shown with a run (the rest are counted, not listed).
-const CARRIED_SHOWN: i64 = 1000;
+/// Carried balances shown with a run (all are counted).
+const CARRIED_SHOWN: i64 = 100;
+
+/// Where a draft line stands now: whether the creator's available balance still covers it,
+/// and what would stop it being paid (a hold, a change of bank details being cooled off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    pub covered: bool,
+    pub blocked: Option<&'static str>,
+}
+
+/// The standing of each draft line, by line id.
+fn standings(conn: &mut DbConn, lines: &[Line]) -> Result<BTreeMap<String, Standing>, AppError> {
+    let drafts: Vec<&Line> = lines.iter().filter(|l| l.state == "draft").collect();
+    if drafts.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let balances = available_balances(conn, None)?;
+    let held: HashSet<String> = Hold::held(conn)?.into_iter().collect();
+    let creators: Vec<String> = drafts.iter().map(|l| l.creator_id.clone()).collect();
+    let accounts = BankAccount::all_of(conn, &creators)?;
+    let now = Utc::now();
+    Ok(drafts
+        .into_iter()
+        .map(|l| {
+            let available = balances
+                .get(&(l.creator_id.clone(), l.currency.clone()))
+                .copied()
+                .unwrap_or(0);
+            let cooling = accounts
+                .get(&l.creator_id)
+                .and_then(|a| a.cooling_off_until)
+                .is_some_and(|t| from_db(t) > now);
+            let blocked = if held.contains(&l.creator_id) {
+                Some("on_hold")
+            } else if cooling {
+                Some("cooling_off")
+            } else {
+                None
+            };
+            (
+                l.id.clone(),
+                Standing {
+                    covered: available >= l.amount_minor,
+                    blocked,
+                },
+            )
+        })
+        .collect())
+}
 
 fn load(conn: &mut DbConn, id: &str) -> Result<RunDetails, AppError> {
     let run =
         Run::find(conn, id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
     let lines = Line::of_run(conn, id)?;
     let carried = Carried::of_run(conn, id, CARRIED_SHOWN)?;
-    let balances = available_balances(conn, None)?;
-    let digest = digest(&lines, &balances);
+    let carried_count = Carried::count_of_run(conn, id)?;
+    let standings = standings(conn, &lines)?;
+    let digest = digest(&lines, &standings);
     Ok(RunDetails {
         run,
         lines,
         carried,
+        carried_count,
         digest,
+        standings,
     })
 }
 
-/// SHA-256 over the run's draft lines (id, creator, currency, amount, destination) and each
-/// one's creator's available balance now: an approval quoting it approves exactly what the
-/// approver saw, and a refund that changed a balance since makes it stale.
-pub fn digest(lines: &[Line], balances: &BTreeMap<(String, String), i64>) -> String {
+/// SHA-256 over the run's draft lines (id, creator, currency, amount, destination) and where
+/// each stands now (covered by the balance; held or cooling off): an approval quoting it
+/// approves exactly what the approver saw. A refund that leaves a line uncovered, or a hold
+/// set since, makes it stale; new earnings do not, so a large run stays approvable.
+pub fn digest(lines: &[Line], standings: &BTreeMap<String, Standing>) -> String {
     let mut hash = Sha256::new();
     for l in lines.iter().filter(|l| l.state == "draft") {
-        let now = balances
-            .get(&(l.creator_id.clone(), l.currency.clone()))
-            .copied()
-            .unwrap_or(0);
+        let s = standings.get(&l.id);
         hash.update(format!(
-            "{}\t{}\t{}\t{}\t{}\t{now}\n",
-            l.id, l.creator_id, l.currency, l.amount_minor, l.destination
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            l.id,
+            l.creator_id,
+            l.currency,
+            l.amount_minor,
+            l.destination,
+            s.is_some_and(|s| s.covered),
+            s.and_then(|s| s.blocked).unwrap_or("-"),
         ));
     }
     hex::encode(hash.finalize())
@@ -168,7 +227,9 @@ pub async fn create(
             }
             match (reason, account) {
                 (None, Some(a)) => lines.push(Line {
-                    id: new_id("pline"),
+                    // The line's id is its SEPA `EndToEndId`: at most 35 characters of SEPA's
+                    // Latin set, which has `-` but no `_`.
+                    id: format!("pl-{}", uuid::Uuid::new_v4().simple()),
                     run_id: run.id.clone(),
                     creator_id: creator.clone(),
                     currency: currency.clone(),
@@ -241,23 +302,35 @@ pub async fn approve(
         if drafts.is_empty() {
             return Err(AppError::conflict("invalid_state", "the run has no draft lines to approve"));
         }
+        if let Some(own) = drafts.iter().find(|l| l.creator_id == actor) {
+            return Err(AppError::conflict(
+                "self_payment",
+                format!("line {} pays the approver; another finance user approves this run", own.id),
+            ));
+        }
         let accounts: Vec<String> = drafts.iter().map(available_account).collect::<Result<_, _>>()?;
         lock_available(conn, &accounts)?;
-        let balances = available_balances(conn, None)?;
-        if digest(&drafts, &balances) != quoted {
+        let standings = standings(conn, &drafts)?;
+        if digest(&drafts, &standings) != quoted {
             return Err(AppError::conflict(
                 "digest_mismatch",
-                "the run's lines or its creators' balances changed since this digest was read; read the run again",
+                "the run's lines, or where they stand (balances, holds), changed since this digest was read; read the run again",
             ));
         }
         for l in &drafts {
-            let now = balances.get(&(l.creator_id.clone(), l.currency.clone())).copied().unwrap_or(0);
-            if now < l.amount_minor {
+            let Some(s) = standings.get(&l.id) else { continue };
+            if let Some(why) = s.blocked {
+                return Err(AppError::conflict(
+                    "payout_blocked",
+                    format!("line {} cannot be paid now ({why}); cancel the run and draw a new one", l.id),
+                ));
+            }
+            if !s.covered {
                 return Err(AppError::conflict(
                     "insufficient_balance",
                     format!(
-                        "line {} pays {} but {} has {} available now; cancel the run and draw a new one",
-                        l.id, l.amount_minor, l.creator_id, now
+                        "line {} pays {} but {} has less available now; cancel the run and draw a new one",
+                        l.id, l.amount_minor, l.creator_id
                     ),
                 ));
             }
