@@ -338,6 +338,8 @@ diesel::table! {
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
         claimed_by -> Nullable<Text>,
+        attachment_name -> Nullable<Text>,
+        attachment -> Nullable<Text>,
     }
 }
 

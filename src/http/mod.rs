@@ -18,6 +18,7 @@ mod purchases;
 mod revisions;
 mod seats;
 pub mod server;
+mod statements;
 mod store;
 pub mod store_pages;
 mod takedowns;
@@ -55,6 +56,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(admin_holdings::routes)
                 .configure(admin_refunds::routes)
                 .configure(payouts::routes)
+                .configure(statements::routes)
                 // No default service here: resources would inherit it and answer 404 where
                 // actix answers 405; `problems_only` turns both into problems.
                 .configure(admin_keys::routes),

@@ -176,7 +176,14 @@ pub async fn send_outbox(state: &AppState, mail: &Arc<Mail>, me: &str) -> Result
         let results = web::block(move || {
             due.into_iter()
                 .map(|e| {
-                    let result = m.send(&e.dedupe_key, &e.to_address, &e.subject, &e.body);
+                    let attachment = e.attachment_name.as_deref().zip(e.attachment.as_deref());
+                    let result = m.send(
+                        &e.dedupe_key,
+                        &e.to_address,
+                        &e.subject,
+                        &e.body,
+                        attachment,
+                    );
                     (e.id, e.attempts + 1, result.err())
                 })
                 .collect::<Vec<_>>()

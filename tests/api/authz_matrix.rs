@@ -119,6 +119,8 @@ enum Param {
     /// A payout run with one draft line (the owner's), drawn by another finance user.
     PayoutRun,
     PayoutLine,
+    /// This month, `yyyy-mm`.
+    ThisMonth,
 }
 use Param::*;
 
@@ -266,6 +268,9 @@ fn rows() -> Vec<Row> {
         // Finance.
         row("GET", "/v1/admin/ledger/accounts/{id}", FINANCE).of(&[LedgerAccount]),
         row("GET", "/v1/creators/me/bank-account", CREATOR),
+        row("GET", "/v1/creators/me/statements", CREATOR),
+        row("GET", "/v1/creators/me/statements/{month}", CREATOR).of(&[ThisMonth]),
+        row("GET", "/v1/admin/creators/{id}/statements/{month}", FINANCE).of(&[Owner, ThisMonth]),
         row("PUT", "/v1/creators/me/bank-account", CREATOR).body(|_| bank_account()),
         row("POST", "/v1/admin/creators/{id}/payout-hold", FINANCE)
             .of(&[Owner])
@@ -365,6 +370,7 @@ struct Fixtures {
     revision: String,
     payout_run: String,
     payout_line: String,
+    this_month: String,
 }
 
 /// A valid bank account in USD.
@@ -405,6 +411,7 @@ impl Fixtures {
             Revision => &self.revision,
             PayoutRun => &self.payout_run,
             PayoutLine => &self.payout_line,
+            ThisMonth => &self.this_month,
         }
     }
 
@@ -590,6 +597,7 @@ async fn fixtures(app: &TestApp) -> Fixtures {
         revision,
         payout_run,
         payout_line,
+        this_month: chrono::Utc::now().format("%Y-%m").to_string(),
     }
 }
 

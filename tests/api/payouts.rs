@@ -13,7 +13,7 @@ use crate::billing_helpers::{
 };
 use crate::both;
 use crate::helpers::{assert_problem, eventually, spawn, spawn_with, Backend, TestApp, TestDb};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use kopilka::domain::ledger::{creator_sale, release, taken_back, CreatorShare, Line, Reversal};
 use kopilka::domain::money::Currency;
 use reqwest::{Response, StatusCode};
@@ -1546,5 +1546,250 @@ both!(
         assert_ne!(reissued["msg_id"], before["msg_id"]);
         assert_eq!(reissued["ctrl_sum"], "50.00");
         assert_money_matches_lines(&app).await;
+    }
+);
+
+// ---------------------------------------------------------------------------------------------
+// Statements
+
+async fn statement(app: &TestApp, token: &str, path: &str) -> Value {
+    let res = app.get(path, token).await;
+    let status = res.status();
+    let text = res.text().await.expect("body");
+    assert_eq!(status, StatusCode::OK, "statement: {text}");
+    assert_no_full_iban(&text);
+    serde_json::from_str(&text).expect("json")
+}
+
+fn minor(s: &Value, key: &str) -> i64 {
+    s[key].as_i64().unwrap_or_else(|| panic!("{key} in {s}"))
+}
+
+/// Opening + movements = closing, and the parts add up.
+fn assert_ties_out(s: &Value) {
+    let moved: i64 = [
+        "sales_share_minor",
+        "refunds_and_disputes_minor",
+        "payouts_minor",
+        "withheld_minor",
+        "other_minor",
+    ]
+    .iter()
+    .map(|k| minor(s, k))
+    .sum();
+    assert_eq!(
+        minor(s, "opening_minor") + moved,
+        minor(s, "closing_minor"),
+        "{s}"
+    );
+    assert_eq!(
+        minor(s, "closing_pending_minor") + minor(s, "closing_available_minor"),
+        minor(s, "closing_minor"),
+        "{s}"
+    );
+    assert_eq!(
+        minor(s, "opening_pending_minor") + minor(s, "opening_available_minor"),
+        minor(s, "opening_minor"),
+        "{s}"
+    );
+}
+
+both!(
+    a_statement_ties_out_to_the_ledger_and_follows_the_previous_month,
+    |b: Backend| async move {
+        let app = spawn_billing(b).await;
+        // Two sales of 30.00 at 70 % through Stripe: 21.00 each is the creator's.
+        let (ada, _, price) = creator_pack(&app, 7000, 3000).await;
+        let token = creator_token(&app, &ada);
+        buy_and_pay(&app, &user(), &price, None).await;
+        wait_for_balance(&app, &format!("creator_pending:{ada}:USD"), -2100).await;
+        let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
+        let hold = app.settings.billing.hold_days;
+        let later = Utc::now() + chrono::Duration::days(hold + 1);
+        kopilka::db::transaction(&pool, move |c| {
+            kopilka::services::billing::earnings::release_due(c, hold, later, 500)
+        })
+        .await
+        .expect("release");
+        buy_and_pay(&app, &user(), &price, None).await;
+        wait_for_balance(&app, &format!("creator_pending:{ada}:USD"), -2100).await;
+        // A refund of 5.00 of the released sale, posted as the refund webhook posts it: the
+        // creator gives back floor(2100 × 500 / 3000) = 350.
+        let refund = taken_back(
+            Reversal {
+                amount: 500,
+                fee: 0,
+                gross: 3000,
+                before: 0,
+                creator: Some(CreatorShare {
+                    creator: &ada,
+                    share: 2100,
+                    released: true,
+                }),
+            },
+            &currency("USD"),
+        )
+        .expect("refund");
+        kopilka::db::transaction(&pool, move |c| {
+            Ok(kopilka::db::models::ledger::post(
+                c,
+                "refund:re_statement",
+                "refund",
+                &refund,
+            )?)
+        })
+        .await
+        .expect("refund posting");
+        assert_eq!(owed(&app, &ada, "USD").await, 1750);
+        bank_account(&app, &ada, &german("USD")).await;
+        let run = id(&draw(&app).await);
+        approved(&app, &run).await;
+        stepped(&app, &run, "send").await;
+        let line = id(&line_for(&lines_of(&app, &run).await, &ada));
+        settled(&app, &run, &line, "paid", None).await;
+        settled(&app, &run, &line, "returned", Some("AC04")).await;
+
+        let this = Utc::now().format("%Y-%m").to_string();
+        let s = statement(&app, &token, &format!("/v1/creators/me/statements/{this}")).await;
+        assert_ties_out(&s);
+        assert_eq!(s["currency"], "USD");
+        assert_eq!(minor(&s, "sales_count"), 2, "{s}");
+        assert_eq!(minor(&s, "sales_gross_minor"), 6_000);
+        assert_eq!(minor(&s, "sales_share_minor"), 4_200);
+        assert_eq!(minor(&s, "refunds_and_disputes_minor"), -350);
+        // Paid out, then returned: nothing left the creator's balance in the end.
+        assert_eq!(minor(&s, "payouts_minor"), 0);
+        assert_eq!(minor(&s, "other_minor"), 0);
+        assert_eq!(minor(&s, "released_minor"), 2_100);
+        // The closing balances are the ledger's, read independently.
+        assert_eq!(
+            minor(&s, "closing_available_minor"),
+            owed(&app, &ada, "USD").await
+        );
+        let pending = -balance(&app, &format!("creator_pending:{ada}:USD")).await;
+        assert_eq!(minor(&s, "closing_pending_minor"), pending);
+        assert_eq!(pending, 2_100);
+        let payouts = s["payouts"].as_array().expect("payouts");
+        assert_eq!(payouts.len(), 1, "{s}");
+        assert_eq!(payouts[0]["line_id"], line);
+        assert_eq!(payouts[0]["state"], "returned");
+        assert_eq!(payouts[0]["reason_code"], "AC04");
+        assert!(payouts[0]["destination"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(DE_MASKED));
+        assert_eq!(s["pending"].as_array().map(Vec::len), Some(1), "{s}");
+
+        // The month before closes where this one opens.
+        let now = Utc::now();
+        let before = (now.date_naive().with_day(1).expect("day 1") - chrono::Duration::days(1))
+            .format("%Y-%m")
+            .to_string();
+        let earlier = statement(
+            &app,
+            &token,
+            &format!("/v1/creators/me/statements/{before}"),
+        )
+        .await;
+        assert_ties_out(&earlier);
+        assert_eq!(minor(&earlier, "closing_minor"), minor(&s, "opening_minor"));
+
+        // Finance reads the same statement; CSV too.
+        let finance = statement(
+            &app,
+            &fay(&app),
+            &format!("/v1/admin/creators/{ada}/statements/{this}?currency=usd"),
+        )
+        .await;
+        assert_eq!(finance, s);
+        let res = app
+            .get(
+                &format!("/v1/creators/me/statements/{this}?format=csv"),
+                &token,
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let csv = res.text().await.expect("csv");
+        let rows = csv_records(&csv);
+        assert_eq!(
+            rows[0].join(","),
+            "section,item,reference,amount_minor,currency,detail"
+        );
+        let closing = rows
+            .iter()
+            .find(|r| r[0] == "balance" && r[1] == "closing")
+            .expect("closing row");
+        assert_eq!(closing[3], minor(&s, "closing_minor").to_string());
+
+        // The months listed, and bad input.
+        let months = statement(&app, &token, "/v1/creators/me/statements").await;
+        assert_eq!(months["months"][0]["month"], this);
+        assert_eq!(months["months"][0]["currencies"], json!(["USD"]));
+        for (path, code) in [
+            ("/v1/creators/me/statements/2999-01", "invalid_month"),
+            ("/v1/creators/me/statements/2026-13", "invalid_month"),
+            (
+                &format!("/v1/creators/me/statements/{this}?currency=XYZ") as &str,
+                "invalid_currency",
+            ),
+            (
+                &format!("/v1/creators/me/statements/{this}?format=pdf") as &str,
+                "invalid_format",
+            ),
+        ] {
+            let res = app.get(path, &token).await;
+            assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, code).await;
+        }
+        // Another creator cannot read it; a plain user has no statements.
+        let other = app
+            .get(
+                &format!("/v1/admin/creators/{ada}/statements/{this}"),
+                &token,
+            )
+            .await;
+        assert_eq!(other.status(), StatusCode::FORBIDDEN);
+        assert_money_matches_lines(&app).await;
+    }
+);
+
+both!(
+    a_paid_line_mails_the_creator_their_statement_as_csv,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let ada = paid_creator(&app, "EUR", 4_200).await;
+        let email = format!("{ada}@example.com");
+        let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
+        let (who, address) = (ada.clone(), email.clone());
+        kopilka::db::transaction(&pool, move |c| {
+            Ok(kopilka::db::models::users::set_email(c, &who, &address)?)
+        })
+        .await
+        .expect("email");
+        let run = id(&draw(&app).await);
+        approved(&app, &run).await;
+        stepped(&app, &run, "send").await;
+        let line = id(&line_for(&lines_of(&app, &run).await, &ada));
+        settled(&app, &run, &line, "paid", None).await;
+        // Recording it again mails nothing more.
+        settled(&app, &run, &line, "paid", None).await;
+        let mut conn = pool.get().expect("conn");
+        let mails = kopilka::db::models::outbox::to_address(&mut conn, &email).expect("outbox");
+        let paid: Vec<_> = mails.iter().filter(|m| m.kind == "payout_paid").collect();
+        assert_eq!(paid.len(), 1, "{mails:?}");
+        assert!(paid[0].subject.contains("42.00 EUR"), "{}", paid[0].subject);
+        assert!(paid[0].body.contains(&line), "{}", paid[0].body);
+        assert_no_full_iban(&paid[0].body);
+        let name = paid[0].attachment_name.as_deref().expect("an attachment");
+        assert!(
+            name.starts_with("statement-") && name.ends_with("-EUR.csv"),
+            "{name}"
+        );
+        let csv = paid[0].attachment.as_deref().expect("the CSV");
+        let rows = csv_records(csv);
+        assert!(
+            rows.iter()
+                .any(|r| r[0] == "payout" && r[2] == line && r[3] == "4200"),
+            "{csv}"
+        );
     }
 );

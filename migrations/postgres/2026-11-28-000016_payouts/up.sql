@@ -82,3 +82,7 @@ CREATE TABLE payout_audit (
 );
 CREATE INDEX payout_audit_of_run ON payout_audit(run_id, at, id);
 CREATE INDEX payout_audit_of_creator ON payout_audit(creator_id, at, id);
+
+-- An email may carry one text attachment (a creator's statement as CSV).
+ALTER TABLE outbox_emails ADD COLUMN attachment_name TEXT;
+ALTER TABLE outbox_emails ADD COLUMN attachment TEXT;

@@ -1,3 +1,5 @@
+ALTER TABLE outbox_emails DROP COLUMN attachment;
+ALTER TABLE outbox_emails DROP COLUMN attachment_name;
 DROP TABLE payout_audit;
 DROP TABLE payout_carried;
 DROP TABLE payout_lines;

@@ -22,6 +22,9 @@ pub struct OutboxEmail {
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
     pub claimed_by: Option<String>,
+    /// One text attachment: (file name, content).
+    pub attachment_name: Option<String>,
+    pub attachment: Option<String>,
 }
 
 /// Enqueues an email to a user's address, if they have one, in one statement (the address is
@@ -84,6 +87,22 @@ pub fn enqueue_to_user(
 /// instances claiming at once, each email goes to exactly one: the claim is one guarded
 /// update (row locks on PostgreSQL, the one writer on SQLite), and a claimed email is not due
 /// again until its lease ends (a claimant that died meanwhile: at-least-once, see `mailer`).
+/// Gives the pending email enqueued under `dedupe_key` a text attachment (a statement's CSV),
+/// in the transaction that enqueued it.
+pub fn attach(conn: &mut DbConn, dedupe_key: &str, name: &str, content: &str) -> QueryResult<()> {
+    diesel::update(
+        outbox_emails::table
+            .filter(outbox_emails::dedupe_key.eq(dedupe_key))
+            .filter(outbox_emails::status.eq("pending")),
+    )
+    .set((
+        outbox_emails::attachment_name.eq(name),
+        outbox_emails::attachment.eq(content),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
 pub fn claim_due(
     conn: &mut DbConn,
     claimant: &str,

@@ -18,7 +18,7 @@ pub const COLUMNS: &str =
 /// One CSV field: quoted when it holds a comma, a quote or a line break; a leading `=`, `+`,
 /// `-`, `@`, tab or CR is prefixed with `'` so a spreadsheet never runs it as a formula
 /// (free text only: the amount columns are written as numbers).
-fn field(text: &str) -> String {
+pub(super) fn field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

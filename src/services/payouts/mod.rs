@@ -9,6 +9,7 @@ pub mod bank_file;
 pub mod outcomes;
 pub mod runs;
 pub mod sepa_file;
+pub mod statements;
 
 use crate::db::models::payouts::Line;
 use serde::{Deserialize, Serialize};

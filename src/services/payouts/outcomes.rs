@@ -3,12 +3,17 @@
 //! already in changes nothing, so finance can repeat a request safely.
 
 use super::runs::post;
-use super::LineState;
+use super::statements::{self, Month};
+use super::{Destination, LineState};
 use crate::app::AppState;
 use crate::db;
+use crate::db::models::outbox;
 use crate::db::models::payouts::{audit, Line};
+use crate::domain::bank_accounts::mask;
 use crate::domain::ledger::PayoutStep;
+use crate::domain::money::{display, Currency};
 use crate::error::AppError;
+use chrono::Utc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -46,6 +51,38 @@ impl Outcome {
     }
 }
 
+/// Tells the creator their payout was paid, with this month's statement attached as CSV
+/// (once per line).
+fn paid_email(conn: &mut crate::db::DbConn, line: &Line, hold_days: i64) -> Result<(), AppError> {
+    let currency =
+        Currency::parse(&line.currency).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+    let month = Month::of(Utc::now());
+    let statement = statements::of_month(conn, &line.creator_id, &currency, month, hold_days)?;
+    let key = format!("payout_paid:{}", line.id);
+    let amount = display(line.amount_minor, &line.currency);
+    let queued = outbox::enqueue_to_user(
+        conn,
+        &line.creator_id,
+        key.clone(),
+        "payout_paid",
+        format!("Your payout of {amount} was paid"),
+        format!(
+            "We paid {amount} into {} (reference {}).\n\nYour statement for {month} is attached.\n",
+            mask(&Destination::of(line).iban),
+            line.id
+        ),
+    )?;
+    if queued {
+        outbox::attach(
+            conn,
+            &key,
+            &format!("statement-{month}-{}.csv", line.currency),
+            &statements::csv(&statement),
+        )?;
+    }
+    Ok(())
+}
+
 /// A bank's reason code (ISO 20022 external status reason, e.g. SEPA `AC01`, `AC04`, `MD07`):
 /// four upper-case letters or digits.
 pub fn valid_reason_code(code: &str) -> bool {
@@ -79,6 +116,7 @@ pub async fn record(
         ));
     }
     let (actor, run, id) = (actor.to_owned(), run.to_owned(), line.to_owned());
+    let hold_days = state.settings.billing.hold_days;
     db::transaction(&state.pool, move |conn| {
         let line = Line::find(conn, &run, &id)?
             .ok_or_else(|| AppError::not_found(format!("payout line {id} of run {run}")))?;
@@ -101,6 +139,9 @@ pub async fn record(
             None => format!("{} -> {to}", line.state),
         };
         audit(conn, &run, Some(&line.id), &actor, "outcome", &detail)?;
+        if outcome == Outcome::Paid {
+            paid_email(conn, &line, hold_days)?;
+        }
         Ok(Line::find(conn, &run, &id)?.unwrap_or(line))
     })
     .await
