@@ -45,6 +45,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/admin/payout-runs/{id}/lines/{line_id}/outcome")
             .route(web::post().to(outcome)),
     )
+    .service(
+        web::resource("/v1/admin/payout-runs/{id}/outcome").route(web::post().to(file_outcome)),
+    )
     .service(web::resource("/v1/admin/payout-runs/{id}/audit").route(web::get().to(audit)));
 }
 
@@ -414,6 +417,30 @@ async fn outcome(
         })?;
         let line = outcomes::record(&state, &actor, &run, &line, outcome, b.reason_code).await?;
         Ok(Reply::json(StatusCode::OK, LineView::from(&line)))
+    })
+    .await
+}
+
+/// POST /v1/admin/payout-runs/{id}/outcome — the bank paid (or refused) the run's whole files.
+async fn file_outcome(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let actor = caller.staff(Role::Finance)?.to_owned();
+    let run = path.into_inner();
+    idempotency::once(&state.pool, &caller, &req, &body, || async {
+        let b: OutcomeBody = parse_json(&body)?;
+        let outcome = Outcome::parse(&b.outcome).ok_or_else(|| {
+            AppError::unprocessable("invalid_outcome", "outcome is paid or failed")
+        })?;
+        let moved = outcomes::record_file(&state, &actor, &run, outcome, b.reason_code).await?;
+        let details = runs::get(&state, &run).await?;
+        Ok(Reply::ok(serde_json::json!({
+            "moved_lines": moved, "run": RunView::from(&details),
+        })))
     })
     .await
 }

@@ -289,6 +289,9 @@ fn rows() -> Vec<Row> {
         .of(&[PayoutRun, PayoutLine])
         .body(|_| json!({"outcome": "paid"})),
         row("POST", "/v1/admin/payout-runs/{id}/send", FINANCE).of(&[PayoutRun]),
+        row("POST", "/v1/admin/payout-runs/{id}/outcome", FINANCE)
+            .of(&[PayoutRun])
+            .body(|_| json!({"outcome": "paid"})),
         row("POST", "/v1/admin/payout-runs/{id}/approve", FINANCE)
             .of(&[PayoutRun])
             .body(|_| json!({"digest": "0".repeat(64)})),

@@ -1793,3 +1793,66 @@ both!(
         );
     }
 );
+
+both!(
+    a_whole_file_is_recorded_paid_or_failed_at_once,
+    |b: Backend| async move {
+        let app = spawn(b).await;
+        let (ada, ben) = (
+            paid_creator(&app, "USD", 2_000).await,
+            paid_creator_with(&app, &british("USD"), 3_000).await,
+        );
+        let run = id(&draw(&app).await);
+        approved(&app, &run).await;
+        let path = format!("/v1/admin/payout-runs/{run}/outcome");
+        // Nothing was sent yet: nothing can be paid.
+        let early = app
+            .post(&path, &fay(&app), &json!({"outcome": "paid"}))
+            .await;
+        assert_problem(early, StatusCode::CONFLICT, "invalid_state").await;
+        stepped(&app, &run, "send").await;
+        for (body, code) in [
+            (
+                json!({"outcome": "returned", "reason_code": "AC04"}),
+                "invalid_outcome",
+            ),
+            (json!({"outcome": "failed"}), "reason_required"),
+        ] {
+            let res = app.post(&path, &fay(&app), &body).await;
+            assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, code).await;
+        }
+        let res = app
+            .post(&path, &fay(&app), &json!({"outcome": "paid"}))
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["moved_lines"], 2, "{body}");
+        assert_eq!(body["run"]["state"], "paid");
+        assert_eq!(bank_clearing(&app, "USD").await, -5_000);
+        assert_eq!(
+            owed(&app, &ada, "USD").await + owed(&app, &ben, "USD").await,
+            0
+        );
+        // Again: every line is paid already.
+        let again = app
+            .post(&path, &fay(&app), &json!({"outcome": "paid"}))
+            .await;
+        assert_problem(again, StatusCode::CONFLICT, "invalid_state").await;
+
+        // A refused file puts the money back.
+        make_available(&app, &ada, "USD", 1_500).await;
+        let second = id(&draw(&app).await);
+        approved(&app, &second).await;
+        stepped(&app, &second, "send").await;
+        let refused = app
+            .post(
+                &format!("/v1/admin/payout-runs/{second}/outcome"),
+                &fay(&app),
+                &json!({"outcome": "failed", "reason_code": "MS03"}),
+            )
+            .await;
+        assert_eq!(refused.status(), StatusCode::OK);
+        assert_eq!(owed(&app, &ada, "USD").await, 1_500);
+        assert_money_matches_lines(&app).await;
+    }
+);

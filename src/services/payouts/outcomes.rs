@@ -54,10 +54,7 @@ impl Outcome {
 /// Tells the creator their payout was paid, with this month's statement attached as CSV
 /// (once per line).
 fn paid_email(conn: &mut crate::db::DbConn, line: &Line, hold_days: i64) -> Result<(), AppError> {
-    let currency =
-        Currency::parse(&line.currency).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
     let month = Month::of(Utc::now());
-    let statement = statements::of_month(conn, &line.creator_id, &currency, month, hold_days)?;
     let key = format!("payout_paid:{}", line.id);
     let amount = display(line.amount_minor, &line.currency);
     let queued = outbox::enqueue_to_user(
@@ -72,7 +69,11 @@ fn paid_email(conn: &mut crate::db::DbConn, line: &Line, hold_days: i64) -> Resu
             line.id
         ),
     )?;
+    // The statement is built only for creators with an address (it costs a few queries).
     if queued {
+        let currency =
+            Currency::parse(&line.currency).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+        let statement = statements::of_month(conn, &line.creator_id, &currency, month, hold_days)?;
         outbox::attach(
             conn,
             &key,
@@ -100,49 +101,125 @@ pub async fn record(
     outcome: Outcome,
     reason_code: Option<String>,
 ) -> Result<Line, AppError> {
+    check_reason(outcome, reason_code.as_deref())?;
+    let (actor, run, id) = (actor.to_owned(), run.to_owned(), line.to_owned());
+    let hold_days = state.settings.billing.hold_days;
+    db::transaction(&state.pool, move |conn| {
+        let line = Line::find(conn, &run, &id)?
+            .ok_or_else(|| AppError::not_found(format!("payout line {id} of run {run}")))?;
+        apply(
+            conn,
+            &actor,
+            line,
+            outcome,
+            reason_code.as_deref(),
+            hold_days,
+        )
+    })
+    .await
+}
+
+/// Records one outcome for every line of a run's bank files that can take it (the bank paid,
+/// or refused, a whole file); returns how many lines moved. Lines already in that state stay.
+pub async fn record_file(
+    state: &AppState,
+    actor: &str,
+    run: &str,
+    outcome: Outcome,
+    reason_code: Option<String>,
+) -> Result<usize, AppError> {
+    check_reason(outcome, reason_code.as_deref())?;
+    if outcome == Outcome::Returned {
+        return Err(AppError::unprocessable(
+            "invalid_outcome",
+            "a return comes line by line, days later; a whole file is paid or failed",
+        ));
+    }
+    let (actor, run) = (actor.to_owned(), run.to_owned());
+    let hold_days = state.settings.billing.hold_days;
+    db::transaction(&state.pool, move |conn| {
+        crate::db::models::payouts::Run::find(conn, &run)?
+            .ok_or_else(|| AppError::not_found(format!("payout run {run}")))?;
+        let (from, _) = outcome.from();
+        let mut moved = 0;
+        for line in Line::sent_of_run(conn, &run)? {
+            if from.contains(&line.state.as_str()) {
+                apply(
+                    conn,
+                    &actor,
+                    line,
+                    outcome,
+                    reason_code.as_deref(),
+                    hold_days,
+                )?;
+                moved += 1;
+            }
+        }
+        if moved == 0 {
+            return Err(AppError::conflict(
+                "invalid_state",
+                "no line of the run's bank files can take this outcome",
+            ));
+        }
+        Ok(moved)
+    })
+    .await
+}
+
+fn check_reason(outcome: Outcome, reason_code: Option<&str>) -> Result<(), AppError> {
     if outcome != Outcome::Paid && reason_code.is_none() {
         return Err(AppError::unprocessable(
             "reason_required",
             "a failed or returned line needs the bank's reason code (e.g. AC04)",
         ));
     }
-    if reason_code
-        .as_deref()
-        .is_some_and(|c| !valid_reason_code(c))
-    {
+    if reason_code.is_some_and(|c| !valid_reason_code(c)) {
         return Err(AppError::unprocessable(
             "invalid_reason_code",
             "reason_code is four upper-case letters or digits (e.g. AC01, AC04, MD07)",
         ));
     }
-    let (actor, run, id) = (actor.to_owned(), run.to_owned(), line.to_owned());
-    let hold_days = state.settings.billing.hold_days;
-    db::transaction(&state.pool, move |conn| {
-        let line = Line::find(conn, &run, &id)?
-            .ok_or_else(|| AppError::not_found(format!("payout line {id} of run {run}")))?;
-        let to = outcome.state().as_str();
-        if line.state == to {
-            return Ok(line);
-        }
-        let (from, step) = outcome.from();
-        if !from.contains(&line.state.as_str())
-            || !Line::move_state(conn, &line.id, from, to, reason_code.as_deref())?
-        {
-            return Err(AppError::conflict(
-                "invalid_transition",
-                format!("line {} is {}; it cannot become {to}", line.id, line.state),
-            ));
-        }
-        post(conn, step, &line)?;
-        let detail = match &reason_code {
-            Some(code) => format!("{} -> {to} ({code})", line.state),
-            None => format!("{} -> {to}", line.state),
-        };
-        audit(conn, &run, Some(&line.id), &actor, "outcome", &detail)?;
-        if outcome == Outcome::Paid {
-            paid_email(conn, &line, hold_days)?;
-        }
-        Ok(Line::find(conn, &run, &id)?.unwrap_or(line))
-    })
-    .await
+    Ok(())
+}
+
+/// Moves one line (in the caller's transaction): its state, its posting, the audit trail and,
+/// once paid, the creator's email.
+fn apply(
+    conn: &mut crate::db::DbConn,
+    actor: &str,
+    line: Line,
+    outcome: Outcome,
+    reason_code: Option<&str>,
+    hold_days: i64,
+) -> Result<Line, AppError> {
+    let to = outcome.state().as_str();
+    if line.state == to {
+        return Ok(line);
+    }
+    let (from, step) = outcome.from();
+    if !from.contains(&line.state.as_str())
+        || !Line::move_state(conn, &line.id, from, to, reason_code)?
+    {
+        return Err(AppError::conflict(
+            "invalid_transition",
+            format!("line {} is {}; it cannot become {to}", line.id, line.state),
+        ));
+    }
+    post(conn, step, &line)?;
+    let detail = match reason_code {
+        Some(code) => format!("{} -> {to} ({code})", line.state),
+        None => format!("{} -> {to}", line.state),
+    };
+    audit(
+        conn,
+        &line.run_id,
+        Some(&line.id),
+        actor,
+        "outcome",
+        &detail,
+    )?;
+    if outcome == Outcome::Paid {
+        paid_email(conn, &line, hold_days)?;
+    }
+    Ok(Line::find(conn, &line.run_id, &line.id)?.unwrap_or(line))
 }
