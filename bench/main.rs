@@ -3,6 +3,7 @@
 //! signed Stripe webhook load `bench/webhooks.sh` drives.
 
 mod packs;
+mod payouts;
 mod population;
 mod webhooks;
 
@@ -84,6 +85,13 @@ enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Creators with bank accounts and available balances, for the payout benchmark.
+    SeedPayouts {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        creators: usize,
+    },
     /// A bare actix-files server of `dir` under /files (the blob baseline).
     Files {
         #[arg(long)]
@@ -132,6 +140,10 @@ fn main() -> anyhow::Result<()> {
             out,
         } => packs::worst_animated(stickers, side, &out),
         Command::Files { dir, port } => packs::files(&dir, port),
+        Command::SeedPayouts {
+            database_url,
+            creators,
+        } => payouts::seed(&database_url, creators),
         Command::BatchBody { users, first } => {
             let ids: Vec<String> = (first..first + users).map(user_id).collect();
             println!("{}", serde_json::json!({ "user_ids": ids }));

@@ -1856,3 +1856,174 @@ both!(
         assert_money_matches_lines(&app).await;
     }
 );
+
+// ---------------------------------------------------------------------------------------------
+// Random histories against a model
+
+/// A small deterministic generator (xorshift), so a failing history can be replayed by seed.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// The model: what each creator is owed, and each line's (creator, amount, state), kept by
+/// plain arithmetic on the rules (a draw takes a balance of at least the 10.00 minimum; an
+/// approval takes the lines out of the balance; a failure or a return gives them back).
+#[derive(Default)]
+struct Model {
+    owed: BTreeMap<String, i64>,
+    /// line id → (creator, amount, state, run)
+    lines: BTreeMap<String, (String, i64, &'static str, String)>,
+    runs: Vec<String>,
+}
+
+both!(
+    random_histories_keep_every_balance_equal_to_the_model,
+    |b: Backend| async move {
+        let mut seen: BTreeSet<&'static str> = BTreeSet::new();
+        for seed in [7_u64, 1_234_567, 98_765_431] {
+            // A fresh service and database per history: the model knows only its creators.
+            let app = spawn(b).await;
+            let mut dice = Dice(seed);
+            let mut model = Model::default();
+            let mut creators = Vec::new();
+            for _ in 0..3 {
+                let c = creator(&app).await;
+                bank_account(&app, &c, &german("USD")).await;
+                creators.push(c);
+            }
+            for c in &creators {
+                model.owed.insert(c.clone(), 0);
+            }
+            for step in 0..40 {
+                let c = &creators[dice.roll(3) as usize];
+                let what = dice.roll(8);
+                match what {
+                    0 | 1 => {
+                        let amount = 200 + dice.roll(1500) as i64;
+                        make_available(&app, c, "USD", amount).await;
+                        *model.owed.get_mut(c).expect("creator") += amount;
+                    }
+                    2 => {
+                        let amount = 100 + dice.roll(800) as i64;
+                        take_back(&app, c, "USD", amount).await;
+                        *model.owed.get_mut(c).expect("creator") -= amount;
+                    }
+                    3 => {
+                        let run = draw(&app).await;
+                        let open: BTreeSet<&String> = model
+                            .lines
+                            .values()
+                            .filter(|(_, _, s, _)| ["draft", "approved", "sent"].contains(s))
+                            .map(|(c, _, _, _)| c)
+                            .collect();
+                        let mut want: BTreeMap<String, i64> = BTreeMap::new();
+                        for (c, owed) in &model.owed {
+                            if *owed >= 1000 && !open.contains(c) {
+                                want.insert(c.clone(), *owed);
+                            }
+                        }
+                        let lines = lines_of(&app, &id(&run)).await;
+                        let got: BTreeMap<String, i64> = lines
+                            .iter()
+                            .map(|l| {
+                                let c = l["creator_id"].as_str().expect("creator").to_owned();
+                                (c, l["amount_minor"].as_i64().expect("amount"))
+                            })
+                            .collect();
+                        assert_eq!(got, want, "seed {seed} step {step}: drawn lines");
+                        for l in &lines {
+                            let c = l["creator_id"].as_str().expect("creator").to_owned();
+                            let amount = l["amount_minor"].as_i64().expect("amount");
+                            model.lines.insert(id(l), (c, amount, "draft", id(&run)));
+                        }
+                        model.runs.push(id(&run));
+                    }
+                    4 => {
+                        let Some(run) = model.runs.last().cloned() else {
+                            continue;
+                        };
+                        let drafts: Vec<String> = lines_of(&app, &run)
+                            .await
+                            .iter()
+                            .filter(|l| l["state"] == "draft")
+                            .map(id)
+                            .collect();
+                        if drafts.is_empty() {
+                            continue;
+                        }
+                        let digest = digest_of(&run_of(&app, &run).await);
+                        let short = drafts.iter().any(|l| {
+                            let (c, amount, _, _) = &model.lines[l];
+                            model.owed[c] < *amount
+                        });
+                        let res = approve(&app, &fred(&app), &run, &digest).await;
+                        if short {
+                            assert_problem(res, StatusCode::CONFLICT, "insufficient_balance").await;
+                            stepped(&app, &run, "cancel").await;
+                            seen.insert("canceled");
+                            for l in &drafts {
+                                model.lines.get_mut(l).expect("line").2 = "canceled";
+                            }
+                        } else {
+                            assert_eq!(res.status(), StatusCode::OK, "seed {seed} step {step}");
+                            for l in &drafts {
+                                let line = model.lines.get_mut(l).expect("line");
+                                line.2 = "approved";
+                                *model.owed.get_mut(&line.0).expect("creator") -= line.1;
+                            }
+                            stepped(&app, &run, "send").await;
+                            for l in &drafts {
+                                model.lines.get_mut(l).expect("line").2 = "sent";
+                            }
+                        }
+                    }
+                    _ => {
+                        // The bank answers about one line: paid, failed or (once paid) returned.
+                        let candidates: Vec<(String, &'static str)> = model
+                            .lines
+                            .iter()
+                            .filter(|(_, (_, _, s, _))| *s == "sent" || *s == "paid")
+                            .map(|(l, (_, _, s, _))| (l.clone(), *s))
+                            .collect();
+                        if candidates.is_empty() {
+                            continue;
+                        }
+                        let (line, state) =
+                            &candidates[dice.roll(candidates.len() as u64) as usize];
+                        let (c, amount, _, owner) = model.lines[line].clone();
+                        let (to, code) = match (*state, dice.roll(3)) {
+                            ("paid", _) => ("returned", Some("AC04")),
+                            (_, 0) => ("failed", Some("AC01")),
+                            _ => ("paid", None),
+                        };
+                        settled(&app, &owner, line, to, code).await;
+                        seen.insert(to);
+                        if to != "paid" {
+                            *model.owed.get_mut(&c).expect("creator") += amount;
+                        }
+                        model.lines.get_mut(line).expect("line").2 = to;
+                    }
+                }
+                for c in &creators {
+                    assert_eq!(
+                        owed(&app, c, "USD").await,
+                        model.owed[c],
+                        "seed {seed} step {step} (action {what}): {c}'s balance"
+                    );
+                }
+            }
+            assert_money_matches_lines(&app).await;
+        }
+        // The histories went through every kind of ending, or the test proves little.
+        for state in ["paid", "failed", "returned"] {
+            assert!(seen.contains(state), "no history had a {state} line: {seen:?}");
+        }
+    }
+);

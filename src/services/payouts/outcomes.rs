@@ -221,5 +221,10 @@ fn apply(
     if outcome == Outcome::Paid {
         paid_email(conn, &line, hold_days)?;
     }
-    Ok(Line::find(conn, &line.run_id, &line.id)?.unwrap_or(line))
+    Ok(Line {
+        state: to.to_owned(),
+        reason_code: reason_code.map(str::to_owned),
+        updated_at: crate::db::models::to_db(Utc::now()),
+        ..line
+    })
 }

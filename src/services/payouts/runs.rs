@@ -361,7 +361,8 @@ fn available_account(line: &Line) -> Result<String, AppError> {
     .id())
 }
 
-/// Posts a step of a line, once (its key names the step and the line).
+/// Posts a step of a line. Callers have just moved the line's state with a guarded update, so
+/// the step was never posted: no lookup first (the key's uniqueness still refuses a second).
 pub(super) fn post(conn: &mut DbConn, step: PayoutStep, line: &Line) -> Result<(), AppError> {
     let lines = ledger::payout(
         step,
@@ -376,8 +377,9 @@ pub(super) fn post(conn: &mut DbConn, step: PayoutStep, line: &Line) -> Result<(
         PayoutStep::Failed => "failed",
         PayoutStep::Returned => "returned",
     };
-    ledger_db::post(
+    ledger_db::post_unseen(
         conn,
+        &crate::db::models::new_id("ltx"),
         &format!("payout:{name}:{}", line.id),
         &format!("payout line {} {name}", line.id),
         &lines,
