@@ -83,10 +83,6 @@ pub fn enqueue_to_user(
     Ok(inserted == 1)
 }
 
-/// Claims up to `limit` due emails for `claimant` until `lease_until` and returns them. Of
-/// instances claiming at once, each email goes to exactly one: the claim is one guarded
-/// update (row locks on PostgreSQL, the one writer on SQLite), and a claimed email is not due
-/// again until its lease ends (a claimant that died meanwhile: at-least-once, see `mailer`).
 /// Gives the pending email enqueued under `dedupe_key` a text attachment (a statement's CSV),
 /// in the transaction that enqueued it.
 pub fn attach(conn: &mut DbConn, dedupe_key: &str, name: &str, content: &str) -> QueryResult<()> {
@@ -103,6 +99,10 @@ pub fn attach(conn: &mut DbConn, dedupe_key: &str, name: &str, content: &str) ->
     Ok(())
 }
 
+/// Claims up to `limit` due emails for `claimant` until `lease_until` and returns them. Of
+/// instances claiming at once, each email goes to exactly one: the claim is one guarded
+/// update (row locks on PostgreSQL, the one writer on SQLite), and a claimed email is not due
+/// again until its lease ends (a claimant that died meanwhile: at-least-once, see `mailer`).
 pub fn claim_due(
     conn: &mut DbConn,
     claimant: &str,

@@ -213,6 +213,7 @@ impl Line {
         from: &[&str],
         to: &str,
         reason_code: Option<&str>,
+        at: NaiveDateTime,
     ) -> QueryResult<bool> {
         let moved = diesel::update(
             payout_lines::table
@@ -222,7 +223,7 @@ impl Line {
         .set((
             payout_lines::state.eq(to),
             payout_lines::reason_code.eq(reason_code),
-            payout_lines::updated_at.eq(to_db(Utc::now())),
+            payout_lines::updated_at.eq(at),
         ))
         .execute(conn)?;
         Ok(moved == 1)
@@ -251,6 +252,53 @@ impl Line {
             .filter(payout_lines::sent_at.is_not_null())
             .order(payout_lines::id)
             .select(Line::as_select())
+            .load(conn)
+    }
+
+    /// A run's draft lines, by id.
+    pub fn drafts_of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::state.eq("draft"))
+            .order(payout_lines::id)
+            .select(Line::as_select())
+            .load(conn)
+    }
+
+    /// A creator's lines in `currency` that changed in `[from, until)`, by id (at most `limit`).
+    pub fn of_creator_changed(
+        conn: &mut DbConn,
+        creator: &str,
+        currency: &str,
+        from: NaiveDateTime,
+        until: NaiveDateTime,
+        limit: i64,
+    ) -> QueryResult<Vec<Line>> {
+        payout_lines::table
+            .filter(payout_lines::creator_id.eq(creator))
+            .filter(payout_lines::currency.eq(currency))
+            .filter(payout_lines::updated_at.ge(from))
+            .filter(payout_lines::updated_at.lt(until))
+            .order(payout_lines::id)
+            .limit(limit)
+            .select(Line::as_select())
+            .load(conn)
+    }
+
+    /// (currency, lines, amount) of a run's lines that are not canceled, by currency.
+    pub fn totals_of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<(String, i64, i64)>> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::state.ne("canceled"))
+            .group_by(payout_lines::currency)
+            .order(payout_lines::currency)
+            .select((
+                payout_lines::currency,
+                diesel::dsl::count_star(),
+                diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT)",
+                ),
+            ))
             .load(conn)
     }
 

@@ -7,7 +7,6 @@ use crate::services::payouts::runs::RunDetails;
 use crate::services::payouts::{run_state, Destination};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 #[derive(Serialize)]
 pub struct BankAccountView {
@@ -105,7 +104,7 @@ impl From<&Carried> for CarriedView {
 #[derive(Serialize)]
 pub struct TotalView {
     pub currency: String,
-    pub lines: usize,
+    pub lines: i64,
     pub amount_minor: i64,
 }
 
@@ -124,7 +123,7 @@ pub struct RunView {
     /// The first 100 carried balances, by creator; `carried_count` counts them all.
     pub carried: Vec<CarriedView>,
     pub carried_count: i64,
-    pub lines_count: usize,
+    pub lines_count: i64,
     /// Draft lines the creator's available balance no longer covers, and draft lines held
     /// or cooling off now: approval refuses a run with either.
     pub uncovered_lines: usize,
@@ -133,12 +132,6 @@ pub struct RunView {
 
 impl From<&RunDetails> for RunView {
     fn from(d: &RunDetails) -> Self {
-        let mut totals: BTreeMap<&str, (usize, i64)> = BTreeMap::new();
-        for l in d.lines.iter().filter(|l| l.state != "canceled") {
-            let t = totals.entry(&l.currency).or_default();
-            t.0 += 1;
-            t.1 += l.amount_minor;
-        }
         RunView {
             id: d.run.id.clone(),
             state: d.state(),
@@ -148,17 +141,18 @@ impl From<&RunDetails> for RunView {
             approved_by: d.run.approved_by.clone(),
             approved_at: d.run.approved_at.map(from_db),
             digest: d.digest.clone(),
-            totals: totals
-                .into_iter()
-                .map(|(c, (lines, amount))| TotalView {
-                    currency: c.to_owned(),
-                    lines,
-                    amount_minor: amount,
+            totals: d
+                .totals
+                .iter()
+                .map(|(currency, lines, amount)| TotalView {
+                    currency: currency.clone(),
+                    lines: *lines,
+                    amount_minor: *amount,
                 })
                 .collect(),
             carried: d.carried.iter().map(CarriedView::from).collect(),
             carried_count: d.carried_count,
-            lines_count: d.lines.len(),
+            lines_count: d.lines_count(),
             uncovered_lines: d.standings.values().filter(|s| !s.covered).count(),
             blocked_lines: d.standings.values().filter(|s| s.blocked.is_some()).count(),
         }

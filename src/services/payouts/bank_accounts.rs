@@ -11,6 +11,7 @@ use crate::db::models::to_db;
 use crate::domain::bank_accounts::{mask, parse_bic, Iban};
 use crate::domain::money::Currency;
 use crate::domain::regions::Region;
+use crate::domain::sepa::transliterate;
 use crate::error::AppError;
 use chrono::{Duration, Utc};
 
@@ -40,6 +41,25 @@ fn text(value: &str, max: usize, code: &'static str, what: &str) -> Result<Strin
 fn checked(creator: &str, d: &BankDetails) -> Result<BankAccount, AppError> {
     let holder_name = text(&d.holder_name, 70, "invalid_holder_name", "holder_name")?;
     let town = text(&d.town, 35, "invalid_town", "town")?;
+    // The bank file carries these in SEPA's Latin set: what cannot be written there (only
+    // symbols, or too long once `ü` is `ue`) would reach the bank garbled or cut.
+    for (value, max, code, what) in [
+        (&holder_name, 70, "invalid_holder_name", "holder_name"),
+        (&town, 35, "invalid_town", "town"),
+    ] {
+        let latin = transliterate(value, usize::MAX);
+        if latin == "NOTPROVIDED"
+            || latin.chars().count() > max
+            || !latin.chars().any(char::is_alphanumeric)
+        {
+            return Err(AppError::unprocessable(
+                code,
+                format!(
+                    "{what} must have letters a bank can read, at most {max} once transliterated"
+                ),
+            ));
+        }
+    }
     let iban = Iban::parse(&d.iban).map_err(|e| AppError::unprocessable("invalid_iban", e))?;
     let bic = match d.bic.as_deref() {
         Some(b) => Some(parse_bic(b).map_err(|e| AppError::unprocessable("invalid_bic", e))?),

@@ -141,21 +141,29 @@ pub async fn record_file(
         crate::db::models::payouts::Run::find(conn, &run)?
             .ok_or_else(|| AppError::not_found(format!("payout run {run}")))?;
         let (from, _) = outcome.from();
+        let to = outcome.state().as_str();
+        let lines = Line::sent_of_run(conn, &run)?;
         let mut moved = 0;
-        for line in Line::sent_of_run(conn, &run)? {
-            if from.contains(&line.state.as_str()) {
-                apply(
-                    conn,
-                    &actor,
-                    line,
-                    outcome,
-                    reason_code.as_deref(),
-                    hold_days,
-                )?;
-                moved += 1;
+        for line in lines.iter().filter(|l| from.contains(&l.state.as_str())) {
+            // A line whose own outcome was recorded meanwhile is left as it is.
+            match apply(
+                conn,
+                &actor,
+                line.clone(),
+                outcome,
+                reason_code.as_deref(),
+                hold_days,
+            ) {
+                Ok(_) => moved += 1,
+                Err(AppError::Client {
+                    code: "invalid_transition",
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
             }
         }
-        if moved == 0 {
+        // Recording a file's outcome again moves nothing and is no error.
+        if moved == 0 && !lines.iter().any(|l| l.state == to) {
             return Err(AppError::conflict(
                 "invalid_state",
                 "no line of the run's bank files can take this outcome",
@@ -197,8 +205,9 @@ fn apply(
         return Ok(line);
     }
     let (from, step) = outcome.from();
+    let at = crate::db::models::to_db(Utc::now());
     if !from.contains(&line.state.as_str())
-        || !Line::move_state(conn, &line.id, from, to, reason_code)?
+        || !Line::move_state(conn, &line.id, from, to, reason_code, at)?
     {
         return Err(AppError::conflict(
             "invalid_transition",
@@ -224,7 +233,7 @@ fn apply(
     Ok(Line {
         state: to.to_owned(),
         reason_code: reason_code.map(str::to_owned),
-        updated_at: crate::db::models::to_db(Utc::now()),
+        updated_at: at,
         ..line
     })
 }

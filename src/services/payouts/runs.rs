@@ -17,10 +17,16 @@ use diesel::RunQueryDsl;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 
-/// A run with its lines and what it carried, as services hand it to views.
+/// A run as services hand it to views: its draft lines (what approval concerns), counts and
+/// totals of all its lines (read by the database, so a large run is not loaded whole), and what
+/// it carried.
 pub struct RunDetails {
     pub run: Run,
-    pub lines: Vec<Line>,
+    pub drafts: Vec<Line>,
+    /// How many lines are in each state.
+    pub state_counts: Vec<(String, i64)>,
+    /// (currency, lines, amount) over the lines not canceled.
+    pub totals: Vec<(String, i64, i64)>,
     /// The first carried balances (see `carried_count` for all).
     pub carried: Vec<Carried>,
     pub carried_count: i64,
@@ -32,7 +38,11 @@ pub struct RunDetails {
 
 impl RunDetails {
     pub fn state(&self) -> &'static str {
-        run_state(self.lines.iter().map(|l| l.state.as_str()))
+        run_state(self.state_counts.iter().map(|(s, _)| s.as_str()))
+    }
+
+    pub fn lines_count(&self) -> i64 {
+        self.state_counts.iter().map(|(_, n)| n).sum()
     }
 }
 
@@ -90,14 +100,18 @@ fn standings(conn: &mut DbConn, lines: &[Line]) -> Result<BTreeMap<String, Stand
 fn load(conn: &mut DbConn, id: &str) -> Result<RunDetails, AppError> {
     let run =
         Run::find(conn, id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
-    let lines = Line::of_run(conn, id)?;
+    let drafts = Line::drafts_of_run(conn, id)?;
+    let state_counts = Line::state_counts(conn, id)?;
+    let totals = Line::totals_of_run(conn, id)?;
     let carried = Carried::of_run(conn, id, CARRIED_SHOWN)?;
     let carried_count = Carried::count_of_run(conn, id)?;
-    let standings = standings(conn, &lines)?;
-    let digest = digest(&lines, &standings);
+    let standings = standings(conn, &drafts)?;
+    let digest = digest(&drafts, &standings);
     Ok(RunDetails {
         run,
-        lines,
+        drafts,
+        state_counts,
+        totals,
         carried,
         carried_count,
         digest,
@@ -295,10 +309,7 @@ pub async fn approve(
                 "a payout run is approved by a finance user other than the one who drew it",
             ));
         }
-        let drafts: Vec<Line> = Line::of_run(conn, &id)?
-            .into_iter()
-            .filter(|l| l.state == "draft")
-            .collect();
+        let drafts = Line::drafts_of_run(conn, &id)?;
         if drafts.is_empty() {
             return Err(AppError::conflict("invalid_state", "the run has no draft lines to approve"));
         }
@@ -336,7 +347,7 @@ pub async fn approve(
             }
         }
         for l in &drafts {
-            if !Line::move_state(conn, &l.id, &["draft"], "approved", None)? {
+            if !Line::move_state(conn, &l.id, &["draft"], "approved", None, to_db(Utc::now()))? {
                 return Err(AppError::conflict("invalid_state", format!("line {} is no longer a draft", l.id)));
             }
             post(conn, PayoutStep::Approved, l)?;
@@ -397,7 +408,7 @@ pub async fn cancel(state: &AppState, actor: &str, id: &str) -> Result<RunDetail
             .iter()
             .filter(|l| l.state == "draft")
         {
-            if Line::move_state(conn, &l.id, &["draft"], "canceled", None)? {
+            if Line::move_state(conn, &l.id, &["draft"], "canceled", None, to_db(Utc::now()))? {
                 canceled += 1;
             }
         }

@@ -74,8 +74,8 @@ impl std::fmt::Display for Month {
     }
 }
 
-/// A payout in the month: its line, reference (the line id, the bank's `EndToEndId`), where it
-/// went (masked) and how it ended.
+/// A payout in the month (approved, paid, failed or returned in it): its line, reference (the
+/// line id, the bank's `EndToEndId`), where it went (masked) and its state now.
 #[derive(Serialize)]
 pub struct PayoutItem {
     pub line_id: String,
@@ -86,7 +86,8 @@ pub struct PayoutItem {
     pub reason_code: Option<String>,
 }
 
-/// A sale still in its hold at the month's end, and when it is (or was) released.
+/// A sale still in its hold at the month's end, and when it is (or was) released; its share is
+/// net of everything refunded or disputed so far (not only before the month's end).
 #[derive(Serialize)]
 pub struct PendingItem {
     pub charge: String,
@@ -207,25 +208,34 @@ pub fn of_month(
     }
     payout_lines_seen.sort();
     payout_lines_seen.dedup();
-    let mut payouts = Vec::new();
+    let mut lines: BTreeMap<String, Line> = BTreeMap::new();
     for chunk in payout_lines_seen.chunks(1000) {
-        let lines: Vec<Line> = payout_lines::table
+        let found: Vec<Line> = payout_lines::table
             .filter(payout_lines::id.eq_any(chunk))
-            .order(payout_lines::id)
             .select(Line::as_select())
             .load(conn)?;
-        for l in lines {
-            let d = super::Destination::of(&l);
-            payouts.push(PayoutItem {
-                line_id: l.id.clone(),
-                run_id: l.run_id.clone(),
-                amount_minor: l.amount_minor,
-                state: l.state.clone(),
-                destination: format!("{} {}", d.holder_name, mask(&d.iban)),
-                reason_code: l.reason_code.clone(),
-            });
-        }
+        lines.extend(found.into_iter().map(|l| (l.id.clone(), l)));
     }
+    // Lines paid in the month too: paying moves no money of the creator's (that happened at
+    // approval), but the statement of the month the bank paid shows it.
+    for l in Line::of_creator_changed(conn, creator, currency.as_str(), start, end, PENDING_SHOWN)?
+    {
+        lines.entry(l.id.clone()).or_insert(l);
+    }
+    let payouts = lines
+        .into_values()
+        .map(|l| {
+            let d = super::Destination::of(&l);
+            PayoutItem {
+                destination: format!("{} {}", d.holder_name, mask(&d.iban)),
+                line_id: l.id,
+                run_id: l.run_id,
+                amount_minor: l.amount_minor,
+                state: l.state,
+                reason_code: l.reason_code,
+            }
+        })
+        .collect();
     let still_pending: Vec<Payment> = payments::table
         .filter(payments::creator_id.eq(creator))
         .filter(payments::currency.eq(currency.as_str()))
@@ -247,6 +257,8 @@ pub fn of_month(
                 - creator_part(0, p.reversed_minor(), p.amount_minor, p.creator_share_minor),
             releases_at: (p.created_at + Duration::days(hold_days)).and_utc(),
         })
+        // A sale refunded in full leaves nothing to release.
+        .filter(|p| p.share_minor != 0)
         .collect();
     let get = |k: &str| by_kind.get(k).copied().unwrap_or(0);
     let sales_share = get("charge");
