@@ -298,6 +298,13 @@ async fn approve(
     .await
 }
 
+/// The two steps a run takes with no body: cancel its drafts, or send its approved lines.
+#[derive(Clone, Copy)]
+enum Step {
+    Cancel,
+    Send,
+}
+
 async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,
@@ -305,13 +312,7 @@ async fn cancel(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let actor = caller.staff(Role::Finance)?.to_owned();
-    let id = path.into_inner();
-    idempotency::once(&state.pool, &caller, &req, &body, || async {
-        let run = runs::cancel(&state, &actor, &id).await?;
-        Ok(Reply::ok(RunView::from(&run)))
-    })
-    .await
+    step(state, caller, req, path, body, Step::Cancel).await
 }
 
 async fn send(
@@ -321,13 +322,43 @@ async fn send(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
+    step(state, caller, req, path, body, Step::Send).await
+}
+
+async fn step(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    step: Step,
+) -> Result<HttpResponse, AppError> {
     let actor = caller.staff(Role::Finance)?.to_owned();
     let id = path.into_inner();
     idempotency::once(&state.pool, &caller, &req, &body, || async {
-        let run = runs::send(&state, &actor, &id).await?;
+        let run = match step {
+            Step::Cancel => runs::cancel(&state, &actor, &id).await?,
+            Step::Send => runs::send(&state, &actor, &id).await?,
+        };
         Ok(Reply::ok(RunView::from(&run)))
     })
     .await
+}
+
+/// A file for finance to download: never cached, named after the run.
+fn file_response(content_type: &str, run: &str, extension: &str, body: String) -> HttpResponse {
+    let name: String = run
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"payout-run-{name}.{extension}\""),
+        ))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
 }
 
 async fn bank_file_csv(
@@ -338,17 +369,7 @@ async fn bank_file_csv(
     let actor = caller.staff(Role::Finance)?;
     let id = path.into_inner();
     let file = bank_file::download(&state, actor, &id, bank_file::Kind::Csv).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!(
-                "attachment; filename=\"payout-run-{}.csv\"",
-                id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
-            ),
-        ))
-        .insert_header(("Cache-Control", "no-store"))
-        .body(file))
+    Ok(file_response("text/csv; charset=utf-8", &id, "csv", file))
 }
 
 #[derive(Deserialize)]
@@ -381,17 +402,12 @@ async fn sepa_xml(
         }
     };
     let file = bank_file::download(&state, actor, &id, bank_file::Kind::Sepa(version)).await?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/xml; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!(
-                "attachment; filename=\"payout-run-{}.xml\"",
-                id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
-            ),
-        ))
-        .insert_header(("Cache-Control", "no-store"))
-        .body(file))
+    Ok(file_response(
+        "application/xml; charset=utf-8",
+        &id,
+        "xml",
+        file,
+    ))
 }
 
 #[derive(Deserialize)]
