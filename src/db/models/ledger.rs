@@ -95,6 +95,26 @@ pub fn balance(conn: &mut DbConn, account_id: &str) -> QueryResult<i64> {
     Ok(checkpoint + sum_since(conn, account_id, through, None)?)
 }
 
+/// The sum of an account's entries made before `until`: from its checkpoint when that is not
+/// later than `until` (then only the entries since are summed), else from the first entry.
+pub fn balance_before(
+    conn: &mut DbConn,
+    account_id: &str,
+    until: NaiveDateTime,
+) -> QueryResult<i64> {
+    let checkpoint = ledger_balances::table
+        .find(account_id)
+        .select((ledger_balances::balance_minor, ledger_balances::through))
+        .first::<(i64, NaiveDateTime)>(conn)
+        .optional()?;
+    match checkpoint {
+        Some((balance, through)) if through <= until => {
+            Ok(balance + sum_since(conn, account_id, through, Some(until))?)
+        }
+        _ => sum_since(conn, account_id, BEFORE_ANY_ENTRY, Some(until)),
+    }
+}
+
 /// The sum of an account's entries made in `[from, until)` (`until` open when `None`).
 /// Summed by the database over `(account_id, created_at)`; the cast keeps one type on both
 /// backends (PostgreSQL's SUM of BIGINT is NUMERIC).

@@ -4,6 +4,7 @@
 //! the next month's opening by construction. Movements are grouped by what posted them (the
 //! source key of their ledger transaction).
 
+use crate::db::models::ledger::balance_before;
 use crate::db::models::payments::Payment;
 use crate::db::models::payouts::Line;
 use crate::db::schema::{ledger_entries, ledger_transactions, payments, payout_lines};
@@ -126,26 +127,6 @@ pub struct Statement {
     pub pending: Vec<PendingItem>,
 }
 
-/// Entries of one account before `until` (and from `from`), summed by the database.
-fn sum(
-    conn: &mut DbConn,
-    account: &str,
-    from: Option<NaiveDateTime>,
-    until: NaiveDateTime,
-) -> QueryResult<i64> {
-    let mut q = ledger_entries::table
-        .filter(ledger_entries::account_id.eq(account))
-        .filter(ledger_entries::created_at.lt(until))
-        .into_boxed();
-    if let Some(from) = from {
-        q = q.filter(ledger_entries::created_at.ge(from));
-    }
-    q.select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-        "CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT)",
-    ))
-    .first(conn)
-}
-
 /// The most sales a statement lists the pending of (all are in the totals).
 const PENDING_SHOWN: i64 = 500;
 
@@ -160,8 +141,8 @@ pub fn of_month(
     let available_id = Account::creator(AccountKind::CreatorAvailable, creator, currency).id();
     let (start, end) = (month.start(), month.end());
     // Owed is the negation of the accounts' (credit) balances.
-    let opening_pending = -sum(conn, &pending_id, None, start)?;
-    let opening_available = -sum(conn, &available_id, None, start)?;
+    let opening_pending = -balance_before(conn, &pending_id, start)?;
+    let opening_available = -balance_before(conn, &available_id, start)?;
     // The month's movements, by what posted them: one row per (kind of source, account).
     let moves: Vec<(String, String, i64)> = ledger_entries::table
         .inner_join(ledger_transactions::table)
@@ -267,8 +248,8 @@ pub fn of_month(
     let known = sales_share + refunds + payouts_total;
     let all: i64 = moves.iter().map(|(_, _, a)| -a).sum();
     let other = all - known;
-    let closing_pending = -sum(conn, &pending_id, None, end)?;
-    let closing_available = -sum(conn, &available_id, None, end)?;
+    let closing_pending = -balance_before(conn, &pending_id, end)?;
+    let closing_available = -balance_before(conn, &available_id, end)?;
     Ok(Statement {
         creator_id: creator.to_owned(),
         currency: currency.as_str().to_owned(),
