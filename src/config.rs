@@ -63,6 +63,8 @@ pub struct PayoutSettings {
     /// The least balance paid out, per currency, in minor units.
     pub minimums: std::collections::BTreeMap<String, i64>,
     pub sepa: SepaSettings,
+    /// Income tax withheld at payout (`[payouts.tax]`).
+    pub tax: crate::domain::tax::Rates,
 }
 
 /// The SEPA credit transfer file (`[payouts.sepa]`).
@@ -149,6 +151,13 @@ pub struct StripeSettings {
     /// How often events whose delivery failed are fetched from Stripe (0: never).
     pub sync_interval_seconds: u64,
     pub webhook_secrets: Vec<SecretString>,
+    /// The Connect endpoint's secrets (`account.updated` of creators' connected accounts
+    /// comes to `/v1/webhooks/stripe-connect`, signed with its own secret).
+    pub connect_webhook_secrets: Vec<SecretString>,
+    /// Where Stripe's onboarding sends the creator back (`return_url`), and where an expired
+    /// or used link sends them to get a new one (`refresh_url`).
+    pub connect_return_url: String,
+    pub connect_refresh_url: String,
     pub webhook_tolerance_seconds: i64,
     pub past_due_grace_days: i64,
 }
@@ -214,6 +223,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("stripe.webhook_secrets")
+                .with_list_parse_key("stripe.connect_webhook_secrets")
                 .try_parsing(true),
         );
         if let Ok(key) = std::env::var("STRIPE_SECRET_KEY") {
@@ -271,6 +281,7 @@ impl Settings {
         if crate::domain::sepa::transliterate(&sepa.debtor_name, 70) != sepa.debtor_name.trim() {
             anyhow::bail!("payouts.sepa.debtor_name must be 1-70 characters of the SEPA Latin set");
         }
+        self.payouts.tax.check().map_err(|e| anyhow::anyhow!(e))?;
         for (currency, least) in &self.payouts.minimums {
             crate::domain::money::Currency::parse(&currency.to_uppercase())
                 .map_err(|e| anyhow::anyhow!("payouts.minimums: {e}"))?;

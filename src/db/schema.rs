@@ -544,6 +544,41 @@ diesel::table! {
         reason_code -> Nullable<Text>,
         sent_at -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        withheld_minor -> BigInt,
+        withholding_rate_bps -> Integer,
+        paid_at -> Nullable<Timestamp>,
+        method -> Text,
+        transfer_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    payout_connect_accounts (creator_id) {
+        creator_id -> Text,
+        account_id -> Text,
+        transfers -> Text,
+        details_submitted -> Bool,
+        chosen -> Bool,
+        cooling_off_until -> Nullable<Timestamp>,
+        event_created -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    creator_tax_profiles (creator_id) {
+        creator_id -> Text,
+        kind -> Text,
+        legal_name -> Text,
+        tin -> Nullable<Text>,
+        tin_type -> Nullable<Text>,
+        country -> Text,
+        treaty_rate_bps -> Nullable<Integer>,
+        signed_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        updated_at -> Timestamp,
     }
 }
 

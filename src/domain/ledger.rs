@@ -22,6 +22,8 @@ pub enum AccountKind {
     PayoutsInTransit,
     /// Our bank account's side of bank-transfer payouts: what left it for creators.
     BankClearing,
+    /// Income tax withheld from creator payouts, owed to the tax authority.
+    TaxWithheld,
     /// Stripe's currency conversions: a charge's currency comes in here and its settlement
     /// currency goes out, so each currency of a conversion still sums to zero.
     FxConversion,
@@ -38,6 +40,7 @@ impl AccountKind {
             Self::Payouts => "payouts",
             Self::PayoutsInTransit => "payouts_in_transit",
             Self::BankClearing => "bank_clearing",
+            Self::TaxWithheld => "tax_withheld",
             Self::FxConversion => "fx_conversion",
         }
     }
@@ -272,46 +275,73 @@ pub fn release(creator: &str, amount: i64, currency: &Currency) -> Result<Vec<Li
     ])
 }
 
-/// A step of a creator payout of `amount` (positive): money leaves one account for the next.
+/// A step of a creator payout of `amount` (positive), of which `withheld` is income tax kept
+/// back for the tax authority: money leaves one account for the next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PayoutStep {
-    /// Approved: out of the creator's available balance, into transit.
+    /// Approved: out of the creator's available balance; the tax into `tax_withheld`, the rest
+    /// into transit.
     Approved,
     /// The bank paid it: out of transit, out of our bank.
     Paid,
-    /// Refused before it was paid: back from transit to the creator's available balance.
+    /// Refused before it was paid: back from transit (and the tax) to the creator's balance.
     Failed,
-    /// Paid, then sent back by the creator's bank: back from our bank to the creator.
+    /// Paid, then sent back by the creator's bank: back from our bank to the creator, whose
+    /// tax is released too (a payment that never arrived is not income).
     Returned,
+}
+
+/// How a payout leaves the platform: from our bank account (`bank_clearing`), or as a Stripe
+/// Connect transfer out of the Stripe balance (`stripe_clearing`: a transfer is a negative
+/// balance transaction, its reversal a positive one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayoutVia {
+    Bank,
+    Stripe,
 }
 
 /// The posting of a payout step (see [`PayoutStep`]).
 pub fn payout(
     step: PayoutStep,
+    via: PayoutVia,
     creator: &str,
     amount: i64,
+    withheld: i64,
     currency: &Currency,
 ) -> Result<Vec<Line>, PostingError> {
     let available = Account::creator(AccountKind::CreatorAvailable, creator, currency);
     let transit = Account::platform(AccountKind::PayoutsInTransit, currency);
-    let bank = Account::platform(AccountKind::BankClearing, currency);
-    // (debited, credited)
-    let (debit, credit) = match step {
-        PayoutStep::Approved => (available, transit),
-        PayoutStep::Paid => (transit, bank),
-        PayoutStep::Failed => (transit, available),
-        PayoutStep::Returned => (bank, available),
+    let bank = Account::platform(
+        match via {
+            PayoutVia::Bank => AccountKind::BankClearing,
+            PayoutVia::Stripe => AccountKind::StripeClearing,
+        },
+        currency,
+    );
+    let tax = Account::platform(AccountKind::TaxWithheld, currency);
+    let net = amount - withheld;
+    let line = |account: Account, amount_minor: i64| Line {
+        account,
+        amount_minor,
     };
-    balanced(vec![
-        Line {
-            account: debit,
-            amount_minor: amount,
-        },
-        Line {
-            account: credit,
-            amount_minor: -amount,
-        },
-    ])
+    balanced(match step {
+        PayoutStep::Approved => vec![
+            line(available, amount),
+            line(transit, -net),
+            line(tax, -withheld),
+        ],
+        PayoutStep::Paid => vec![line(transit, net), line(bank, -net)],
+        PayoutStep::Failed => vec![
+            line(transit, net),
+            line(tax, withheld),
+            line(available, -amount),
+        ],
+        PayoutStep::Returned => vec![
+            line(bank, net),
+            line(tax, withheld),
+            line(available, -amount),
+        ],
+    })
 }
 
 /// Stripe converting `amount` of clearing in `from` into `settled` in `to` (a EUR charge paid

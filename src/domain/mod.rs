@@ -9,3 +9,4 @@ pub mod pack_text;
 pub mod regions;
 pub mod sepa;
 pub mod states;
+pub mod tax;

@@ -22,6 +22,7 @@ mod statements;
 mod store;
 pub mod store_pages;
 mod takedowns;
+mod tax;
 mod views;
 mod webhooks;
 
@@ -57,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(admin_refunds::routes)
                 .configure(payouts::routes)
                 .configure(statements::routes)
+                .configure(tax::routes)
                 // No default service here: resources would inherit it and answer 404 where
                 // actix answers 405; `problems_only` turns both into problems.
                 .configure(admin_keys::routes),

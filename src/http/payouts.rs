@@ -21,6 +21,11 @@ use serde::Deserialize;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/v1/creators/me/payout-account")
+            .route(web::get().to(get_payout_account))
+            .route(web::post().to(setup_payout_account)),
+    )
+    .service(
         web::resource("/v1/creators/me/bank-account")
             .route(web::get().to(get_bank_account))
             .route(web::put().to(put_bank_account)),
@@ -87,6 +92,30 @@ async fn put_bank_account(
         Ok(Reply::ok(BankAccountView::from(&account)))
     })
     .await
+}
+
+/// POST /v1/creators/me/payout-account — the creator's Stripe Express account (made the first
+/// time) becomes their payout method; answers a fresh onboarding link every call (links are
+/// single use, so this is deliberately not an idempotent replay).
+async fn setup_payout_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, AppError> {
+    let creator = caller.staff(Role::Creator)?;
+    let setup = crate::services::payouts::connect::setup(&state, creator).await?;
+    Ok(HttpResponse::Ok().json(views::PayoutAccountView::new(
+        &setup.account,
+        setup.link.as_ref(),
+    )))
+}
+
+async fn get_payout_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, AppError> {
+    let creator = caller.staff(Role::Creator)?;
+    let account = crate::services::payouts::connect::get(&state, creator).await?;
+    Ok(HttpResponse::Ok().json(views::PayoutAccountView::new(&account, None)))
 }
 
 async fn get_bank_account(
@@ -196,7 +225,7 @@ struct PageQuery {
     limit: Option<i64>,
 }
 
-fn limit(asked: Option<i64>, default: i64, max: i64) -> Result<i64, AppError> {
+pub(super) fn limit(asked: Option<i64>, default: i64, max: i64) -> Result<i64, AppError> {
     let limit = asked.unwrap_or(default);
     if !(1..=max).contains(&limit) {
         return Err(AppError::unprocessable(

@@ -1,7 +1,9 @@
 //! Stripe's webhook events, typed at the edge: the envelope, and the object of each event type
 //! we act on decoded into the tolerant structs of `objects`. Services never read event JSON.
 
-use super::objects::{Charge, Dispute, Invoice, PaymentIntent, Refund, Subscription};
+use super::objects::{
+    Account, Charge, Dispute, Invoice, PaymentIntent, Refund, Subscription, Transfer,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -15,6 +17,8 @@ pub struct Event {
     pub event_type: String,
     pub created: i64,
     pub api_version: Option<String>,
+    /// The connected account an event is about (events of Connect endpoints only).
+    pub account: Option<String>,
     pub data: Option<EventData>,
 }
 
@@ -48,6 +52,10 @@ pub enum Change {
     DisputeFundsWithdrawn(Dispute),
     DisputeFundsReinstated(Dispute),
     DisputeClosed(Dispute),
+    /// `account.updated` of a creator's connected account (Connect endpoint).
+    AccountUpdated(Account),
+    /// `transfer.reversed`: a payout transfer we reversed (in full or in part).
+    TransferReversed(Transfer),
     /// Stored and acknowledged, nothing to do.
     Other,
 }
@@ -80,6 +88,8 @@ impl Event {
             "charge.dispute.funds_withdrawn" => Change::DisputeFundsWithdrawn(self.object()?),
             "charge.dispute.funds_reinstated" => Change::DisputeFundsReinstated(self.object()?),
             "charge.dispute.closed" => Change::DisputeClosed(self.object()?),
+            "account.updated" => Change::AccountUpdated(self.object()?),
+            "transfer.reversed" => Change::TransferReversed(self.object()?),
             _ => Change::Other,
         })
     }

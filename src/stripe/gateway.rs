@@ -599,6 +599,90 @@ impl Gateway {
         self.send(req, Some(key)).await
     }
 
+    /// Creates the creator's Express account (controller properties: the platform pays
+    /// Connect's fees and bears losses, Stripe collects requirements and hosts the dashboard)
+    /// asking for the `transfers` capability. The key is the creator's, so a retry (or a
+    /// concurrent request) finds the account the first attempt made.
+    pub async fn create_connect_account(
+        &self,
+        creator: &str,
+        country: &str,
+        email: Option<&str>,
+    ) -> Result<objects::Account, GatewayError> {
+        use stripe_connect::account::*;
+        let controller = CreateAccountController {
+            fees: Some(CreateAccountControllerFees {
+                payer: Some(CreateAccountControllerFeesPayer::Application),
+            }),
+            losses: Some(CreateAccountControllerLosses {
+                payments: Some(CreateAccountControllerLossesPayments::Application),
+            }),
+            requirement_collection: Some(CreateAccountControllerRequirementCollection::Stripe),
+            stripe_dashboard: Some(CreateAccountControllerStripeDashboard {
+                type_: Some(CreateAccountControllerStripeDashboardType::Express),
+            }),
+        };
+        let mut capabilities = CreateAccountCapabilities::new();
+        capabilities.transfers = Some(CreateAccountCapabilitiesTransfers {
+            requested: Some(true),
+        });
+        let mut req = CreateAccount::new()
+            .controller(controller)
+            .capabilities(capabilities)
+            .country(country)
+            .metadata(metadata(&[("kopilka_creator_id", creator)]));
+        if let Some(email) = email {
+            req = req.email(email);
+        }
+        self.send(
+            req.build(),
+            Some(&format!("kopilka-connect-account-{creator}")),
+        )
+        .await
+    }
+
+    /// A fresh onboarding link (single use, expiring within minutes: never reuse one).
+    pub async fn create_account_link(
+        &self,
+        account: &str,
+        refresh_url: &str,
+        return_url: &str,
+    ) -> Result<objects::AccountLink, GatewayError> {
+        use stripe_connect::account_link::*;
+        let req = CreateAccountLink::new(account, CreateAccountLinkType::AccountOnboarding)
+            .refresh_url(refresh_url)
+            .return_url(return_url);
+        let key = format!("kopilka-account-link-{}", uuid::Uuid::new_v4().simple());
+        self.send(req.build(), Some(&key)).await
+    }
+
+    pub async fn retrieve_account(&self, id: &str) -> Result<objects::Account, GatewayError> {
+        self.send(
+            RequestBuilder::new(StripeMethod::Get, format!("/accounts/{id}")),
+            None,
+        )
+        .await
+    }
+
+    /// Transfers a payout line to the creator's connected account; the key is the line's, so
+    /// a retry after a timeout finds the transfer the first attempt made.
+    pub async fn create_transfer(
+        &self,
+        line: &str,
+        run: &str,
+        destination: &str,
+        amount: i64,
+        currency_code: &str,
+    ) -> Result<objects::Transfer, GatewayError> {
+        let req =
+            stripe_connect::transfer::CreateTransfer::new(currency(currency_code)?, destination)
+                .amount(amount)
+                .transfer_group(run)
+                .metadata(metadata(&[("kopilka_payout_line", line)]));
+        self.send(req.build(), Some(&format!("kopilka-payout-{line}")))
+            .await
+    }
+
     pub async fn retrieve_refund(&self, id: &str) -> Result<objects::Refund, GatewayError> {
         self.send(
             RequestBuilder::new(StripeMethod::Get, format!("/refunds/{id}")),

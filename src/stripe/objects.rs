@@ -615,6 +615,51 @@ pub struct ApiError {
     pub message: Option<String>,
 }
 
+/// A connected (Express) account: whether it may receive transfers yet.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Account {
+    pub id: String,
+    pub capabilities: Option<AccountCapabilities>,
+    pub details_submitted: bool,
+}
+
+impl Account {
+    /// `capabilities.transfers` (`active`, `inactive`, `pending`); `inactive` when absent.
+    pub fn transfers(&self) -> &str {
+        self.capabilities
+            .as_ref()
+            .and_then(|c| c.transfers.as_deref())
+            .unwrap_or("inactive")
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AccountCapabilities {
+    pub transfers: Option<String>,
+}
+
+/// A single-use onboarding link (it expires within minutes).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AccountLink {
+    pub url: String,
+    pub expires_at: i64,
+}
+
+/// A transfer to a connected account.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Transfer {
+    pub id: String,
+    pub amount: i64,
+    pub amount_reversed: i64,
+    pub currency: String,
+    pub destination: Option<String>,
+    pub reversed: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

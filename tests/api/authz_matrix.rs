@@ -130,6 +130,8 @@ struct Row {
     expect: [Expect; 9],
     params: &'static [Param],
     body: Option<fn(&Fixtures) -> Value>,
+    /// A query string its callers send (a required parameter), without the `?`.
+    query: Option<&'static str>,
 }
 
 fn row(method: &'static str, path: &'static str, expect: [Expect; 9]) -> Row {
@@ -139,6 +141,7 @@ fn row(method: &'static str, path: &'static str, expect: [Expect; 9]) -> Row {
         expect,
         params: &[],
         body: None,
+        query: None,
     }
 }
 
@@ -153,6 +156,11 @@ impl Row {
         self.body = Some(body);
         self
     }
+
+    fn query(mut self, query: &'static str) -> Row {
+        self.query = Some(query);
+        self
+    }
 }
 
 /// The matrix: one row per operation of `openapi.yaml`.
@@ -164,6 +172,7 @@ fn rows() -> Vec<Row> {
         row("GET", "/.well-known/jwks.json", PUBLIC),
         row("GET", "/v1/plans", PUBLIC),
         row("POST", "/v1/webhooks/stripe", PUBLIC).body(|_| json!({})),
+        row("POST", "/v1/webhooks/stripe-connect", PUBLIC).body(|_| json!({})),
         // The user's own view.
         row("GET", "/v1/me/entitlements", ANY_USER),
         row("POST", "/v1/me/entitlement-token", ANY_USER),
@@ -272,6 +281,9 @@ fn rows() -> Vec<Row> {
         row("GET", "/v1/creators/me/statements/{month}", CREATOR).of(&[ThisMonth]),
         row("GET", "/v1/admin/creators/{id}/statements/{month}", FINANCE).of(&[Owner, ThisMonth]),
         row("PUT", "/v1/creators/me/bank-account", CREATOR).body(|_| bank_account()),
+        // The owner's Stripe account is a stored fixture (not chosen: the bank account pays).
+        row("GET", "/v1/creators/me/payout-account", CREATOR),
+        row("POST", "/v1/creators/me/payout-account", CREATOR),
         row("POST", "/v1/admin/creators/{id}/payout-hold", FINANCE)
             .of(&[Owner])
             .body(|_| json!({"held": false, "reason": "matrix"})),
@@ -298,6 +310,18 @@ fn rows() -> Vec<Row> {
         row("POST", "/v1/admin/payout-runs/{id}/cancel", FINANCE).of(&[PayoutRun]),
         // After the rows that need its draft line: it draws no line (the owner's is open).
         row("POST", "/v1/admin/payout-runs", FINANCE).body(|_| json!({})),
+        // Tax profiles: filed first, so the rows after it name one.
+        row("PUT", "/v1/creators/me/tax-profile", CREATOR).body(|_| tax_profile()),
+        row("GET", "/v1/creators/me/tax-profile", CREATOR),
+        row("GET", "/v1/admin/creators/{id}/tax-profile", FINANCE).of(&[Owner]),
+        row(
+            "POST",
+            "/v1/admin/creators/{id}/tax-profile/status",
+            FINANCE,
+        )
+        .of(&[Owner])
+        .body(|_| json!({"status": "valid", "reason": "matrix"})),
+        row("GET", "/v1/admin/tax/creator-totals", FINANCE).query("year=2025"),
         // Support.
         row("GET", "/v1/admin/users/{id}", SUPPORT).of(&[Owner]),
         row("POST", "/v1/admin/grants", SUPPORT).body(
@@ -382,6 +406,12 @@ fn bank_account() -> Value {
            "country": "DE", "currency": "USD"})
 }
 
+/// A valid W-9 (a US person's SSN).
+fn tax_profile() -> Value {
+    json!({"kind": "us_person", "legal_name": "Olga Matrix", "tin": "123-45-6789",
+           "tin_type": "ssn", "country": "US", "certify": true})
+}
+
 impl Fixtures {
     fn credential_of(&self, who: Who) -> Option<&str> {
         self.tokens
@@ -430,7 +460,11 @@ impl Fixtures {
             })
             .collect();
         assert!(values.next().is_none(), "{}: too many params", row.path);
-        filled.join("/")
+        let path = filled.join("/");
+        match row.query {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        }
     }
 }
 
@@ -605,7 +639,9 @@ async fn fixtures(app: &TestApp) -> Fixtures {
 }
 
 /// What only Stripe makes, written straight to the database: a monthly donation by `owner`,
-/// and a creator sale of theirs on the ledger. Returns (donation id, a ledger account id).
+/// a creator sale of theirs on the ledger, and their Stripe Connect account (onboarding not
+/// finished, not chosen: their bank account stays their payout method). Returns (donation id,
+/// a ledger account id).
 async fn stored_fixtures(app: &TestApp, owner: &str) -> (String, String) {
     use kopilka::db::models::donations::{Donation, NewDonation};
     let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
@@ -634,8 +670,19 @@ async fn stored_fixtures(app: &TestApp, owner: &str) -> (String, String) {
         &usd,
     );
     drop(conn);
+    let connect = kopilka::db::models::payouts::ConnectAccount {
+        creator_id: owner.to_owned(),
+        account_id: "acct_matrix".to_owned(),
+        transfers: "inactive".to_owned(),
+        details_submitted: false,
+        chosen: false,
+        cooling_off_until: None,
+        event_created: 0,
+        updated_at: kopilka::db::models::to_db(chrono::Utc::now()),
+    };
     // BEGIN IMMEDIATE on SQLite, as the service posts: the service may be writing meanwhile.
     kopilka::db::transaction(&pool, move |c| {
+        kopilka::db::models::payouts::ConnectAccount::insert(c, &connect)?;
         kopilka::db::models::ledger::post(c, "matrix:sale", "matrix", &sale)?;
         Ok(kopilka::db::models::ledger::post(
             c,

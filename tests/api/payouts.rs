@@ -23,13 +23,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Finance staff: Fay draws runs, Fred approves them (four eyes).
-const FAY: &str = "finance-fay";
-const FRED: &str = "finance-fred";
+pub(crate) const FAY: &str = "finance-fay";
+pub(crate) const FRED: &str = "finance-fred";
 
-const DE_IBAN: &str = "DE89370400440532013000";
-const DE_MASKED: &str = "DE89 **** **** **** **30 00";
-const GB_IBAN: &str = "GB82WEST12345698765432";
-const GB_MASKED: &str = "GB82 **** **** **** **54 32";
+pub(crate) const DE_IBAN: &str = "DE89370400440532013000";
+pub(crate) const DE_MASKED: &str = "DE89 **** **** **** **30 00";
+pub(crate) const GB_IBAN: &str = "GB82WEST12345698765432";
+pub(crate) const GB_MASKED: &str = "GB82 **** **** **** **54 32";
 
 /// `[payouts] cooling_off_hours` in config/default.toml, which test apps load.
 const DEFAULT_COOLING_OFF_HOURS: i64 = 72;
@@ -47,19 +47,19 @@ const BANK_FILE_HEADER: [&str; 10] = [
     "amount",
 ];
 
-fn fay(app: &TestApp) -> String {
+pub(crate) fn fay(app: &TestApp) -> String {
     app.token(FAY, &["finance"])
 }
 
-fn fred(app: &TestApp) -> String {
+pub(crate) fn fred(app: &TestApp) -> String {
     app.token(FRED, &["finance"])
 }
 
-fn creator_token(app: &TestApp, creator: &str) -> String {
+pub(crate) fn creator_token(app: &TestApp, creator: &str) -> String {
     app.token(creator, &["creator"])
 }
 
-fn id(answer: &Value) -> String {
+pub(crate) fn id(answer: &Value) -> String {
     answer["id"].as_str().expect("id").to_owned()
 }
 
@@ -67,26 +67,45 @@ fn id(answer: &Value) -> String {
 // Creators and their bank accounts
 
 /// A German account paid in `currency`, given in its electronic form.
-fn german(currency: &str) -> Value {
+pub(crate) fn german(currency: &str) -> Value {
     json!({"holder_name": "Ada Artist", "iban": DE_IBAN, "bic": "COBADEFFXXX",
         "town": "Berlin", "country": "DE", "currency": currency})
 }
 
 /// A British account paid in `currency`, with an 8-character BIC.
-fn british(currency: &str) -> Value {
+pub(crate) fn british(currency: &str) -> Value {
     json!({"holder_name": "Ben Painter", "iban": GB_IBAN, "bic": "NWBKGB2L",
         "town": "London", "country": "GB", "currency": currency})
 }
 
 /// `details` with `key` set to `value`.
-fn with(details: &Value, key: &str, value: &str) -> Value {
+pub(crate) fn with(details: &Value, key: &str, value: &str) -> Value {
     let mut changed = details.clone();
     changed[key] = value.into();
     changed
 }
 
-/// A user with the creator role who registered a creator profile; returns their id.
-async fn creator(app: &TestApp) -> String {
+/// A user with the creator role who registered a creator profile and filed a W-8BEN as a
+/// German resident (the US-German treaty withholds nothing from royalties); returns their id.
+pub(crate) async fn creator(app: &TestApp) -> String {
+    let id = unfiled_creator(app).await;
+    files_german_w8(app, &id).await;
+    id
+}
+
+pub(crate) async fn files_german_w8(app: &TestApp, creator: &str) {
+    let res = file_tax_profile(
+        app,
+        creator,
+        &json!({"kind": "foreign", "legal_name": "Artist", "country": "DE",
+                "treaty_rate_bps": 0, "certify": true}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+}
+
+/// A registered creator who filed no tax profile.
+pub(crate) async fn unfiled_creator(app: &TestApp) -> String {
     let id = user();
     let res = app
         .post(
@@ -99,7 +118,17 @@ async fn creator(app: &TestApp) -> String {
     id
 }
 
-async fn put_bank_account(app: &TestApp, token: &str, details: &Value) -> Response {
+pub(crate) async fn file_tax_profile(app: &TestApp, creator: &str, profile: &Value) -> Response {
+    app.client
+        .put(app.url("/v1/creators/me/tax-profile"))
+        .bearer_auth(creator_token(app, creator))
+        .json(profile)
+        .send()
+        .await
+        .expect("request")
+}
+
+pub(crate) async fn put_bank_account(app: &TestApp, token: &str, details: &Value) -> Response {
     app.client
         .put(app.url("/v1/creators/me/bank-account"))
         .bearer_auth(token)
@@ -110,7 +139,7 @@ async fn put_bank_account(app: &TestApp, token: &str, details: &Value) -> Respon
 }
 
 /// The creator gives (or changes) their bank details; returns the BankAccountView.
-async fn bank_account(app: &TestApp, creator: &str, details: &Value) -> Value {
+pub(crate) async fn bank_account(app: &TestApp, creator: &str, details: &Value) -> Value {
     let res = put_bank_account(app, &creator_token(app, creator), details).await;
     let status = res.status();
     let text = res.text().await.expect("body");
@@ -120,11 +149,11 @@ async fn bank_account(app: &TestApp, creator: &str, details: &Value) -> Value {
 }
 
 /// A registered creator with the German account in `currency` and `amount` available in it.
-async fn paid_creator(app: &TestApp, currency: &str, amount: i64) -> String {
+pub(crate) async fn paid_creator(app: &TestApp, currency: &str, amount: i64) -> String {
     paid_creator_with(app, &german(currency), amount).await
 }
 
-async fn paid_creator_with(app: &TestApp, details: &Value, amount: i64) -> String {
+pub(crate) async fn paid_creator_with(app: &TestApp, details: &Value, amount: i64) -> String {
     let c = creator(app).await;
     bank_account(app, &c, details).await;
     let currency = details["currency"].as_str().expect("currency");
@@ -133,7 +162,7 @@ async fn paid_creator_with(app: &TestApp, details: &Value, amount: i64) -> Strin
 }
 
 /// No answer may carry an IBAN whole (only the bank file does).
-fn assert_no_full_iban(text: &str) {
+pub(crate) fn assert_no_full_iban(text: &str) {
     for iban in [DE_IBAN, GB_IBAN] {
         // The account number part alone would give it away too.
         assert!(
@@ -146,13 +175,13 @@ fn assert_no_full_iban(text: &str) {
 // ---------------------------------------------------------------------------------------------
 // Money, through the ledger as the service posts it
 
-fn currency(code: &str) -> Currency {
+pub(crate) fn currency(code: &str) -> Currency {
     Currency::parse(code).expect("currency")
 }
 
 /// Posts each posting once, in one transaction, through `db::transaction` as the service
 /// does (`BEGIN IMMEDIATE` on SQLite: the service may be writing meanwhile).
-async fn post(app: &TestApp, postings: Vec<Vec<Line>>) {
+pub(crate) async fn post(app: &TestApp, postings: Vec<Vec<Line>>) {
     let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
     kopilka::db::transaction(&pool, move |c| {
         for lines in &postings {
@@ -167,7 +196,7 @@ async fn post(app: &TestApp, postings: Vec<Vec<Line>>) {
 
 /// A sale whose whole `amount` is the creator's, released from its hold: `amount` more is
 /// available to them.
-async fn make_available(app: &TestApp, creator: &str, code: &str, amount: i64) {
+pub(crate) async fn make_available(app: &TestApp, creator: &str, code: &str, amount: i64) {
     let ccy = currency(code);
     let sale = creator_sale(amount, 0, &ccy, creator, 10_000).expect("sale");
     let released = release(creator, amount, &ccy).expect("release");
@@ -176,7 +205,7 @@ async fn make_available(app: &TestApp, creator: &str, code: &str, amount: i64) {
 
 /// A refund after the release (of a sale that was all the creator's): `amount` comes out of
 /// what is available to them, whatever is left.
-async fn take_back(app: &TestApp, creator: &str, code: &str, amount: i64) {
+pub(crate) async fn take_back(app: &TestApp, creator: &str, code: &str, amount: i64) {
     let r = Reversal {
         amount,
         fee: 0,
@@ -194,15 +223,19 @@ async fn take_back(app: &TestApp, creator: &str, code: &str, amount: i64) {
 
 /// What the creator is owed in `code` (positive: the sign payout answers use; the ledger
 /// credits the creator's account, so its balance is the negation).
-async fn owed(app: &TestApp, creator: &str, code: &str) -> i64 {
+pub(crate) async fn owed(app: &TestApp, creator: &str, code: &str) -> i64 {
     -balance(app, &format!("creator_available:{creator}:{code}")).await
 }
 
-async fn in_transit(app: &TestApp, code: &str) -> i64 {
+pub(crate) async fn in_transit(app: &TestApp, code: &str) -> i64 {
     balance(app, &format!("payouts_in_transit:platform:{code}")).await
 }
 
-async fn bank_clearing(app: &TestApp, code: &str) -> i64 {
+pub(crate) async fn tax_withheld(app: &TestApp, code: &str) -> i64 {
+    balance(app, &format!("tax_withheld:platform:{code}")).await
+}
+
+pub(crate) async fn bank_clearing(app: &TestApp, code: &str) -> i64 {
     balance(app, &format!("bank_clearing:platform:{code}")).await
 }
 
@@ -210,11 +243,11 @@ async fn bank_clearing(app: &TestApp, code: &str) -> i64 {
 // Runs
 
 /// Fay draws a run (`{}`: cutoff now); returns the RunView.
-async fn draw(app: &TestApp) -> Value {
+pub(crate) async fn draw(app: &TestApp) -> Value {
     draw_with(app, &json!({})).await
 }
 
-async fn draw_with(app: &TestApp, body: &Value) -> Value {
+pub(crate) async fn draw_with(app: &TestApp, body: &Value) -> Value {
     let res = app.post("/v1/admin/payout-runs", &fay(app), body).await;
     let status = res.status();
     let run: Value = res.json().await.expect("json");
@@ -223,7 +256,7 @@ async fn draw_with(app: &TestApp, body: &Value) -> Value {
     run
 }
 
-async fn run_of(app: &TestApp, run: &str) -> Value {
+pub(crate) async fn run_of(app: &TestApp, run: &str) -> Value {
     let res = app
         .get(&format!("/v1/admin/payout-runs/{run}"), &fay(app))
         .await;
@@ -236,11 +269,11 @@ async fn run_of(app: &TestApp, run: &str) -> Value {
     run
 }
 
-fn digest_of(run: &Value) -> String {
+pub(crate) fn digest_of(run: &Value) -> String {
     run["digest"].as_str().expect("digest").to_owned()
 }
 
-fn assert_run_shape(run: &Value) {
+pub(crate) fn assert_run_shape(run: &Value) {
     let digest = run["digest"].as_str().unwrap_or_default();
     assert!(
         digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
@@ -257,7 +290,7 @@ fn assert_run_shape(run: &Value) {
 }
 
 /// Every line of the run, page by page.
-async fn lines_of(app: &TestApp, run: &str) -> Vec<Value> {
+pub(crate) async fn lines_of(app: &TestApp, run: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -280,7 +313,7 @@ async fn lines_of(app: &TestApp, run: &str) -> Vec<Value> {
 }
 
 /// Every run, page by page (newest first).
-async fn all_runs(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn all_runs(app: &TestApp) -> Vec<Value> {
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -300,7 +333,7 @@ async fn all_runs(app: &TestApp) -> Vec<Value> {
 }
 
 /// The creator's line among `lines`.
-fn line_for(lines: &[Value], creator: &str) -> Value {
+pub(crate) fn line_for(lines: &[Value], creator: &str) -> Value {
     lines
         .iter()
         .find(|l| l["creator_id"] == creator)
@@ -309,7 +342,7 @@ fn line_for(lines: &[Value], creator: &str) -> Value {
 }
 
 /// (reason, available_minor) of the creator's balance the run carried in `code`.
-fn carried_of(run: &Value, creator: &str, code: &str) -> Option<(String, i64)> {
+pub(crate) fn carried_of(run: &Value, creator: &str, code: &str) -> Option<(String, i64)> {
     run["carried"]
         .as_array()?
         .iter()
@@ -323,7 +356,7 @@ fn carried_of(run: &Value, creator: &str, code: &str) -> Option<(String, i64)> {
 }
 
 /// (lines, amount_minor) of the run's total in `code`.
-fn total_of(run: &Value, code: &str) -> Option<(i64, i64)> {
+pub(crate) fn total_of(run: &Value, code: &str) -> Option<(i64, i64)> {
     run["totals"]
         .as_array()?
         .iter()
@@ -336,7 +369,7 @@ fn total_of(run: &Value, code: &str) -> Option<(i64, i64)> {
         })
 }
 
-async fn approve(app: &TestApp, token: &str, run: &str, digest: &str) -> Response {
+pub(crate) async fn approve(app: &TestApp, token: &str, run: &str, digest: &str) -> Response {
     app.post(
         &format!("/v1/admin/payout-runs/{run}/approve"),
         token,
@@ -346,7 +379,7 @@ async fn approve(app: &TestApp, token: &str, run: &str, digest: &str) -> Respons
 }
 
 /// Fred reads the run and approves it with the digest he read.
-async fn approved(app: &TestApp, run: &str) -> Value {
+pub(crate) async fn approved(app: &TestApp, run: &str) -> Value {
     let digest = digest_of(&run_of(app, run).await);
     let res = approve(app, &fred(app), run, &digest).await;
     let status = res.status();
@@ -356,7 +389,7 @@ async fn approved(app: &TestApp, run: &str) -> Value {
 }
 
 /// POST /v1/admin/payout-runs/{run}/{action} (cancel, send) as Fay.
-async fn step(app: &TestApp, run: &str, action: &str) -> Response {
+pub(crate) async fn step(app: &TestApp, run: &str, action: &str) -> Response {
     app.post(
         &format!("/v1/admin/payout-runs/{run}/{action}"),
         &fay(app),
@@ -365,7 +398,7 @@ async fn step(app: &TestApp, run: &str, action: &str) -> Response {
     .await
 }
 
-async fn stepped(app: &TestApp, run: &str, action: &str) -> Value {
+pub(crate) async fn stepped(app: &TestApp, run: &str, action: &str) -> Value {
     let res = step(app, run, action).await;
     let status = res.status();
     let body: Value = res.json().await.expect("json");
@@ -373,7 +406,7 @@ async fn stepped(app: &TestApp, run: &str, action: &str) -> Value {
     body
 }
 
-async fn outcome(
+pub(crate) async fn outcome(
     app: &TestApp,
     run: &str,
     line: &str,
@@ -393,7 +426,7 @@ async fn outcome(
 }
 
 /// Records the outcome and expects it taken; returns the LineView.
-async fn settled(
+pub(crate) async fn settled(
     app: &TestApp,
     run: &str,
     line: &str,
@@ -410,7 +443,7 @@ async fn settled(
 }
 
 /// Finance puts a hold on the creator's payouts (`held`), or lifts it.
-async fn hold(app: &TestApp, creator: &str, held: bool, reason: String) -> Response {
+pub(crate) async fn hold(app: &TestApp, creator: &str, held: bool, reason: String) -> Response {
     app.post(
         &format!("/v1/admin/creators/{creator}/payout-hold"),
         &fay(app),
@@ -419,7 +452,7 @@ async fn hold(app: &TestApp, creator: &str, held: bool, reason: String) -> Respo
     .await
 }
 
-async fn audit(app: &TestApp, run: &str) -> Vec<Value> {
+pub(crate) async fn audit(app: &TestApp, run: &str) -> Vec<Value> {
     let res = app
         .get(&format!("/v1/admin/payout-runs/{run}/audit"), &fay(app))
         .await;
@@ -430,7 +463,7 @@ async fn audit(app: &TestApp, run: &str) -> Vec<Value> {
 
 /// The actions of the audit, runs of the same action counted once (a run-wide step may be
 /// recorded per line).
-fn actions(events: &[Value]) -> Vec<String> {
+pub(crate) fn actions(events: &[Value]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     for e in events {
         let action = e["action"].as_str().expect("action").to_owned();
@@ -442,7 +475,7 @@ fn actions(events: &[Value]) -> Vec<String> {
 }
 
 /// Downloads the run's bank file; returns its bytes.
-async fn bank_file(app: &TestApp, run: &str) -> Vec<u8> {
+pub(crate) async fn bank_file(app: &TestApp, run: &str) -> Vec<u8> {
     let res = app
         .get(
             &format!("/v1/admin/payout-runs/{run}/bank-file.csv"),
@@ -461,7 +494,7 @@ async fn bank_file(app: &TestApp, run: &str) -> Vec<u8> {
 }
 
 /// The records of a CSV document (RFC 4180: quoted fields may hold commas and quotes).
-fn csv_records(text: &str) -> Vec<Vec<String>> {
+pub(crate) fn csv_records(text: &str) -> Vec<Vec<String>> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
@@ -493,7 +526,7 @@ fn csv_records(text: &str) -> Vec<Vec<String>> {
 }
 
 /// The bank file's rows (after its header, which must be the documented one).
-fn bank_rows(file: &[u8]) -> Vec<Vec<String>> {
+pub(crate) fn bank_rows(file: &[u8]) -> Vec<Vec<String>> {
     let text = std::str::from_utf8(file).expect("the bank file is UTF-8");
     let mut records = csv_records(text);
     assert!(!records.is_empty(), "an empty bank file");
@@ -505,15 +538,17 @@ fn bank_rows(file: &[u8]) -> Vec<Vec<String>> {
     records
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// Money in transit is exactly what approved and sent lines hold, and money at the bank
-/// exactly what paid lines hold, per currency, as the API reports the lines.
-async fn assert_money_matches_lines(app: &TestApp) {
+/// Money in transit is exactly what approved and sent lines pay, money at the bank exactly
+/// what paid lines paid, and tax withheld exactly what approved, sent and paid lines withheld
+/// (a failed or returned line releases it), per currency, as the API reports the lines.
+pub(crate) async fn assert_money_matches_lines(app: &TestApp) {
     let mut open: BTreeMap<String, i64> = BTreeMap::new();
     let mut paid: BTreeMap<String, i64> = BTreeMap::new();
+    let mut withheld: BTreeMap<String, i64> = BTreeMap::new();
     let mut currencies: BTreeSet<String> = BTreeSet::from(["USD".to_owned()]);
     for run in all_runs(app).await {
         let lines = lines_of(app, &id(&run)).await;
@@ -521,9 +556,18 @@ async fn assert_money_matches_lines(app: &TestApp) {
         for line in lines {
             let code = line["currency"].as_str().expect("currency").to_owned();
             let amount = line["amount_minor"].as_i64().expect("amount");
-            match line["state"].as_str().expect("state") {
-                "approved" | "sent" => *open.entry(code.clone()).or_default() += amount,
-                "paid" => *paid.entry(code.clone()).or_default() += amount,
+            let tax = line["withheld_minor"].as_i64().expect("withheld");
+            assert_eq!(line["net_minor"].as_i64(), Some(amount - tax), "{line}");
+            let state = line["state"].as_str().expect("state");
+            if matches!(state, "approved" | "sent" | "paid") {
+                *withheld.entry(code.clone()).or_default() += tax;
+            }
+            // Connect lines are paid out of the Stripe balance, not our bank.
+            let by_bank = line["destination"]["method"] == "bank_transfer";
+            match state {
+                "approved" | "sent" => *open.entry(code.clone()).or_default() += amount - tax,
+                "paid" if by_bank => *paid.entry(code.clone()).or_default() += amount - tax,
+                "paid" => {}
                 "draft" | "failed" | "returned" | "canceled" => {}
                 other => panic!("a line in an unknown state {other}: {line}"),
             }
@@ -533,6 +577,12 @@ async fn assert_money_matches_lines(app: &TestApp) {
     for code in currencies {
         let want = open.get(&code).copied().unwrap_or(0);
         assert_eq!(in_transit(app, &code).await, -want, "in transit, {code}");
+        let want = withheld.get(&code).copied().unwrap_or(0);
+        assert_eq!(
+            tax_withheld(app, &code).await,
+            -want,
+            "tax withheld, {code}"
+        );
         let want = paid.get(&code).copied().unwrap_or(0);
         assert_eq!(
             bank_clearing(app, &code).await,
@@ -1406,6 +1456,7 @@ both!(
         assert_eq!(owed(&app, &creator, "USD").await, 1050);
 
         bank_account(&app, &creator, &german("USD")).await;
+        files_german_w8(&app, &creator).await;
         let run = draw(&app).await;
         let run_id = id(&run);
         let line = line_for(&lines_of(&app, &run_id).await, &creator);
@@ -1428,7 +1479,7 @@ both!(
 // The SEPA credit transfer file
 
 /// Downloads the run's SEPA file (`version`, or the configured one); returns its text.
-async fn sepa_file(app: &TestApp, run: &str, version: Option<&str>) -> String {
+pub(crate) async fn sepa_file(app: &TestApp, run: &str, version: Option<&str>) -> String {
     let path = match version {
         Some(v) => format!("/v1/admin/payout-runs/{run}/sepa.xml?version={v}"),
         None => format!("/v1/admin/payout-runs/{run}/sepa.xml"),
@@ -1443,7 +1494,7 @@ async fn sepa_file(app: &TestApp, run: &str, version: Option<&str>) -> String {
 /// What `tests/sepa_check.py` found in the file: it validates it against the `sepaxml`
 /// package's XSD and the SEPA rules the XSD leaves out, and reads it back with Python's own
 /// XML parser. Panics with the broken rules.
-fn checked_by_python(xml: &str, version: &str) -> Value {
+pub(crate) fn checked_by_python(xml: &str, version: &str) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("pain.xml");
     std::fs::write(&file, xml).expect("write");
@@ -1561,7 +1612,7 @@ both!(
 // ---------------------------------------------------------------------------------------------
 // Statements
 
-async fn statement(app: &TestApp, token: &str, path: &str) -> Value {
+pub(crate) async fn statement(app: &TestApp, token: &str, path: &str) -> Value {
     let res = app.get(path, token).await;
     let status = res.status();
     let text = res.text().await.expect("body");
@@ -1570,12 +1621,12 @@ async fn statement(app: &TestApp, token: &str, path: &str) -> Value {
     serde_json::from_str(&text).expect("json")
 }
 
-fn minor(s: &Value, key: &str) -> i64 {
+pub(crate) fn minor(s: &Value, key: &str) -> i64 {
     s[key].as_i64().unwrap_or_else(|| panic!("{key} in {s}"))
 }
 
 /// Opening + movements = closing, and the parts add up.
-fn assert_ties_out(s: &Value) {
+pub(crate) fn assert_ties_out(s: &Value) {
     let moved: i64 = [
         "sales_share_minor",
         "refunds_and_disputes_minor",

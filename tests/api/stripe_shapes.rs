@@ -538,6 +538,13 @@ mod decoder_fields {
         ("PaymentIntent", Where::Schema(&["payment_intent"])),
         ("SetupIntent", Where::Schema(&["setup_intent"])),
         ("Customer", Where::Schema(&["customer"])),
+        ("Account", Where::Schema(&["account"])),
+        (
+            "AccountCapabilities",
+            Where::Schema(&["account.capabilities"]),
+        ),
+        ("AccountLink", Where::Schema(&["account_link"])),
+        ("Transfer", Where::Schema(&["transfer"])),
         // Any object we need only the id of: everywhere the decoders use it.
         (
             "Ref",
@@ -1115,6 +1122,7 @@ mod decoder_fields {
                 ("event_type", "type"),
                 ("created", "created"),
                 ("api_version", "api_version"),
+                ("account", "account"),
                 ("data", "data"),
             ])
         );

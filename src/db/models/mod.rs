@@ -18,6 +18,7 @@ pub mod signing_keys;
 pub mod stripe_events;
 pub mod subscriptions;
 pub mod takedowns;
+pub mod tax_profiles;
 pub mod users;
 
 use chrono::{DateTime, NaiveDateTime, Utc};

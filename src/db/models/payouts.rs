@@ -4,7 +4,7 @@
 use super::{new_id, to_db};
 use crate::db::schema::{
     ledger_accounts, ledger_entries, ledger_transactions, payout_audit, payout_bank_accounts,
-    payout_carried, payout_holds, payout_lines, payout_runs,
+    payout_carried, payout_connect_accounts, payout_holds, payout_lines, payout_runs,
 };
 use crate::db::DbConn;
 use chrono::{NaiveDateTime, Utc};
@@ -57,6 +57,102 @@ impl BankAccount {
             for a in payout_bank_accounts::table
                 .filter(payout_bank_accounts::creator_id.eq_any(chunk))
                 .select(BankAccount::as_select())
+                .load(conn)?
+            {
+                found.insert(a.creator_id.clone(), a);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A creator's Stripe Connect (Express) account, as its `account.updated` events say it is.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = payout_connect_accounts)]
+pub struct ConnectAccount {
+    pub creator_id: String,
+    pub account_id: String,
+    /// `capabilities.transfers`: `active`, `inactive` or `pending`.
+    pub transfers: String,
+    pub details_submitted: bool,
+    /// The creator is paid through this account (rather than by bank transfer).
+    pub chosen: bool,
+    pub cooling_off_until: Option<NaiveDateTime>,
+    pub event_created: i64,
+    pub updated_at: NaiveDateTime,
+}
+
+impl ConnectAccount {
+    pub fn find(conn: &mut DbConn, creator: &str) -> QueryResult<Option<ConnectAccount>> {
+        payout_connect_accounts::table
+            .find(creator)
+            .select(ConnectAccount::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn by_account(conn: &mut DbConn, account: &str) -> QueryResult<Option<ConnectAccount>> {
+        payout_connect_accounts::table
+            .filter(payout_connect_accounts::account_id.eq(account))
+            .select(ConnectAccount::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn insert(conn: &mut DbConn, row: &ConnectAccount) -> QueryResult<()> {
+        diesel::insert_into(payout_connect_accounts::table)
+            .values(row)
+            .execute(conn)?;
+        Ok(())
+    }
+
+    /// Chooses (or leaves) Connect as the creator's payout method.
+    pub fn choose(
+        conn: &mut DbConn,
+        creator: &str,
+        chosen: bool,
+        cooling_off_until: Option<NaiveDateTime>,
+    ) -> QueryResult<usize> {
+        diesel::update(payout_connect_accounts::table.find(creator))
+            .set((
+                payout_connect_accounts::chosen.eq(chosen),
+                payout_connect_accounts::cooling_off_until.eq(cooling_off_until),
+                payout_connect_accounts::updated_at.eq(to_db(Utc::now())),
+            ))
+            .execute(conn)
+    }
+
+    /// Applies an `account.updated` created at `created`, unless a later one was applied.
+    pub fn apply_update(
+        conn: &mut DbConn,
+        account: &str,
+        transfers: &str,
+        details_submitted: bool,
+        created: i64,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            payout_connect_accounts::table
+                .filter(payout_connect_accounts::account_id.eq(account))
+                .filter(payout_connect_accounts::event_created.le(created)),
+        )
+        .set((
+            payout_connect_accounts::transfers.eq(transfers),
+            payout_connect_accounts::details_submitted.eq(details_submitted),
+            payout_connect_accounts::event_created.eq(created),
+            payout_connect_accounts::updated_at.eq(to_db(Utc::now())),
+        ))
+        .execute(conn)
+    }
+
+    pub fn all_of(
+        conn: &mut DbConn,
+        creators: &[String],
+    ) -> QueryResult<BTreeMap<String, ConnectAccount>> {
+        let mut found = BTreeMap::new();
+        for chunk in creators.chunks(1000) {
+            for a in payout_connect_accounts::table
+                .filter(payout_connect_accounts::creator_id.eq_any(chunk))
+                .select(ConnectAccount::as_select())
                 .load(conn)?
             {
                 found.insert(a.creator_id.clone(), a);
@@ -145,6 +241,9 @@ impl Run {
     }
 }
 
+/// (creator, currency, lines, amount, withheld) of the lines paid in a period.
+pub type PaidTotal = (String, String, i64, i64, i64);
+
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = payout_lines)]
 pub struct Line {
@@ -159,9 +258,22 @@ pub struct Line {
     pub reason_code: Option<String>,
     pub sent_at: Option<NaiveDateTime>,
     pub updated_at: NaiveDateTime,
+    /// Income tax kept back from `amount_minor` (the bank pays the rest), at this rate.
+    pub withheld_minor: i64,
+    pub withholding_rate_bps: i32,
+    pub paid_at: Option<NaiveDateTime>,
+    /// `bank_transfer` or `stripe_connect`.
+    pub method: String,
+    /// The Stripe transfer that paid a Connect line.
+    pub transfer_id: Option<String>,
 }
 
 impl Line {
+    /// What the bank pays: the line less the tax withheld.
+    pub fn net_minor(&self) -> i64 {
+        self.amount_minor - self.withheld_minor
+    }
+
     pub fn insert_all(conn: &mut DbConn, lines: &[Line]) -> QueryResult<()> {
         for chunk in lines.chunks(500) {
             crate::db::insert_rows!(conn, payout_lines::table, chunk)?;
@@ -226,7 +338,52 @@ impl Line {
             payout_lines::updated_at.eq(at),
         ))
         .execute(conn)?;
+        if moved == 1 && to == "paid" {
+            diesel::update(payout_lines::table.find(id))
+                .set(payout_lines::paid_at.eq(at))
+                .execute(conn)?;
+        }
         Ok(moved == 1)
+    }
+
+    /// A run's Connect lines sent but not yet transferred, by id: what processing transfers.
+    pub fn untransferred(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::method.eq("stripe_connect"))
+            .filter(payout_lines::state.eq("sent"))
+            .filter(payout_lines::transfer_id.is_null())
+            .order(payout_lines::id)
+            .select(Line::as_select())
+            .load(conn)
+    }
+
+    /// How many of a run's approved lines are paid by `method`.
+    pub fn approved_by(conn: &mut DbConn, run: &str, method: &str) -> QueryResult<i64> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::state.eq("approved"))
+            .filter(payout_lines::method.eq(method))
+            .count()
+            .get_result(conn)
+    }
+
+    pub fn by_transfer(conn: &mut DbConn, transfer: &str) -> QueryResult<Option<Line>> {
+        payout_lines::table
+            .filter(payout_lines::transfer_id.eq(transfer))
+            .select(Line::as_select())
+            .first(conn)
+            .optional()
+    }
+
+    pub fn set_transfer(conn: &mut DbConn, id: &str, transfer: &str) -> QueryResult<usize> {
+        diesel::update(
+            payout_lines::table
+                .find(id)
+                .filter(payout_lines::transfer_id.is_null()),
+        )
+        .set(payout_lines::transfer_id.eq(transfer))
+        .execute(conn)
     }
 
     /// Approved lines of a run become sent, now; how many.
@@ -245,10 +402,11 @@ impl Line {
         .execute(conn)
     }
 
-    /// The lines of a run that went to the bank, by id: what its bank file holds.
+    /// The bank-transfer lines of a run that went to the bank, by id: what its bank file holds.
     pub fn sent_of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
         payout_lines::table
             .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::method.eq("bank_transfer"))
             .filter(payout_lines::sent_at.is_not_null())
             .order(payout_lines::id)
             .select(Line::as_select())
@@ -285,8 +443,11 @@ impl Line {
             .load(conn)
     }
 
-    /// (currency, lines, amount) of a run's lines that are not canceled, by currency.
-    pub fn totals_of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<(String, i64, i64)>> {
+    /// (currency, lines, amount, withheld) of a run's lines that are not canceled, by currency.
+    pub fn totals_of_run(
+        conn: &mut DbConn,
+        run: &str,
+    ) -> QueryResult<Vec<(String, i64, i64, i64)>> {
         payout_lines::table
             .filter(payout_lines::run_id.eq(run))
             .filter(payout_lines::state.ne("canceled"))
@@ -298,8 +459,52 @@ impl Line {
                 diesel::dsl::sql::<diesel::sql_types::BigInt>(
                     "CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT)",
                 ),
+                diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "CAST(COALESCE(SUM(withheld_minor), 0) AS BIGINT)",
+                ),
             ))
             .load(conn)
+    }
+
+    /// Per creator and currency, after the (creator, currency) cursor: the lines the bank paid
+    /// in `[from, until)` (returned ones are not: that money never arrived), at most `limit`
+    /// groups as (creator, currency, lines, amount, withheld).
+    pub fn paid_totals(
+        conn: &mut DbConn,
+        from: NaiveDateTime,
+        until: NaiveDateTime,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> QueryResult<Vec<PaidTotal>> {
+        let mut q = payout_lines::table
+            .filter(payout_lines::state.eq("paid"))
+            .filter(payout_lines::paid_at.ge(from))
+            .filter(payout_lines::paid_at.lt(until))
+            .group_by((payout_lines::creator_id, payout_lines::currency))
+            .order((payout_lines::creator_id, payout_lines::currency))
+            .limit(limit)
+            .select((
+                payout_lines::creator_id,
+                payout_lines::currency,
+                diesel::dsl::count_star(),
+                diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT)",
+                ),
+                diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "CAST(COALESCE(SUM(withheld_minor), 0) AS BIGINT)",
+                ),
+            ))
+            .into_boxed();
+        if let Some((creator, currency)) = after {
+            q = q.filter(
+                payout_lines::creator_id
+                    .gt(creator.to_owned())
+                    .or(payout_lines::creator_id
+                        .eq(creator.to_owned())
+                        .and(payout_lines::currency.gt(currency.to_owned()))),
+            );
+        }
+        q.load(conn)
     }
 
     /// How many lines of a run are in each state.

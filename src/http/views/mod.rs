@@ -15,7 +15,10 @@ pub use creators::{CreatorView, EarningsView};
 pub use grants::GrantView;
 pub use keys::{NewServiceCredentialView, ServiceCredentialView};
 pub use packs::{PackEventView, PackView, Page, StickerView, StorePackView};
-pub use payouts::{AuditView, BankAccountView, LineView, RunSummaryView, RunView};
+pub use payouts::{
+    AuditView, BankAccountView, LineView, PayoutAccountView, RunSummaryView, RunView,
+    TaxProfileView, TaxTotalView,
+};
 pub use purchases::{DonationView, OrderView, StartedView, SubscriptionView};
 
 /// Maps a list of rows to their views.

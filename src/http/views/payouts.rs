@@ -2,8 +2,11 @@
 
 use crate::db::models::from_db;
 use crate::db::models::payouts::{AuditEvent, BankAccount, Carried, Line, Run};
+use crate::db::models::tax_profiles::TaxProfile;
 use crate::domain::bank_accounts::mask;
+use crate::domain::tax::Rates;
 use crate::services::payouts::runs::RunDetails;
+use crate::services::payouts::tax::{self, YearTotal};
 use crate::services::payouts::{run_state, Destination};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -39,6 +42,9 @@ impl From<&BankAccount> for BankAccountView {
 
 #[derive(Serialize)]
 pub struct DestinationView {
+    /// `bank_transfer` or `stripe_connect` (then `stripe_account` is set, the bank fields empty).
+    pub method: String,
+    pub stripe_account: Option<String>,
     pub holder_name: String,
     pub iban_masked: String,
     pub bic: Option<String>,
@@ -52,10 +58,18 @@ pub struct LineView {
     pub run_id: String,
     pub creator_id: String,
     pub currency: String,
+    /// What leaves the creator's balance: `net_minor` to the bank, `withheld_minor` to the tax
+    /// authority.
     pub amount_minor: i64,
+    pub withheld_minor: i64,
+    pub withholding_rate_bps: i32,
+    pub net_minor: i64,
     pub state: String,
     pub destination: DestinationView,
     pub reason_code: Option<String>,
+    pub paid_at: Option<DateTime<Utc>>,
+    /// The Stripe transfer that paid a Connect line.
+    pub transfer_id: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -68,8 +82,13 @@ impl From<&Line> for LineView {
             creator_id: l.creator_id.clone(),
             currency: l.currency.clone(),
             amount_minor: l.amount_minor,
+            withheld_minor: l.withheld_minor,
+            withholding_rate_bps: l.withholding_rate_bps,
+            net_minor: l.amount_minor - l.withheld_minor,
             state: l.state.clone(),
             destination: DestinationView {
+                method: l.method.clone(),
+                stripe_account: d.stripe_account,
                 holder_name: d.holder_name,
                 iban_masked: mask(&d.iban),
                 bic: d.bic,
@@ -77,6 +96,8 @@ impl From<&Line> for LineView {
                 country: d.country,
             },
             reason_code: l.reason_code.clone(),
+            paid_at: l.paid_at.map(from_db),
+            transfer_id: l.transfer_id.clone(),
             updated_at: from_db(l.updated_at),
         }
     }
@@ -106,6 +127,8 @@ pub struct TotalView {
     pub currency: String,
     pub lines: i64,
     pub amount_minor: i64,
+    pub withheld_minor: i64,
+    pub net_minor: i64,
 }
 
 #[derive(Serialize)]
@@ -124,8 +147,9 @@ pub struct RunView {
     pub carried: Vec<CarriedView>,
     pub carried_count: i64,
     pub lines_count: i64,
-    /// Draft lines the creator's available balance no longer covers, and draft lines held
-    /// or cooling off now: approval refuses a run with either.
+    /// Draft lines the creator's available balance no longer covers, and draft lines held,
+    /// cooling off, lacking a required tax profile or withholding at a changed rate now:
+    /// approval refuses a run with either.
     pub uncovered_lines: usize,
     pub blocked_lines: usize,
 }
@@ -144,10 +168,12 @@ impl From<&RunDetails> for RunView {
             totals: d
                 .totals
                 .iter()
-                .map(|(currency, lines, amount)| TotalView {
+                .map(|(currency, lines, amount, withheld)| TotalView {
                     currency: currency.clone(),
                     lines: *lines,
                     amount_minor: *amount,
+                    withheld_minor: *withheld,
+                    net_minor: amount - withheld,
                 })
                 .collect(),
             carried: d.carried.iter().map(CarriedView::from).collect(),
@@ -199,6 +225,119 @@ impl From<&AuditEvent> for AuditView {
             action: e.action.clone(),
             line_id: e.line_id.clone(),
             detail: e.detail.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TaxProfileView {
+    /// `us_person` (form W-9) or `foreign` (form W-8BEN).
+    pub kind: String,
+    pub form: &'static str,
+    pub legal_name: String,
+    pub tin_masked: Option<String>,
+    pub tin_type: Option<String>,
+    pub country: String,
+    pub treaty_rate_bps: Option<i32>,
+    pub signed_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `valid`, `rejected` (by finance, see `status_reason`) or `expired`.
+    pub status: &'static str,
+    pub status_reason: Option<String>,
+    /// The rate a payout withholds at now; `null` when payouts are blocked without a valid
+    /// profile.
+    pub withholding_rate_bps: Option<u16>,
+}
+
+impl TaxProfileView {
+    pub fn new(p: &TaxProfile, rates: &Rates, now: DateTime<Utc>) -> Self {
+        TaxProfileView {
+            form: if p.kind == "us_person" {
+                "W-9"
+            } else {
+                "W-8BEN"
+            },
+            kind: p.kind.clone(),
+            legal_name: p.legal_name.clone(),
+            tin_masked: tax::masked_tin(p),
+            tin_type: p.tin_type.clone(),
+            country: p.country.clone(),
+            treaty_rate_bps: p.treaty_rate_bps,
+            signed_at: from_db(p.signed_at),
+            expires_at: p.expires_at.map(from_db),
+            status: tax::status(p, now),
+            status_reason: p.status_reason.clone(),
+            withholding_rate_bps: tax::rate_of(rates, Some(p), now),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct TaxTotalView {
+    pub creator_id: String,
+    pub currency: String,
+    pub lines: i64,
+    /// Paid out before withholding: the income reported.
+    pub paid_minor: i64,
+    pub withheld_minor: i64,
+    pub net_minor: i64,
+    /// The information return it is filed on: `1099-MISC` (US person), `1042-S` (foreign
+    /// person, or no valid profile on file: withheld at the backup rate).
+    pub form: &'static str,
+    pub profile: Option<TaxProfileView>,
+}
+
+impl TaxTotalView {
+    pub fn new(t: &YearTotal, rates: &Rates, now: DateTime<Utc>) -> Self {
+        TaxTotalView {
+            creator_id: t.creator_id.clone(),
+            currency: t.currency.clone(),
+            lines: t.lines,
+            paid_minor: t.paid_minor,
+            withheld_minor: t.withheld_minor,
+            net_minor: t.paid_minor - t.withheld_minor,
+            form: match t.profile.as_ref().map(|p| p.kind.as_str()) {
+                Some("us_person") => "1099-MISC",
+                _ => "1042-S",
+            },
+            profile: t
+                .profile
+                .as_ref()
+                .map(|p| TaxProfileView::new(p, rates, now)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PayoutAccountView {
+    pub method: &'static str,
+    pub account_id: String,
+    /// The account's `capabilities.transfers`: payouts start when it is `active`.
+    pub transfers: String,
+    pub details_submitted: bool,
+    /// Payouts go to this account (the last payout method set up).
+    pub chosen: bool,
+    pub cooling_off_until: Option<DateTime<Utc>>,
+    /// A fresh single-use onboarding link (only in answers to POST); it expires within
+    /// minutes: ask again for a new one.
+    pub onboarding_url: Option<String>,
+    pub onboarding_expires_at: Option<DateTime<Utc>>,
+}
+
+impl PayoutAccountView {
+    pub fn new(
+        a: &crate::db::models::payouts::ConnectAccount,
+        link: Option<&crate::stripe::objects::AccountLink>,
+    ) -> Self {
+        PayoutAccountView {
+            method: "stripe_connect",
+            account_id: a.account_id.clone(),
+            transfers: a.transfers.clone(),
+            details_submitted: a.details_submitted,
+            chosen: a.chosen,
+            cooling_off_until: a.cooling_off_until.map(from_db),
+            onboarding_url: link.map(|l| l.url.clone()),
+            onboarding_expires_at: link.and_then(|l| DateTime::from_timestamp(l.expires_at, 0)),
         }
     }
 }

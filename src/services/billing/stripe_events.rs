@@ -57,6 +57,8 @@ pub struct Fetched {
     /// that overtakes the purchase's last write could not be matched, and an emulator that
     /// does not redeliver would lose the payment.
     pub subscription_owner: Option<String>,
+    /// A connected account as Stripe has it now.
+    pub account: Option<crate::stripe::objects::Account>,
 }
 
 /// Settings an event's effects depend on.
@@ -119,6 +121,8 @@ enum Need<'a> {
     Refund(&'a str),
     /// The disputed charge (its customer and metadata say whether it is ours).
     DisputedCharge(&'a str),
+    /// A connected account as it is now: events of one second may arrive in any order.
+    Account(&'a str),
 }
 
 fn needs(change: &Change) -> Vec<Need<'_>> {
@@ -142,6 +146,7 @@ fn needs(change: &Change) -> Vec<Need<'_>> {
             Some(Expandable::Id(id)) => vec![Need::DisputedCharge(id)],
             _ => Vec::new(),
         },
+        Change::AccountUpdated(a) if !a.id.is_empty() => vec![Need::Account(&a.id)],
         _ => Vec::new(),
     }
 }
@@ -197,6 +202,9 @@ async fn fetch_missing(
             Need::Refunds(charge) => fetched.refunds = Some(refunds_of(gw, charge).await?),
             Need::Refund(id) => {
                 fetched.refund = not_found_is_none(gw.retrieve_refund(id).await)?;
+            }
+            Need::Account(id) => {
+                fetched.account = not_found_is_none(gw.retrieve_account(id).await)?;
             }
             Need::DisputedCharge(id) => {
                 fetched.charge = not_found_is_none(gw.retrieve_charge(id).await)?;
@@ -283,6 +291,10 @@ pub fn apply(
 ) -> Result<Applied, AppError> {
     let created = event.created;
     let at = happened(event);
+    // A connected account's own events (its charges, refunds, …) are not ours to apply.
+    if event.account.is_some() && !matches!(change, Change::AccountUpdated(_)) {
+        return Ok(Applied::ignored());
+    }
     match change {
         Change::Subscription(sub) => {
             subscription_events::changed(conn, created, at, &sub, rules.grace_days)
@@ -310,6 +322,25 @@ pub fn apply(
             disputes::funds_reinstated(conn, &d, fetched.charge.as_ref())
         }
         Change::DisputeClosed(d) => disputes::closed(conn, &d, fetched.charge.as_ref()),
+        Change::AccountUpdated(account) => {
+            // Only a Connect endpoint's event names its account; the account must be ours.
+            let now = fetched.account.as_ref().unwrap_or(&account);
+            let ours = event.account.as_deref() == Some(account.id.as_str())
+                && crate::services::payouts::connect::account_updated(conn, now, created)?;
+            Ok(if ours {
+                Applied::default()
+            } else {
+                Applied::ignored()
+            })
+        }
+        Change::TransferReversed(transfer) => {
+            let ours = crate::services::payouts::connect::transfer_reversed(conn, &transfer)?;
+            Ok(if ours {
+                Applied::default()
+            } else {
+                Applied::ignored()
+            })
+        }
         Change::Other => Ok(Applied::default()),
     }
 }

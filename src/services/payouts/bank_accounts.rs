@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::db;
 use crate::db::models::creators::Creator;
 use crate::db::models::outbox;
-use crate::db::models::payouts::{audit_creator, BankAccount};
+use crate::db::models::payouts::{audit_creator, BankAccount, ConnectAccount};
 use crate::db::models::to_db;
 use crate::domain::bank_accounts::{mask, parse_bic, Iban};
 use crate::domain::money::Currency;
@@ -103,23 +103,30 @@ pub async fn put(
             return Err(AppError::not_found("creator profile"));
         }
         let before = BankAccount::find(conn, &account.creator_id)?;
-        let changed = before.as_ref().is_some_and(|b| {
-            (
-                &b.holder_name,
-                &b.iban,
-                &b.bic,
-                &b.town,
-                &b.country,
-                &b.currency,
-            ) != (
-                &account.holder_name,
-                &account.iban,
-                &account.bic,
-                &account.town,
-                &account.country,
-                &account.currency,
-            )
-        });
+        // Giving bank details leaves Connect: that redirects payouts like a change does.
+        let leaving_connect =
+            ConnectAccount::find(conn, &account.creator_id)?.is_some_and(|c| c.chosen);
+        if leaving_connect {
+            ConnectAccount::choose(conn, &account.creator_id, false, None)?;
+        }
+        let changed = leaving_connect
+            || before.as_ref().is_some_and(|b| {
+                (
+                    &b.holder_name,
+                    &b.iban,
+                    &b.bic,
+                    &b.town,
+                    &b.country,
+                    &b.currency,
+                ) != (
+                    &account.holder_name,
+                    &account.iban,
+                    &account.bic,
+                    &account.town,
+                    &account.country,
+                    &account.currency,
+                )
+            });
         account.cooling_off_until = if changed {
             Some(to_db(Utc::now() + cooling))
         } else {

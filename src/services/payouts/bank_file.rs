@@ -44,8 +44,8 @@ pub fn render(lines: &[Line]) -> Result<String, AppError> {
             field(&d.town),
             field(&d.country),
             field(&l.currency),
-            l.amount_minor.to_string(),
-            decimal(l.amount_minor, &l.currency),
+            l.net_minor().to_string(),
+            decimal(l.net_minor(), &l.currency),
         ];
         out.push_str(&row.join(","));
         out.push_str("\r\n");

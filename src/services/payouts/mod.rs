@@ -6,22 +6,28 @@
 
 pub mod bank_accounts;
 pub mod bank_file;
+pub mod connect;
 pub mod outcomes;
 pub mod runs;
 pub mod sepa_file;
 pub mod statements;
+pub mod tax;
 
 use crate::db::models::payouts::Line;
 use serde::{Deserialize, Serialize};
 
-/// Where a line is paid: the bank account as it was when the line was drawn.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// Where a line is paid: the bank account as it was when the line was drawn, or the creator's
+/// Stripe Connect account (the bank fields then empty).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Destination {
     pub holder_name: String,
     pub iban: String,
     pub bic: Option<String>,
     pub town: String,
     pub country: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe_account: Option<String>,
 }
 
 impl Destination {
@@ -37,13 +43,7 @@ impl Destination {
 
     /// The snapshot for showing (masked by the view); blank if damaged.
     pub fn of(line: &Line) -> Destination {
-        serde_json::from_str(&line.destination).unwrap_or(Destination {
-            holder_name: String::new(),
-            iban: String::new(),
-            bic: None,
-            town: String::new(),
-            country: String::new(),
-        })
+        serde_json::from_str(&line.destination).unwrap_or_default()
     }
 }
 

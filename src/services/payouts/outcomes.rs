@@ -53,10 +53,24 @@ impl Outcome {
 
 /// Tells the creator their payout was paid, with this month's statement attached as CSV
 /// (once per line).
-fn paid_email(conn: &mut crate::db::DbConn, line: &Line, hold_days: i64) -> Result<(), AppError> {
+pub(super) fn paid_email(
+    conn: &mut crate::db::DbConn,
+    line: &Line,
+    hold_days: i64,
+) -> Result<(), AppError> {
     let month = Month::of(Utc::now());
     let key = format!("payout_paid:{}", line.id);
-    let amount = display(line.amount_minor, &line.currency);
+    let amount = display(line.net_minor(), &line.currency);
+    let tax = if line.withheld_minor > 0 {
+        format!(
+            " after {} income tax withheld ({}.{:02} %)",
+            display(line.withheld_minor, &line.currency),
+            line.withholding_rate_bps / 100,
+            line.withholding_rate_bps % 100
+        )
+    } else {
+        String::new()
+    };
     let queued = outbox::enqueue_to_user(
         conn,
         &line.creator_id,
@@ -64,8 +78,11 @@ fn paid_email(conn: &mut crate::db::DbConn, line: &Line, hold_days: i64) -> Resu
         "payout_paid",
         format!("Your payout of {amount} was paid"),
         format!(
-            "We paid {amount} into {} (reference {}).\n\nYour statement for {month} is attached.\n",
-            mask(&Destination::of(line).iban),
+            "We paid {amount}{tax} into {} (reference {}).\n\nYour statement for {month} is attached.\n",
+            match Destination::of(line).stripe_account {
+                Some(account) => format!("your Stripe account {account}"),
+                None => mask(&Destination::of(line).iban),
+            },
             line.id
         ),
     )?;
@@ -204,6 +221,16 @@ fn apply(
     if line.state == to {
         return Ok(line);
     }
+    if line.method == "stripe_connect" {
+        return Err(AppError::conflict(
+            "invalid_transition",
+            format!(
+                "line {} is paid through Stripe Connect: its transfer settles it (a reversal \
+                 made in Stripe returns it)",
+                line.id
+            ),
+        ));
+    }
     let (from, step) = outcome.from();
     let at = crate::db::models::to_db(Utc::now());
     if !from.contains(&line.state.as_str())
@@ -234,6 +261,11 @@ fn apply(
         state: to.to_owned(),
         reason_code: reason_code.map(str::to_owned),
         updated_at: at,
+        paid_at: if outcome == Outcome::Paid {
+            Some(at)
+        } else {
+            line.paid_at
+        },
         ..line
     })
 }

@@ -5,12 +5,15 @@ use crate::app::AppState;
 use crate::db;
 use crate::db::models::ledger as ledger_db;
 use crate::db::models::payouts::{
-    audit, available_balances, lock_available, BankAccount, Carried, Hold, Line, Run,
+    audit, available_balances, lock_available, BankAccount, Carried, ConnectAccount, Hold, Line,
+    Run,
 };
+use crate::db::models::tax_profiles::TaxProfile;
 use crate::db::models::{from_db, new_id, to_db};
 use crate::db::DbConn;
 use crate::domain::ledger::{self, Account, AccountKind, PayoutStep};
 use crate::domain::money::Currency;
+use crate::domain::tax::{withheld, Rates};
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::RunQueryDsl;
@@ -25,8 +28,8 @@ pub struct RunDetails {
     pub drafts: Vec<Line>,
     /// How many lines are in each state.
     pub state_counts: Vec<(String, i64)>,
-    /// (currency, lines, amount) over the lines not canceled.
-    pub totals: Vec<(String, i64, i64)>,
+    /// (currency, lines, amount, withheld) over the lines not canceled.
+    pub totals: Vec<(String, i64, i64, i64)>,
     /// The first carried balances (see `carried_count` for all).
     pub carried: Vec<Carried>,
     pub carried_count: i64,
@@ -50,7 +53,8 @@ impl RunDetails {
 const CARRIED_SHOWN: i64 = 100;
 
 /// Where a draft line stands now: whether the creator's available balance still covers it,
-/// and what would stop it being paid (a hold, a change of bank details being cooled off).
+/// and what would stop it being paid (a hold, a change of bank details being cooled off, no
+/// valid tax profile where one is required, or a profile that changed the line's withholding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Standing {
     pub covered: bool,
@@ -58,7 +62,11 @@ pub struct Standing {
 }
 
 /// The standing of each draft line, by line id.
-fn standings(conn: &mut DbConn, lines: &[Line]) -> Result<BTreeMap<String, Standing>, AppError> {
+fn standings(
+    conn: &mut DbConn,
+    rates: &Rates,
+    lines: &[Line],
+) -> Result<BTreeMap<String, Standing>, AppError> {
     let drafts: Vec<&Line> = lines.iter().filter(|l| l.state == "draft").collect();
     if drafts.is_empty() {
         return Ok(BTreeMap::new());
@@ -67,6 +75,8 @@ fn standings(conn: &mut DbConn, lines: &[Line]) -> Result<BTreeMap<String, Stand
     let held: HashSet<String> = Hold::held(conn)?.into_iter().collect();
     let creators: Vec<String> = drafts.iter().map(|l| l.creator_id.clone()).collect();
     let accounts = BankAccount::all_of(conn, &creators)?;
+    let connects = ConnectAccount::all_of(conn, &creators)?;
+    let profiles = TaxProfile::all_of(conn, &creators)?;
     let now = Utc::now();
     Ok(drafts
         .into_iter()
@@ -75,14 +85,27 @@ fn standings(conn: &mut DbConn, lines: &[Line]) -> Result<BTreeMap<String, Stand
                 .get(&(l.creator_id.clone(), l.currency.clone()))
                 .copied()
                 .unwrap_or(0);
-            let cooling = accounts
-                .get(&l.creator_id)
-                .and_then(|a| a.cooling_off_until)
-                .is_some_and(|t| from_db(t) > now);
+            let connect = connects.get(&l.creator_id);
+            let cooling = if l.method == "stripe_connect" {
+                connect.and_then(|c| c.cooling_off_until)
+            } else {
+                accounts
+                    .get(&l.creator_id)
+                    .and_then(|a| a.cooling_off_until)
+            }
+            .is_some_and(|t| from_db(t) > now);
+            let connect_ready = connect.is_some_and(|c| c.transfers == "active" && c.chosen);
+            let rate = super::tax::rate_of(rates, profiles.get(&l.creator_id), now);
             let blocked = if held.contains(&l.creator_id) {
                 Some("on_hold")
             } else if cooling {
                 Some("cooling_off")
+            } else if l.method == "stripe_connect" && !connect_ready {
+                Some("connect_not_ready")
+            } else if rate.is_none() {
+                Some("no_tax_profile")
+            } else if rate.map(i32::from) != Some(l.withholding_rate_bps) {
+                Some("tax_profile_changed")
             } else {
                 None
             };
@@ -97,7 +120,7 @@ fn standings(conn: &mut DbConn, lines: &[Line]) -> Result<BTreeMap<String, Stand
         .collect())
 }
 
-fn load(conn: &mut DbConn, id: &str) -> Result<RunDetails, AppError> {
+fn load(conn: &mut DbConn, rates: &Rates, id: &str) -> Result<RunDetails, AppError> {
     let run =
         Run::find(conn, id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
     let drafts = Line::drafts_of_run(conn, id)?;
@@ -105,7 +128,7 @@ fn load(conn: &mut DbConn, id: &str) -> Result<RunDetails, AppError> {
     let totals = Line::totals_of_run(conn, id)?;
     let carried = Carried::of_run(conn, id, CARRIED_SHOWN)?;
     let carried_count = Carried::count_of_run(conn, id)?;
-    let standings = standings(conn, &drafts)?;
+    let standings = standings(conn, rates, &drafts)?;
     let digest = digest(&drafts, &standings);
     Ok(RunDetails {
         run,
@@ -119,7 +142,8 @@ fn load(conn: &mut DbConn, id: &str) -> Result<RunDetails, AppError> {
     })
 }
 
-/// SHA-256 over the run's draft lines (id, creator, currency, amount, destination) and where
+/// SHA-256 over the run's draft lines (id, creator, currency, amount, withholding,
+/// destination) and where
 /// each stands now (covered by the balance; held or cooling off): an approval quoting it
 /// approves exactly what the approver saw. A refund that leaves a line uncovered, or a hold
 /// set since, makes it stale; new earnings do not, so a large run stays approvable.
@@ -128,11 +152,13 @@ pub fn digest(lines: &[Line], standings: &BTreeMap<String, Standing>) -> String 
     for l in lines.iter().filter(|l| l.state == "draft") {
         let s = standings.get(&l.id);
         hash.update(format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             l.id,
             l.creator_id,
             l.currency,
             l.amount_minor,
+            l.withheld_minor,
+            l.withholding_rate_bps,
             l.destination,
             s.is_some_and(|s| s.covered),
             s.and_then(|s| s.blocked).unwrap_or("-"),
@@ -142,8 +168,39 @@ pub fn digest(lines: &[Line], standings: &BTreeMap<String, Standing>) -> String 
 }
 
 pub async fn get(state: &AppState, id: &str) -> Result<RunDetails, AppError> {
-    let id = id.to_owned();
-    db::run(&state.pool, move |conn| load(conn, &id)).await
+    let (id, rates) = (id.to_owned(), state.settings.payouts.tax);
+    db::run(&state.pool, move |conn| load(conn, &rates, &id)).await
+}
+
+/// How a creator is paid: through their Connect account when they chose it, else to their
+/// bank account.
+enum Payee<'a> {
+    Bank(&'a BankAccount),
+    Connect(&'a ConnectAccount),
+    Nobody,
+}
+
+impl<'a> Payee<'a> {
+    fn of(bank: Option<&'a BankAccount>, connect: Option<&'a ConnectAccount>) -> Payee<'a> {
+        match (connect, bank) {
+            (Some(c), _) if c.chosen => Payee::Connect(c),
+            (_, Some(b)) => Payee::Bank(b),
+            _ => Payee::Nobody,
+        }
+    }
+
+    /// What stops paying `currency` to this payee now, if anything.
+    fn blocked(&self, currency: &str, now: DateTime<Utc>) -> Option<&'static str> {
+        let cooling = |t: Option<chrono::NaiveDateTime>| t.is_some_and(|t| from_db(t) > now);
+        match self {
+            Payee::Nobody => Some("no_bank_account"),
+            Payee::Bank(a) if a.currency != currency => Some("no_account_in_currency"),
+            Payee::Bank(a) if cooling(a.cooling_off_until) => Some("cooling_off"),
+            Payee::Connect(c) if cooling(c.cooling_off_until) => Some("cooling_off"),
+            Payee::Connect(c) if c.transfers != "active" => Some("connect_not_ready"),
+            _ => None,
+        }
+    }
 }
 
 /// Why a balance is not paid in this run, or `None` when it is.
@@ -152,9 +209,8 @@ fn carried_reason(
     minimum: Option<i64>,
     held: bool,
     open: bool,
-    account: Option<&BankAccount>,
-    currency: &str,
-    now: DateTime<Utc>,
+    payee_blocked: Option<&'static str>,
+    rate: Option<u16>,
 ) -> Option<&'static str> {
     Some(if available < 0 {
         "negative"
@@ -166,13 +222,12 @@ fn carried_reason(
         "on_hold"
     } else if open {
         "in_open_run"
+    } else if let Some(why) = payee_blocked {
+        why
+    } else if rate.is_none() {
+        "no_tax_profile"
     } else {
-        match account {
-            None => "no_bank_account",
-            Some(a) if a.currency != currency => "no_account_in_currency",
-            Some(a) if a.cooling_off_until.is_some_and(|t| from_db(t) > now) => "cooling_off",
-            Some(_) => return None,
-        }
+        return None;
     })
 }
 
@@ -204,6 +259,8 @@ pub async fn create(
             .into_iter()
             .collect();
         let accounts = BankAccount::all_of(conn, &creators)?;
+        let connects = ConnectAccount::all_of(conn, &creators)?;
+        let profiles = TaxProfile::all_of(conn, &creators)?;
         let run = Run {
             id: new_id("prun"),
             cutoff: to_db(cutoff),
@@ -226,49 +283,70 @@ pub async fn create(
             if available == 0 {
                 continue;
             }
-            let account = accounts.get(creator);
+            let payee = Payee::of(accounts.get(creator), connects.get(creator));
+            let rate = super::tax::rate_of(&settings.tax, profiles.get(creator), now);
             let mut reason = carried_reason(
                 available,
                 settings.minimum(currency),
                 held.contains(creator),
                 open.contains(&(creator.clone(), currency.clone())),
-                account,
-                currency,
-                now,
+                payee.blocked(currency, now),
+                rate,
             );
             if reason.is_none() && lines.len() as i64 >= settings.max_lines {
                 reason = Some("run_full");
             }
-            match (reason, account) {
-                (None, Some(a)) => lines.push(Line {
-                    // The line's id is its SEPA `EndToEndId`: at most 35 characters of SEPA's
-                    // Latin set, which has `-` but no `_`.
-                    id: format!("pl-{}", uuid::Uuid::new_v4().simple()),
-                    run_id: run.id.clone(),
-                    creator_id: creator.clone(),
-                    currency: currency.clone(),
-                    amount_minor: available,
-                    state: "draft".into(),
-                    destination: serde_json::to_string(&Destination {
+            let (method, destination) = match (&payee, reason) {
+                (Payee::Bank(a), None) => (
+                    "bank_transfer",
+                    Destination {
                         holder_name: a.holder_name.clone(),
                         iban: a.iban.clone(),
                         bic: a.bic.clone(),
                         town: a.town.clone(),
                         country: a.country.clone(),
-                    })
+                        stripe_account: None,
+                    },
+                ),
+                (Payee::Connect(c), None) => (
+                    "stripe_connect",
+                    Destination {
+                        stripe_account: Some(c.account_id.clone()),
+                        ..Destination::default()
+                    },
+                ),
+                (_, reason) => {
+                    carried.push(Carried {
+                        run_id: run.id.clone(),
+                        creator_id: creator.clone(),
+                        currency: currency.clone(),
+                        available_minor: available,
+                        reason: reason.unwrap_or("no_bank_account").to_owned(),
+                    });
+                    continue;
+                }
+            };
+            let rate = rate.unwrap_or(0);
+            lines.push(Line {
+                // The line's id is its SEPA `EndToEndId`: at most 35 characters of SEPA's
+                // Latin set, which has `-` but no `_`.
+                id: format!("pl-{}", uuid::Uuid::new_v4().simple()),
+                run_id: run.id.clone(),
+                creator_id: creator.clone(),
+                currency: currency.clone(),
+                amount_minor: available,
+                state: "draft".into(),
+                destination: serde_json::to_string(&destination)
                     .map_err(|e| AppError::Internal(e.into()))?,
-                    reason_code: None,
-                    sent_at: None,
-                    updated_at: to_db(now),
-                }),
-                (reason, _) => carried.push(Carried {
-                    run_id: run.id.clone(),
-                    creator_id: creator.clone(),
-                    currency: currency.clone(),
-                    available_minor: available,
-                    reason: reason.unwrap_or("no_bank_account").to_owned(),
-                }),
-            }
+                reason_code: None,
+                sent_at: None,
+                updated_at: to_db(now),
+                withheld_minor: withheld(available, rate),
+                withholding_rate_bps: i32::from(rate),
+                paid_at: None,
+                method: method.to_owned(),
+                transfer_id: None,
+            });
         }
         Line::insert_all(conn, &lines)?;
         Carried::insert_all(conn, &carried)?;
@@ -285,7 +363,7 @@ pub async fn create(
                 carried.len()
             ),
         )?;
-        load(conn, &run.id)
+        load(conn, &settings.tax, &run.id)
     })
     .await
 }
@@ -301,6 +379,7 @@ pub async fn approve(
     quoted: &str,
 ) -> Result<RunDetails, AppError> {
     let (actor, id, quoted) = (actor.to_owned(), id.to_owned(), quoted.to_owned());
+    let rates = state.settings.payouts.tax;
     db::transaction(&state.pool, move |conn| {
         let run = Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
         if run.created_by == actor {
@@ -321,7 +400,7 @@ pub async fn approve(
         }
         let accounts: Vec<String> = drafts.iter().map(available_account).collect::<Result<_, _>>()?;
         lock_available(conn, &accounts)?;
-        let standings = standings(conn, &drafts)?;
+        let standings = standings(conn, &rates, &drafts)?;
         if digest(&drafts, &standings) != quoted {
             return Err(AppError::conflict(
                 "digest_mismatch",
@@ -354,7 +433,7 @@ pub async fn approve(
         }
         Run::approved(conn, &id, &actor)?;
         audit(conn, &id, None, &actor, "approve", &format!("digest {quoted}; {} lines", drafts.len()))?;
-        load(conn, &id)
+        load(conn, &rates, &id)
     })
     .await
 }
@@ -375,10 +454,17 @@ fn available_account(line: &Line) -> Result<String, AppError> {
 /// Posts a step of a line. Callers have just moved the line's state with a guarded update, so
 /// the step was never posted: no lookup first (the key's uniqueness still refuses a second).
 pub(super) fn post(conn: &mut DbConn, step: PayoutStep, line: &Line) -> Result<(), AppError> {
+    let via = if line.method == "stripe_connect" {
+        ledger::PayoutVia::Stripe
+    } else {
+        ledger::PayoutVia::Bank
+    };
     let lines = ledger::payout(
         step,
+        via,
         &line.creator_id,
         line.amount_minor,
+        line.withheld_minor,
         &currency_of(line)?,
     )
     .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
@@ -401,6 +487,7 @@ pub(super) fn post(conn: &mut DbConn, step: PayoutStep, line: &Line) -> Result<(
 /// Cancels a run's draft lines (nothing has moved yet).
 pub async fn cancel(state: &AppState, actor: &str, id: &str) -> Result<RunDetails, AppError> {
     let (actor, id) = (actor.to_owned(), id.to_owned());
+    let rates = state.settings.payouts.tax;
     db::transaction(&state.pool, move |conn| {
         Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
         let mut canceled = 0;
@@ -426,27 +513,50 @@ pub async fn cancel(state: &AppState, actor: &str, id: &str) -> Result<RunDetail
             "cancel",
             &format!("{canceled} lines"),
         )?;
-        load(conn, &id)
+        load(conn, &rates, &id)
     })
     .await
 }
 
-/// Hands the approved lines to the bank: they become `sent` and stay in the run's bank file.
+/// Hands the approved lines on: bank-transfer lines become `sent` and stay in the run's bank
+/// file; Connect lines become `sent` and are then transferred (see `connect::transfer_sent`).
+/// Sending again transfers the Connect lines a previous send could not.
 pub async fn send(state: &AppState, actor: &str, id: &str) -> Result<RunDetails, AppError> {
-    let (actor, id) = (actor.to_owned(), id.to_owned());
-    db::transaction(&state.pool, move |conn| {
-        Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
-        let sent = Line::send_approved(conn, &id)?;
-        if sent == 0 {
+    let (who, run) = (actor.to_owned(), id.to_owned());
+    let stripe = state.stripe.is_some();
+    let sent = db::transaction(&state.pool, move |conn| {
+        Run::find(conn, &run)?.ok_or_else(|| AppError::not_found(format!("payout run {run}")))?;
+        // Connect lines go nowhere without Stripe: refuse before anything is marked sent.
+        if !stripe && Line::approved_by(conn, &run, "stripe_connect")? > 0 {
+            return Err(AppError::client(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "stripe_not_configured",
+                "the run has Stripe Connect lines and Stripe is not configured on this service",
+            ));
+        }
+        let sent = Line::send_approved(conn, &run)?;
+        let waiting = Line::untransferred(conn, &run)?.len();
+        if sent == 0 && waiting == 0 {
             return Err(AppError::conflict(
                 "invalid_state",
                 "the run has no approved lines to send",
             ));
         }
-        audit(conn, &id, None, &actor, "send", &format!("{sent} lines"))?;
-        load(conn, &id)
+        if sent > 0 {
+            audit(conn, &run, None, &who, "send", &format!("{sent} lines"))?;
+        }
+        Ok(sent)
     })
-    .await
+    .await?;
+    let (left, unreachable) = super::connect::transfer_sent(state, actor, id).await?;
+    if unreachable && sent == 0 {
+        return Err(AppError::client(
+            actix_web::http::StatusCode::BAD_GATEWAY,
+            "stripe_unavailable",
+            format!("Stripe could not be reached; {left} Connect lines are still to be transferred: send again"),
+        ));
+    }
+    get(state, id).await
 }
 
 /// Runs, newest first.

@@ -59,7 +59,7 @@ pub fn render(
     };
     let v09 = version == "pain.001.001.09";
     let (msg_id, pmt_inf_id) = ids(run, &lines);
-    let total: i64 = lines.iter().map(|l| l.amount_minor).sum();
+    let total: i64 = lines.iter().map(|l| l.net_minor()).sum();
     let (count, sum) = (lines.len(), decimal(total, "EUR"));
     let execution = next_business_day(sent.date()).format("%Y-%m-%d");
     let debtor = xml(&transliterate(&settings.debtor_name, 70));
@@ -113,7 +113,7 @@ pub fn render(
              <Cdtr><Nm>{name}</Nm>{address}</Cdtr><CdtrAcct><Id><IBAN>{}</IBAN></Id></CdtrAcct>\
              <RmtInf><Ustrd>Kopilka creator payout {}</Ustrd></RmtInf></CdtTrfTxInf>\n",
             xml(&l.id),
-            decimal(l.amount_minor, "EUR"),
+            decimal(l.net_minor(), "EUR"),
             xml(&d.iban),
             xml(&l.id),
         ));

@@ -81,7 +81,10 @@ impl std::fmt::Display for Month {
 pub struct PayoutItem {
     pub line_id: String,
     pub run_id: String,
+    /// Out of the balance: `net_minor` to the bank, `withheld_minor` income tax.
     pub amount_minor: i64,
+    pub withheld_minor: i64,
+    pub net_minor: i64,
     pub state: String,
     pub destination: String,
     pub reason_code: Option<String>,
@@ -112,9 +115,11 @@ pub struct Statement {
     pub refunds_and_disputes_minor: i64,
     /// Moved from pending to available (no change to the total).
     pub released_minor: i64,
-    /// Paid out (negative), and returned or failed payouts coming back (positive).
+    /// Paid out (negative), and returned or failed payouts coming back (positive), net of
+    /// the tax withheld from them.
     pub payouts_minor: i64,
-    /// Tax withheld at payout (none is withheld yet).
+    /// Income tax withheld at payout (negative), and released again when a payout failed or
+    /// came back (positive).
     pub withheld_minor: i64,
     /// Anything else posted to the creator's accounts (corrections).
     pub other_minor: i64,
@@ -203,15 +208,32 @@ pub fn of_month(
     {
         lines.entry(l.id.clone()).or_insert(l);
     }
+    // Each payout posting moves its whole line; the tax withheld from it is shown apart.
+    let mut withheld_total = 0;
+    for (source, _, amount) in &moves {
+        if let Some(line) = source
+            .strip_prefix("payout:")
+            .and_then(|rest| rest.rsplit(':').next())
+            .and_then(|id| lines.get(id))
+        {
+            withheld_total += line.withheld_minor * (-amount).signum();
+        }
+    }
     let payouts = lines
         .into_values()
         .map(|l| {
             let d = super::Destination::of(&l);
+            let net_minor = l.net_minor();
             PayoutItem {
-                destination: format!("{} {}", d.holder_name, mask(&d.iban)),
+                destination: match &d.stripe_account {
+                    Some(account) => format!("Stripe account {account}"),
+                    None => format!("{} {}", d.holder_name, mask(&d.iban)),
+                },
                 line_id: l.id,
                 run_id: l.run_id,
                 amount_minor: l.amount_minor,
+                withheld_minor: l.withheld_minor,
+                net_minor,
                 state: l.state,
                 reason_code: l.reason_code,
             }
@@ -244,8 +266,8 @@ pub fn of_month(
     let get = |k: &str| by_kind.get(k).copied().unwrap_or(0);
     let sales_share = get("charge");
     let refunds = get("refund") + get("dispute");
-    let payouts_total = get("payout");
-    let known = sales_share + refunds + payouts_total;
+    let payouts_total = get("payout") - withheld_total;
+    let known = sales_share + refunds + payouts_total + withheld_total;
     let all: i64 = moves.iter().map(|(_, _, a)| -a).sum();
     let other = all - known;
     let closing_pending = -balance_before(conn, &pending_id, end)?;
@@ -263,7 +285,7 @@ pub fn of_month(
         refunds_and_disputes_minor: refunds,
         released_minor: get("released"),
         payouts_minor: payouts_total,
-        withheld_minor: 0,
+        withheld_minor: withheld_total,
         other_minor: other,
         closing_minor: closing_pending + closing_available,
         closing_pending_minor: closing_pending,
@@ -375,7 +397,11 @@ pub fn csv(s: &Statement) -> String {
             &p.state,
             &p.line_id,
             p.amount_minor,
-            &p.destination,
+            &if p.withheld_minor > 0 {
+                format!("{}; {} withheld", p.destination, p.withheld_minor)
+            } else {
+                p.destination.clone()
+            },
         );
     }
     for p in &s.pending {

@@ -1,0 +1,4 @@
+DROP INDEX payout_lines_transfer;
+ALTER TABLE payout_lines DROP COLUMN transfer_id;
+ALTER TABLE payout_lines DROP COLUMN method;
+DROP TABLE payout_connect_accounts;

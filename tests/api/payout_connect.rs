@@ -1,0 +1,255 @@
+//! Stripe Connect payouts, against a Stripe-shaped stand-in (no emulator has Connect): a
+//! creator's Express account, its onboarding link, `account.updated` on the Connect endpoint
+//! (its own secret), one transfer per line under the line's idempotency key, a refused
+//! transfer failing its line at once, and `transfer.reversed` returning the money.
+
+use crate::billing_helpers::{balance, deliver, spawn_unhooked};
+use crate::both;
+use crate::connect_stub::{sign, ConnectStub};
+use crate::helpers::{assert_problem, Backend, TestApp};
+use crate::payouts::{
+    approved, assert_money_matches_lines, bank_account, carried_of, creator, creator_token, draw,
+    german, id, line_for, lines_of, make_available, outcome, owed, run_of, stepped,
+};
+use crate::real_parts::real_parts;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const CONNECT_SECRET: &str = "whsec_connect_endpoint_test";
+
+async fn connect_app(b: Backend) -> (TestApp, ConnectStub) {
+    let stub = ConnectStub::start(real_parts().stripe_url.clone());
+    let url = stub.url();
+    let app = spawn_unhooked(b, move |s| {
+        s.stripe.api_base = url;
+        s.stripe.connect_webhook_secrets = vec![CONNECT_SECRET.to_owned().into()];
+    })
+    .await;
+    (app, stub)
+}
+
+/// POST /v1/creators/me/payout-account as the creator; returns the PayoutAccountView.
+async fn set_up(app: &TestApp, creator: &str) -> Value {
+    let res = app
+        .post(
+            "/v1/creators/me/payout-account",
+            &creator_token(app, creator),
+            &serde_json::json!({}),
+        )
+        .await;
+    let status = res.status();
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(status, StatusCode::OK, "payout account: {body}");
+    body
+}
+
+/// Delivers `event` to the Connect endpoint, signed with its secret.
+async fn to_connect_endpoint(app: &TestApp, event: &Value) -> reqwest::Response {
+    crate::stripe_shapes::assert_stripe_shaped(event);
+    let body = event.to_string();
+    app.client
+        .post(app.url("/v1/webhooks/stripe-connect"))
+        .header("Stripe-Signature", sign(&body, CONNECT_SECRET))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("deliver")
+}
+
+/// A creator paid through a Connect account the stub onboarded (and the app heard of it).
+async fn connected(app: &TestApp, stub: &ConnectStub, amount: i64) -> (String, String) {
+    let c = creator(app).await;
+    make_available(app, &c, "USD", amount).await;
+    let account = set_up(app, &c).await["account_id"]
+        .as_str()
+        .expect("account")
+        .to_owned();
+    stub.onboard(&account);
+    let res = to_connect_endpoint(app, &stub.account_updated_event(&account)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    (c, account)
+}
+
+both!(
+    connect_payouts_transfer_each_line_once_and_a_reversal_returns_the_money,
+    |b: Backend| async move {
+        let (app, stub) = connect_app(b).await;
+        let ada = creator(&app).await;
+        make_available(&app, &ada, "USD", 5_000).await;
+
+        // The Express account is made once; every call gives a fresh onboarding link.
+        let first = set_up(&app, &ada).await;
+        let account = first["account_id"].as_str().expect("account").to_owned();
+        assert!(account.starts_with("acct_"), "{first}");
+        assert_eq!(first["method"], "stripe_connect");
+        assert_eq!(first["transfers"], "inactive");
+        assert_eq!(first["chosen"], true);
+        assert!(
+            first["cooling_off_until"].is_null(),
+            "no earlier method: {first}"
+        );
+        let again = set_up(&app, &ada).await;
+        assert_eq!(again["account_id"], account.as_str());
+        assert_ne!(again["onboarding_url"], first["onboarding_url"]);
+        assert!(again["onboarding_expires_at"].is_string());
+        let made: Vec<_> = stub
+            .requests()
+            .into_iter()
+            .filter(|(m, p, _, _)| m == "POST" && p == "/v1/accounts")
+            .collect();
+        assert_eq!(made.len(), 1, "one account: {made:?}");
+        assert_eq!(
+            made[0].3.as_deref(),
+            Some(format!("kopilka-connect-account-{ada}").as_str())
+        );
+        let form = &made[0].2;
+        for (k, v) in [
+            ("controller[stripe_dashboard][type]", "express"),
+            ("controller[fees][payer]", "application"),
+            ("capabilities[transfers][requested]", "true"),
+            ("country", "DE"),
+        ] {
+            assert!(
+                form.iter().any(|(fk, fv)| fk == k && fv == v),
+                "{k}={v} in {form:?}"
+            );
+        }
+
+        // Two first calls at once (another creator): one account, both answered.
+        let eve = creator(&app).await;
+        let (a, b) = futures_util::join!(set_up(&app, &eve), set_up(&app, &eve));
+        assert_eq!(a["account_id"], b["account_id"]);
+        let accounts: std::collections::BTreeSet<String> = stub
+            .requests()
+            .into_iter()
+            .filter(|(m, p, _, _)| m == "POST" && p == "/v1/accounts")
+            .filter_map(|(_, _, _, key)| key)
+            .collect();
+        assert_eq!(accounts.len(), 2, "one key per creator: {accounts:?}");
+
+        // Not onboarded yet: carried.
+        let run = draw(&app).await;
+        assert_eq!(
+            carried_of(&run, &ada, "USD"),
+            Some(("connect_not_ready".to_owned(), 5_000))
+        );
+
+        // Onboarded: Stripe tells the Connect endpoint (never the platform one).
+        let stale = stub.account_updated_event(&account);
+        stub.onboard(&account);
+        let fresh = stub.account_updated_event(&account);
+        let res = crate::billing_helpers::forward(&app, &fresh).await;
+        assert_problem(res, StatusCode::BAD_REQUEST, "invalid_event").await;
+        let res = to_connect_endpoint(&app, &fresh).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        // An older event arriving late changes nothing.
+        let mut stale = stale;
+        stale["created"] = (fresh["created"].as_i64().expect("created") - 10).into();
+        assert_eq!(
+            to_connect_endpoint(&app, &stale).await.status(),
+            StatusCode::OK
+        );
+        let view: Value = app
+            .get("/v1/creators/me/payout-account", &creator_token(&app, &ada))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(view["transfers"], "active", "{view}");
+        assert!(view["onboarding_url"].is_null());
+
+        // Bea's account is onboarded, then restricted at Stripe before we hear of it: her
+        // transfer is refused and her line fails at once. Cid's first attempt meets a Stripe
+        // outage and is retried under the same key.
+        let (bea, bea_account) = connected(&app, &stub, 3_000).await;
+        stub.restrict(&bea_account, &["individual.verification.document"]);
+        let (cid, _) = connected(&app, &stub, 2_000).await;
+
+        let run = draw(&app).await;
+        let run_id = id(&run);
+        let lines = lines_of(&app, &run_id).await;
+        let line = line_for(&lines, &ada);
+        assert_eq!(line["destination"]["method"], "stripe_connect");
+        assert_eq!(line["destination"]["stripe_account"], account.as_str());
+        approved(&app, &run_id).await;
+        stub.fail_next("/v1/transfers", 500);
+        stepped(&app, &run_id, "send").await;
+        let lines = lines_of(&app, &run_id).await;
+        let ada_line = line_for(&lines, &ada);
+        assert_eq!(ada_line["state"], "paid", "{ada_line}");
+        let transfer_id = ada_line["transfer_id"]
+            .as_str()
+            .expect("transfer")
+            .to_owned();
+        let transfer = stub.transfer(&transfer_id);
+        assert_eq!(transfer["amount"], 5_000);
+        assert_eq!(transfer["destination"], account.as_str());
+        assert_eq!(transfer["transfer_group"], run_id.as_str());
+        let bea_line = line_for(&lines, &bea);
+        assert_eq!(bea_line["state"], "failed", "{bea_line}");
+        assert_eq!(
+            bea_line["reason_code"], "insufficient_capabilities_for_transfer",
+            "{bea_line}"
+        );
+        assert_eq!(
+            owed(&app, &bea, "USD").await,
+            3_000,
+            "a refused transfer pays nothing"
+        );
+        assert_eq!(line_for(&lines, &cid)["state"], "paid");
+        // One transfer per paid line, each under its line's key, however many attempts.
+        let attempts: Vec<Option<String>> = stub
+            .requests()
+            .into_iter()
+            .filter(|(m, p, _, _)| m == "POST" && p == "/v1/transfers")
+            .map(|(_, _, _, key)| key)
+            .collect();
+        assert_eq!(stub.transfers().len(), 2, "{attempts:?}");
+        for l in [&ada_line, &line_for(&lines, &cid)] {
+            let key = format!("kopilka-payout-{}", id(l));
+            assert!(attempts.contains(&Some(key)), "{attempts:?}");
+        }
+        assert!(attempts.len() >= 4, "the outage was retried: {attempts:?}");
+        // Paid out of the Stripe balance: 100.00 of sales came in, 70.00 was transferred.
+        let cleared = balance(&app, "stripe_clearing:platform:USD").await;
+        assert_eq!(cleared, 3_000, "transfers leave the Stripe balance");
+        assert_money_matches_lines(&app).await;
+        // Finance does not record a Connect line's outcome: Stripe settles it.
+        let res = outcome(&app, &run_id, &id(&ada_line), "returned", Some("AC04")).await;
+        assert_problem(res, StatusCode::CONFLICT, "invalid_transition").await;
+
+        // We reverse Ada's transfer in Stripe: `transfer.reversed` gives the money back, once.
+        let res = app
+            .client
+            .post(format!(
+                "{}v1/transfers/{transfer_id}/reversals",
+                stub.url()
+            ))
+            .bearer_auth("sk_test_kopilka")
+            .send()
+            .await
+            .expect("reverse");
+        assert_eq!(res.status(), StatusCode::OK);
+        let reversed = stub.transfer_reversed_event(&transfer_id);
+        for _ in 0..2 {
+            assert_eq!(deliver(&app, &reversed).await.status(), StatusCode::OK);
+        }
+        let back = line_for(&lines_of(&app, &run_id).await, &ada);
+        assert_eq!(back["state"], "returned");
+        assert_eq!(back["reason_code"], "transfer_reversed");
+        assert_eq!(owed(&app, &ada, "USD").await, 5_000);
+        assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, 8_000);
+        assert_money_matches_lines(&app).await;
+        assert_eq!(run_of(&app, &run_id).await["state"], "partially_failed");
+
+        // Ada goes back to bank transfer: that redirects her payouts, so it cools off.
+        let view = bank_account(&app, &ada, &german("USD")).await;
+        assert!(view["cooling_off_until"].is_string(), "{view}");
+        let run = draw(&app).await;
+        assert_eq!(
+            carried_of(&run, &ada, "USD"),
+            Some(("cooling_off".to_owned(), 5_000))
+        );
+    }
+);
