@@ -162,9 +162,10 @@ pub fn platform_sale(gross: i64, fee: i64, currency: &Currency) -> Result<Vec<Li
     ])
 }
 
-/// Stripe's fee on a payment learnt after the payment was posted: a platform cost, out of
-/// clearing (what Stripe pays out is the gross less its fee). The creator's share is taken
-/// from the gross, so a fee never changes it.
+/// Stripe's fee on a payment learnt after the payment was posted, or a fee Stripe charged the
+/// platform for its services (Connect's among them): a platform cost, out of clearing (what
+/// Stripe pays out is the gross less its fee). The creator's share is taken from the gross, so
+/// a fee never changes it. A negative `fee` is one Stripe gave back.
 pub fn stripe_fee(fee: i64, currency: &Currency) -> Result<Vec<Line>, PostingError> {
     balanced(vec![
         Line {

@@ -31,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(put_bank_account)),
     )
     .service(web::resource("/v1/admin/creators/{id}/payout-hold").route(web::post().to(hold)))
+    .service(web::resource("/v1/admin/stripe-fees/sync").route(web::post().to(sync_stripe_fees)))
     .service(
         web::resource("/v1/admin/payout-runs")
             .route(web::get().to(list_runs))
@@ -116,6 +117,36 @@ async fn get_payout_account(
     let creator = caller.staff(Role::Creator)?;
     let account = crate::services::payouts::connect::get(&state, creator).await?;
     Ok(HttpResponse::Ok().json(views::PayoutAccountView::new(&account, None)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeeSyncBody {
+    days: Option<i64>,
+}
+
+/// POST /v1/admin/stripe-fees/sync — finance books Stripe's own fees (Connect's among them) of
+/// the last `days` (1-400, default 45) as platform costs; each once, so it is safe to repeat.
+async fn sync_stripe_fees(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    caller.staff(Role::Finance)?;
+    let b: FeeSyncBody = if body.is_empty() {
+        FeeSyncBody { days: None }
+    } else {
+        parse_json(&body)?
+    };
+    let days = b.days.unwrap_or(45);
+    if !(1..=400).contains(&days) {
+        return Err(AppError::unprocessable(
+            "invalid_days",
+            "days must be 1-400",
+        ));
+    }
+    let (seen, booked) = crate::services::payouts::connect::book_stripe_fees(&state, days).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "seen": seen, "booked": booked })))
 }
 
 async fn get_bank_account(

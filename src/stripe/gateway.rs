@@ -714,6 +714,28 @@ impl Gateway {
 
     /// One page of events created after `created_after` (oldest first is not guaranteed by
     /// Stripe: callers sort).
+    /// One page (100, newest first) of the platform's `stripe_fee` balance transactions
+    /// created since `since`: what Stripe charges for its services (Connect's monthly
+    /// active-account and payout fees among them).
+    pub async fn list_stripe_fees(
+        &self,
+        since: i64,
+        starting_after: Option<&str>,
+    ) -> Result<objects::List<objects::BalanceTransaction>, GatewayError> {
+        let bounds = stripe_types::RangeBoundsTs {
+            gte: Some(since),
+            ..Default::default()
+        };
+        let mut req = stripe_core::balance_transaction::ListBalanceTransaction::new()
+            .type_("stripe_fee")
+            .created(stripe_types::RangeQueryTs::Bounds(bounds))
+            .limit(100);
+        if let Some(after) = starting_after {
+            req = req.starting_after(after);
+        }
+        self.send(req.build(), None).await
+    }
+
     pub async fn list_events(
         &self,
         created_after: i64,

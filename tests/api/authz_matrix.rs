@@ -287,6 +287,7 @@ fn rows() -> Vec<Row> {
         row("POST", "/v1/admin/creators/{id}/payout-hold", FINANCE)
             .of(&[Owner])
             .body(|_| json!({"held": false, "reason": "matrix"})),
+        row("POST", "/v1/admin/stripe-fees/sync", FINANCE),
         row("GET", "/v1/admin/payout-runs", FINANCE),
         row("GET", "/v1/admin/payout-runs/{id}", FINANCE).of(&[PayoutRun]),
         row("GET", "/v1/admin/payout-runs/{id}/lines", FINANCE).of(&[PayoutRun]),

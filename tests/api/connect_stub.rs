@@ -62,6 +62,9 @@ struct State {
     failures: Vec<(String, u16)>,
     saved: HashMap<String, Saved>,
     requests: Vec<Request>,
+    /// The platform's balance transactions `add_stripe_fee` made, newest first (as Stripe
+    /// lists them).
+    fees: Vec<Value>,
 }
 
 /// The first answer given under an idempotency key, and what it answered.
@@ -271,7 +274,10 @@ impl State {
                 ["accounts"] | ["accounts", _] | ["account_links"] | ["transfers"]
             ) | (
                 "GET",
-                ["accounts", _] | ["transfers", _] | ["transfers", _, "reversals"]
+                ["accounts", _]
+                    | ["transfers", _]
+                    | ["transfers", _, "reversals"]
+                    | ["balance_transactions"]
             ) | ("POST", ["transfers", _, "reversals"])
         );
         if !owned {
@@ -294,6 +300,7 @@ impl State {
             ("POST", ["account_links"]) => self.create_link(form),
             ("POST", ["transfers"]) => self.create_transfer(form),
             ("GET", ["transfers", id]) => self.get_transfer(id, |t| t.clone()),
+            ("GET", ["balance_transactions"]) => self.list_fees(form),
             ("GET", ["transfers", id, "reversals"]) => {
                 self.get_transfer(id, |t| t["reversals"].clone())
             }
@@ -519,6 +526,39 @@ impl State {
         });
         self.transfers.push(transfer.clone());
         Answer::ok(transfer)
+    }
+
+    /// `GET /v1/balance_transactions` (`type`, `created[gte]`, `limit`, `starting_after`):
+    /// only the fees `add_stripe_fee` made live here.
+    fn list_fees(&self, query: &[(String, String)]) -> Answer {
+        let p = nested(query);
+        let since = p["created"]["gte"]
+            .as_str()
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(0);
+        let limit = p["limit"]
+            .as_str()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(10);
+        let after = p["starting_after"].as_str();
+        let matching: Vec<&Value> = self
+            .fees
+            .iter()
+            .filter(|t| p["type"].as_str().is_none_or(|k| t["type"] == k))
+            .filter(|t| t["created"].as_i64().unwrap_or(0) >= since)
+            .collect();
+        let start = after
+            .and_then(|a| matching.iter().position(|t| t["id"] == a))
+            .map_or(0, |i| i + 1);
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|t| (*t).clone())
+            .collect();
+        let has_more = matching.len() > start + page.len();
+        Answer::ok(json!({"object": "list", "data": page, "has_more": has_more,
+                          "url": "/v1/balance_transactions"}))
     }
 
     fn get_transfer(&self, id: &str, part: impl FnOnce(&Value) -> Value) -> Answer {
@@ -762,6 +802,25 @@ impl ConnectStub {
             .find(|t| t["id"] == id)
             .cloned();
         transfer.unwrap_or_else(|| panic!("no transfer {id} in the stub"))
+    }
+
+    /// Stripe debits the platform a fee of `amount` (positive, minor units): a `stripe_fee`
+    /// balance transaction such as Connect's monthly active-account and payout fees; returns
+    /// its id.
+    pub fn add_stripe_fee(&self, amount: i64, currency: &str, description: &str) -> String {
+        let id = format!("txn_{}", &uuid::Uuid::new_v4().simple().to_string()[..24]);
+        let created = now();
+        let txn = json!({
+            "id": id, "object": "balance_transaction", "amount": -amount,
+            "available_on": created, "created": created,
+            "currency": currency.to_ascii_lowercase(), "description": description,
+            "exchange_rate": null, "fee": 0, "fee_details": [], "net": -amount,
+            "reporting_category": "fee", "source": null, "status": "available",
+            "type": "stripe_fee",
+        });
+        assert_object_shaped(&txn);
+        self.state().fees.insert(0, txn);
+        id
     }
 
     /// Every transfer made, in order.

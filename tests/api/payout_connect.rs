@@ -253,3 +253,49 @@ both!(
         );
     }
 );
+
+both!(
+    stripes_own_fees_are_booked_as_platform_costs_once,
+    |b: Backend| async move {
+        let (app, stub) = connect_app(b).await;
+        let finance = crate::payouts::fay(&app);
+        stub.add_stripe_fee(200, "usd", "Connect (2 monthly active accounts)");
+        stub.add_stripe_fee(275, "usd", "Connect payouts (0.25% + 0.25)");
+        stub.add_stripe_fee(150, "eur", "Connect payouts");
+        for want in [3, 0] {
+            let res = app
+                .post(
+                    "/v1/admin/stripe-fees/sync",
+                    &finance,
+                    &serde_json::json!({}),
+                )
+                .await;
+            let status = res.status();
+            let body: Value = res.json().await.expect("json");
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["seen"], 3, "{body}");
+            assert_eq!(body["booked"], want, "booked once: {body}");
+        }
+        assert_eq!(balance(&app, "stripe_fees:platform:USD").await, 475);
+        assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, -475);
+        assert_eq!(balance(&app, "stripe_fees:platform:EUR").await, 150);
+        crate::billing_helpers::assert_ledger_invariants(&app.db.url);
+        let res = app
+            .post(
+                "/v1/admin/stripe-fees/sync",
+                &finance,
+                &serde_json::json!({"days": 0}),
+            )
+            .await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_days").await;
+        let someone = creator(&app).await;
+        let res = app
+            .post(
+                "/v1/admin/stripe-fees/sync",
+                &creator_token(&app, &someone),
+                &serde_json::json!({}),
+            )
+            .await;
+        assert_problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+);

@@ -346,3 +346,57 @@ pub async fn transfer_sent(
     }
     Ok((left, false))
 }
+
+/// Pages of `stripe_fee` balance transactions one sync reads at most (100 each).
+const FEE_PAGES: usize = 20;
+
+/// Books Stripe's own fees (Connect's per-account and per-payout fees are debited from the
+/// platform's balance as `stripe_fee` balance transactions) created in the last `days` as
+/// platform costs: `stripe_fees` debited, `stripe_clearing` credited, each once by its
+/// transaction's id. Returns (seen, newly booked); a repeat books nothing twice.
+pub async fn book_stripe_fees(state: &AppState, days: i64) -> Result<(usize, usize), AppError> {
+    let stripe = gateway(state)?;
+    let since = (Utc::now() - Duration::days(days)).timestamp();
+    let mut fees = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..FEE_PAGES {
+        let page = stripe
+            .list_stripe_fees(since, after.as_deref())
+            .await
+            .map_err(stripe_error)?;
+        after = page.data.last().map(|t| t.id.clone());
+        fees.extend(page.data);
+        if !page.has_more || after.is_none() {
+            break;
+        }
+    }
+    let seen = fees.len();
+    let booked = db::transaction(&state.pool, move |conn| {
+        let mut booked = 0;
+        for fee in &fees {
+            let currency = crate::domain::money::Currency::parse(
+                &fee.currency.to_ascii_uppercase(),
+            )
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("Stripe fee {}: {e}", fee.id)))?;
+            // A fee is a negative amount; a fee refunded by Stripe a positive one.
+            let cost = -fee.amount;
+            if cost == 0 {
+                continue;
+            }
+            let lines = crate::domain::ledger::stripe_fee(cost, &currency)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+            let posted = crate::db::models::ledger::post(
+                conn,
+                &format!("stripe_fee:{}", fee.id),
+                "Stripe fee (Connect and other services)",
+                &lines,
+            )?;
+            if matches!(posted, crate::db::models::ledger::Posted::New(_)) {
+                booked += 1;
+            }
+        }
+        Ok(booked)
+    })
+    .await?;
+    Ok((seen, booked))
+}
