@@ -549,6 +549,7 @@ diesel::table! {
         paid_at -> Nullable<Timestamp>,
         method -> Text,
         transfer_id -> Nullable<Text>,
+        transfer_attempted_at -> Nullable<Timestamp>,
     }
 }
 

@@ -714,6 +714,21 @@ impl Gateway {
 
     /// One page of events created after `created_after` (oldest first is not guaranteed by
     /// Stripe: callers sort).
+    /// One page (100, newest first) of the transfers of a `transfer_group` (a payout run).
+    pub async fn list_transfers(
+        &self,
+        group: &str,
+        starting_after: Option<&str>,
+    ) -> Result<objects::List<objects::Transfer>, GatewayError> {
+        let mut req = stripe_connect::transfer::ListTransfer::new()
+            .transfer_group(group)
+            .limit(100);
+        if let Some(after) = starting_after {
+            req = req.starting_after(after);
+        }
+        self.send(req.build(), None).await
+    }
+
     /// One page (100, newest first) of the platform's `stripe_fee` balance transactions
     /// created since `since`: what Stripe charges for its services (Connect's monthly
     /// active-account and payout fees among them).

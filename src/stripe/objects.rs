@@ -658,6 +658,7 @@ pub struct Transfer {
     pub currency: String,
     pub destination: Option<String>,
     pub reversed: bool,
+    pub metadata: std::collections::HashMap<String, String>,
 }
 
 #[cfg(test)]

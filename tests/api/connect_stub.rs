@@ -275,6 +275,7 @@ impl State {
             ) | (
                 "GET",
                 ["accounts", _]
+                    | ["transfers"]
                     | ["transfers", _]
                     | ["transfers", _, "reversals"]
                     | ["balance_transactions"]
@@ -301,6 +302,7 @@ impl State {
             ("POST", ["transfers"]) => self.create_transfer(form),
             ("GET", ["transfers", id]) => self.get_transfer(id, |t| t.clone()),
             ("GET", ["balance_transactions"]) => self.list_fees(form),
+            ("GET", ["transfers"]) => self.list_transfers(form),
             ("GET", ["transfers", id, "reversals"]) => {
                 self.get_transfer(id, |t| t["reversals"].clone())
             }
@@ -559,6 +561,39 @@ impl State {
         let has_more = matching.len() > start + page.len();
         Answer::ok(json!({"object": "list", "data": page, "has_more": has_more,
                           "url": "/v1/balance_transactions"}))
+    }
+
+    /// `GET /v1/transfers` (`transfer_group`, `limit`, `starting_after`), newest first.
+    fn list_transfers(&self, query: &[(String, String)]) -> Answer {
+        let p = nested(query);
+        let limit = p["limit"]
+            .as_str()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(10);
+        let matching: Vec<&Value> = self
+            .transfers
+            .iter()
+            .rev()
+            .filter(|t| {
+                p["transfer_group"]
+                    .as_str()
+                    .is_none_or(|g| t["transfer_group"] == g)
+            })
+            .collect();
+        let start = p["starting_after"]
+            .as_str()
+            .and_then(|a| matching.iter().position(|t| t["id"] == a))
+            .map_or(0, |i| i + 1);
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|t| (*t).clone())
+            .collect();
+        let has_more = matching.len() > start + page.len();
+        Answer::ok(
+            json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/transfers"}),
+        )
     }
 
     fn get_transfer(&self, id: &str, part: impl FnOnce(&Value) -> Value) -> Answer {
@@ -821,6 +856,11 @@ impl ConnectStub {
         assert_object_shaped(&txn);
         self.state().fees.insert(0, txn);
         id
+    }
+
+    /// Stripe forgets idempotency keys after at least a day: every saved answer is dropped.
+    pub fn forget_keys(&self) {
+        self.state().saved.clear();
     }
 
     /// Every transfer made, in order.

@@ -299,3 +299,75 @@ both!(
         assert_problem(res, StatusCode::FORBIDDEN, "forbidden").await;
     }
 );
+
+/// Every Connect line's first transfer attempt made (or moved) `hours` into the past.
+async fn attempted_hours_ago(app: &TestApp, hours: i64) {
+    let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
+    kopilka::db::run(&pool, move |c| {
+        use diesel::prelude::*;
+        use kopilka::db::schema::payout_lines as l;
+        let then = (chrono::Utc::now() - chrono::Duration::hours(hours)).naive_utc();
+        diesel::update(l::table.filter(l::method.eq("stripe_connect")))
+            .set(l::transfer_attempted_at.eq(Some(then)))
+            .execute(c)?;
+        Ok(())
+    })
+    .await
+    .expect("backdate");
+}
+
+both!(
+    a_platform_refusal_leaves_lines_to_send_and_a_late_retry_finds_the_earlier_transfer,
+    |b: Backend| async move {
+        let (app, stub) = connect_app(b).await;
+        let (eve, _) = connected(&app, &stub, 4_000).await;
+        let (ben, ben_account) = connected(&app, &stub, 3_000).await;
+        let run = id(&draw(&app).await);
+        approved(&app, &run).await;
+
+        // Our Stripe balance cannot cover it: the platform's problem, not the creators'.
+        stub.set_balance("usd", 100);
+        let res = crate::payouts::step(&app, &run, "send").await;
+        assert_problem(res, StatusCode::CONFLICT, "stripe_refused").await;
+        for l in lines_of(&app, &run).await {
+            assert_eq!(l["state"], "sent", "{l}");
+            assert!(l["transfer_id"].is_null());
+        }
+        assert_eq!(
+            owed(&app, &eve, "USD").await,
+            0,
+            "nothing came back to the creator"
+        );
+        assert_money_matches_lines(&app).await;
+
+        // Ben's transfer was in fact made (an attempt whose answer was lost), and a day goes by:
+        // Stripe has forgotten the keys, so a retry must find that transfer, not make another.
+        stub.set_balance("usd", 1_000_000);
+        let ben_line = id(&line_for(&lines_of(&app, &run).await, &ben));
+        let made = app
+            .client
+            .post(format!("{}v1/transfers", stub.url()))
+            .bearer_auth("sk_test_kopilka")
+            .header("Idempotency-Key", "an-attempt-whose-answer-was-lost")
+            .form(&[
+                ("amount", "3000"),
+                ("currency", "usd"),
+                ("destination", ben_account.as_str()),
+                ("transfer_group", run.as_str()),
+                ("metadata[kopilka_payout_line]", ben_line.as_str()),
+            ])
+            .send()
+            .await
+            .expect("transfer");
+        assert_eq!(made.status(), StatusCode::OK);
+        let made: Value = made.json().await.expect("json");
+        attempted_hours_ago(&app, 30).await;
+        stub.forget_keys();
+        stepped(&app, &run, "send").await;
+        let lines = lines_of(&app, &run).await;
+        assert_eq!(line_for(&lines, &ben)["transfer_id"], made["id"]);
+        assert_eq!(line_for(&lines, &eve)["state"], "paid");
+        assert_eq!(stub.transfers().len(), 2, "one transfer per line");
+        assert_money_matches_lines(&app).await;
+    }
+);

@@ -25,11 +25,13 @@ fn w9() -> Value {
            "country": "US", "certify": true})
 }
 
+/// A W-8BEN; a treaty claim comes with a foreign TIN.
 fn w8(country: &str, treaty: Option<i64>) -> Value {
     let mut p = json!({"kind": "foreign", "legal_name": "Bea Beispiel", "country": country,
                        "certify": true});
     if let Some(rate) = treaty {
         p["treaty_rate_bps"] = rate.into();
+        p["tin"] = "12345678901".into();
     }
     p
 }
@@ -52,7 +54,9 @@ async fn filed(app: &TestApp, creator: &str, profile: &Value) -> Value {
 async fn earning(app: &TestApp, profile: Option<Value>, currency: &str, amount: i64) -> String {
     let c = unfiled_creator(app).await;
     if let Some(p) = profile {
-        filed(app, &c, &p).await;
+        if filed(app, &c, &p).await["status"] == "pending" {
+            set_status(app, &c, "valid", "treaty claim checked").await;
+        }
     }
     bank_account(app, &c, &german(currency)).await;
     make_available(app, &c, currency, amount).await;
@@ -210,7 +214,17 @@ both!(
             Some(format!("{}-01-01", year + 4)),
             "{view}"
         );
+        // A treaty claim needs the creator's foreign TIN, and waits for finance: until then the
+        // backup rate.
+        let mut no_tin = w8("DE", Some(0));
+        no_tin.as_object_mut().expect("object").remove("tin");
+        let res = file_tax_profile(&app, &bea, &no_tin).await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "tin_required").await;
         let view = filed(&app, &bea, &w8("DE", Some(0))).await;
+        assert_eq!(view["status"], "pending", "{view}");
+        assert_eq!(view["withholding_rate_bps"], 2400, "{view}");
+        assert_eq!(view["tin_masked"], "*******8901");
+        let view = set_status(&app, &bea, "valid", "treaty claim checked").await;
         assert_eq!(view["withholding_rate_bps"], 0, "the treaty rate: {view}");
 
         // Finance rejects a profile (the IRS did not match the TIN): backup withholding until
@@ -235,10 +249,24 @@ both!(
         assert_eq!(view["status"], "rejected");
         assert_eq!(view["status_reason"], "IRS TIN mismatch (CP2100)");
         assert_eq!(view["withholding_rate_bps"], 2400);
+        // Filing the same again does not undo the rejection: it waits for finance.
         let view = filed(&app, &ada, &w9()).await;
+        assert_eq!(view["status"], "pending");
+        assert_eq!(view["withholding_rate_bps"], 2400);
+        let view = set_status(&app, &ada, "valid", "TIN matched (IRS TIN matching)").await;
         assert_eq!(view["status"], "valid");
         assert!(view["status_reason"].is_null());
         assert_eq!(view["withholding_rate_bps"], 0);
+        // Nobody reviews their own profile, whatever their roles.
+        let both = app.token(&ada, &["creator", "finance"]);
+        let res = app
+            .post(
+                &format!("/v1/admin/creators/{ada}/tax-profile/status"),
+                &both,
+                &json!({"status": "valid", "reason": "mine"}),
+            )
+            .await;
+        assert_problem(res, StatusCode::CONFLICT, "self_review").await;
 
         // Someone without a creator profile files nothing.
         let stranger = crate::billing_helpers::user();

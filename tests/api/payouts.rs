@@ -93,14 +93,24 @@ pub(crate) async fn creator(app: &TestApp) -> String {
     id
 }
 
+/// The creator files a W-8BEN claiming the treaty's 0 % with their German tax id, and finance
+/// accepts the claim.
 pub(crate) async fn files_german_w8(app: &TestApp, creator: &str) {
     let res = file_tax_profile(
         app,
         creator,
-        &json!({"kind": "foreign", "legal_name": "Artist", "country": "DE",
+        &json!({"kind": "foreign", "legal_name": "Artist", "country": "DE", "tin": "12345678901",
                 "treaty_rate_bps": 0, "certify": true}),
     )
     .await;
+    assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
+    let res = app
+        .post(
+            &format!("/v1/admin/creators/{creator}/tax-profile/status"),
+            &fay(app),
+            &json!({"status": "valid", "reason": "treaty claim checked"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK, "{:?}", res.text().await);
 }
 

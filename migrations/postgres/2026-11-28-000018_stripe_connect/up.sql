@@ -18,4 +18,7 @@ CREATE TABLE payout_connect_accounts (
 -- How a line is paid, and the Stripe transfer that paid it (Connect lines).
 ALTER TABLE payout_lines ADD COLUMN method TEXT NOT NULL DEFAULT 'bank_transfer' CHECK (method IN ('bank_transfer', 'stripe_connect'));
 ALTER TABLE payout_lines ADD COLUMN transfer_id TEXT;
+-- When the first transfer attempt was made: a retry more than a day later (when Stripe may have
+-- forgotten the idempotency key) first looks for the transfer that attempt may have made.
+ALTER TABLE payout_lines ADD COLUMN transfer_attempted_at TIMESTAMP;
 CREATE UNIQUE INDEX payout_lines_transfer ON payout_lines(transfer_id) WHERE transfer_id IS NOT NULL;

@@ -266,6 +266,7 @@ pub struct Line {
     pub method: String,
     /// The Stripe transfer that paid a Connect line.
     pub transfer_id: Option<String>,
+    pub transfer_attempted_at: Option<NaiveDateTime>,
 }
 
 impl Line {
@@ -374,6 +375,21 @@ impl Line {
             .select(Line::as_select())
             .first(conn)
             .optional()
+    }
+
+    /// Records the first transfer attempt of a line (later attempts keep the first time).
+    pub fn attempting_transfer(
+        conn: &mut DbConn,
+        id: &str,
+        at: NaiveDateTime,
+    ) -> QueryResult<usize> {
+        diesel::update(
+            payout_lines::table
+                .find(id)
+                .filter(payout_lines::transfer_attempted_at.is_null()),
+        )
+        .set(payout_lines::transfer_attempted_at.eq(at))
+        .execute(conn)
     }
 
     pub fn set_transfer(conn: &mut DbConn, id: &str, transfer: &str) -> QueryResult<usize> {

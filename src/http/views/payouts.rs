@@ -241,7 +241,8 @@ pub struct TaxProfileView {
     pub treaty_rate_bps: Option<i32>,
     pub signed_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
-    /// `valid`, `rejected` (by finance, see `status_reason`) or `expired`.
+    /// `valid`, `pending` (a treaty claim, or a filing after a rejection, waiting for
+    /// finance), `rejected` (by finance, see `status_reason`) or `expired`.
     pub status: &'static str,
     pub status_reason: Option<String>,
     /// The rate a payout withholds at now; `null` when payouts are blocked without a valid
@@ -281,8 +282,8 @@ pub struct TaxTotalView {
     pub paid_minor: i64,
     pub withheld_minor: i64,
     pub net_minor: i64,
-    /// The information return it is filed on: `1099-MISC` (US person), `1042-S` (foreign
-    /// person, or no valid profile on file: withheld at the backup rate).
+    /// The information return it is filed on: `1042-S` for a foreign person, `1099-MISC`
+    /// otherwise (a US person, or no profile on file: backup withholding is reported there).
     pub form: &'static str,
     pub profile: Option<TaxProfileView>,
 }
@@ -297,8 +298,8 @@ impl TaxTotalView {
             withheld_minor: t.withheld_minor,
             net_minor: t.paid_minor - t.withheld_minor,
             form: match t.profile.as_ref().map(|p| p.kind.as_str()) {
-                Some("us_person") => "1099-MISC",
-                _ => "1042-S",
+                Some("foreign") => "1042-S",
+                _ => "1099-MISC",
             },
             profile: t
                 .profile

@@ -100,7 +100,8 @@ pub async fn setup(state: &AppState, creator: &str) -> Result<Setup, AppError> {
     };
     let link = stripe
         .create_account_link(
-            &account_id,
+            // The account recorded, whichever racing call recorded it.
+            &account.account_id,
             &state.settings.stripe.connect_refresh_url,
             &state.settings.stripe.connect_return_url,
         )
@@ -260,10 +261,12 @@ pub fn transfer_reversed(conn: &mut DbConn, transfer: &Transfer) -> Result<bool,
 }
 
 /// Pays a run's sent Connect lines, one transfer each (at most [`TRANSFERS_PER_REQUEST`]):
-/// a created transfer makes the line paid, a refused one failed at once (its money back to
-/// the creator). When Stripe cannot be reached the rest stay `sent`, and the next `send`
-/// tries them again under the same keys (so nothing is paid twice). Returns how many are
-/// left, and whether Stripe could not be reached.
+/// a created transfer makes the line paid, one Stripe refuses for the creator's account's
+/// reasons failed at once (its money back to the creator). When Stripe cannot be reached, or
+/// refuses for the platform's reasons (its key, its balance), the rest stay `sent`, and the
+/// next `send` tries them again under the same keys (so nothing is paid twice); a retry more
+/// than a day after the first attempt first looks for that attempt's transfer. Returns how
+/// many are left, and whether Stripe could not be reached.
 pub async fn transfer_sent(
     state: &AppState,
     actor: &str,
@@ -284,17 +287,59 @@ pub async fn transfer_sent(
         let destination = super::Destination::of(&line)
             .stripe_account
             .unwrap_or_default();
-        let answer = stripe
-            .create_transfer(
-                &line.id,
-                &line.run_id,
-                &destination,
-                line.net_minor(),
-                &line.currency,
-            )
-            .await;
+        let (id, now) = (line.id.clone(), Utc::now());
+        db::run(&state.pool, move |conn| {
+            Ok(Line::attempting_transfer(conn, &id, to_db(now))?)
+        })
+        .await?;
+        // Stripe keeps an idempotency key for at least a day: an attempt older than that may
+        // have made a transfer the key no longer finds, so look for it first.
+        let stale = line
+            .transfer_attempted_at
+            .is_some_and(|t| now - crate::db::models::from_db(t) > Duration::hours(23));
+        let found = if stale {
+            match earlier_transfer(stripe, &line).await {
+                Ok(found) => found,
+                Err(GatewayError::Unavailable(_)) => return Ok((left, true)),
+                Err(e) => return Err(stripe_error(e)),
+            }
+        } else {
+            None
+        };
+        let answer = match found {
+            Some(transfer) => Ok(transfer),
+            None => {
+                stripe
+                    .create_transfer(
+                        &line.id,
+                        &line.run_id,
+                        &destination,
+                        line.net_minor(),
+                        &line.currency,
+                    )
+                    .await
+            }
+        };
         let actor = actor.to_owned();
         match answer {
+            // The platform's own trouble (its key, its balance): nothing is wrong with the
+            // creator's line, which stays `sent` for the next send.
+            Err(GatewayError::Refused {
+                status,
+                code,
+                message,
+            }) if matches!(status, 401 | 403)
+                || code.as_deref() == Some("balance_insufficient") =>
+            {
+                tracing::warn!(status, ?code, %message, "Stripe refused a payout transfer for the platform's reasons");
+                return Err(AppError::conflict(
+                    "stripe_refused",
+                    format!(
+                        "Stripe refused the platform's transfer ({}): {message}; {left} Connect lines are left to transfer",
+                        code.unwrap_or_else(|| status.to_string())
+                    ),
+                ));
+            }
             Ok(transfer) => {
                 db::transaction(&state.pool, move |conn| {
                     let at = to_db(Utc::now());
@@ -345,6 +390,32 @@ pub async fn transfer_sent(
         left -= 1;
     }
     Ok((left, false))
+}
+
+/// Pages of a run's transfers read at most when looking for an earlier attempt's transfer.
+const TRANSFER_PAGES: usize = 100;
+
+/// The transfer an earlier attempt for `line` made, if any (by its `kopilka_payout_line`
+/// metadata, among the run's transfer group).
+async fn earlier_transfer(stripe: &Gateway, line: &Line) -> Result<Option<Transfer>, GatewayError> {
+    let mut after: Option<String> = None;
+    for _ in 0..TRANSFER_PAGES {
+        let page = stripe
+            .list_transfers(&line.run_id, after.as_deref())
+            .await?;
+        if let Some(t) = page
+            .data
+            .iter()
+            .find(|t| t.metadata.get("kopilka_payout_line") == Some(&line.id))
+        {
+            return Ok(Some(t.clone()));
+        }
+        after = page.data.last().map(|t| t.id.clone());
+        if !page.has_more || after.is_none() {
+            break;
+        }
+    }
+    Ok(None)
 }
 
 /// Pages of `stripe_fee` balance transactions one sync reads at most (100 each).

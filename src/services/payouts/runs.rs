@@ -346,6 +346,7 @@ pub async fn create(
                 paid_at: None,
                 method: method.to_owned(),
                 transfer_id: None,
+                transfer_attempted_at: None,
             });
         }
         Line::insert_all(conn, &lines)?;

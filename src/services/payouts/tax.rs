@@ -114,6 +114,12 @@ fn checked(creator: &str, d: &TaxDetails, now: DateTime<Utc>) -> Result<TaxProfi
                     ))
                 }
             };
+            if treaty.is_some() && tin.is_none() {
+                return Err(invalid(
+                    "tin_required",
+                    "a treaty rate is claimed with the creator's foreign TIN",
+                ));
+            }
             let tin_type = tin.as_ref().map(|_| "foreign".to_owned());
             (tin, tin_type, treaty, Some(to_db(w8_expiry(now))))
         }
@@ -134,7 +140,8 @@ fn checked(creator: &str, d: &TaxDetails, now: DateTime<Utc>) -> Result<TaxProfi
         treaty_rate_bps: treaty,
         signed_at: to_db(now),
         expires_at: expires,
-        status: "valid".into(),
+        // A treaty claim lowers withholding on the creator's word: finance checks it first.
+        status: if treaty.is_some() { "pending" } else { "valid" }.into(),
         status_reason: None,
         updated_at: to_db(now),
     })
@@ -153,10 +160,13 @@ pub fn filed(profile: Option<&TaxProfile>, now: DateTime<Utc>) -> Filed {
     }
 }
 
-/// `valid`, `rejected` (by finance) or `expired` (a W-8BEN past its third calendar year).
+/// `valid`, `pending` (waiting for finance), `rejected` (by finance) or `expired` (a W-8BEN
+/// past its third calendar year).
 pub fn status(p: &TaxProfile, now: DateTime<Utc>) -> &'static str {
     if p.status == "rejected" {
         "rejected"
+    } else if p.status == "pending" {
+        "pending"
     } else if p.expires_at.is_some_and(|t| from_db(t) <= now) {
         "expired"
     } else {
@@ -174,16 +184,21 @@ pub fn masked_tin(p: &TaxProfile) -> Option<String> {
     p.tin.as_deref().map(mask_tin)
 }
 
-/// Files (or re-files) a creator's tax profile; a new filing replaces a rejected one.
+/// Files (or re-files) a creator's tax profile. A filing after finance rejected the last one
+/// waits for finance (`pending`), so re-sending a rejected profile never undoes the rejection.
 pub async fn put(
     state: &AppState,
     creator: &str,
     details: TaxDetails,
 ) -> Result<TaxProfile, AppError> {
-    let profile = checked(creator, &details, Utc::now())?;
+    let mut profile = checked(creator, &details, Utc::now())?;
     db::transaction(&state.pool, move |conn| {
         if Creator::find(conn, &profile.creator_id)?.is_none() {
             return Err(AppError::not_found("creator profile"));
+        }
+        let before = TaxProfile::find(conn, &profile.creator_id)?;
+        if before.is_some_and(|b| b.status != "valid") {
+            profile.status = "pending".into();
         }
         TaxProfile::put(conn, &profile)?;
         let detail = match profile.kind.as_str() {
@@ -232,6 +247,12 @@ pub async fn set_status(
     valid: bool,
     reason: String,
 ) -> Result<TaxProfile, AppError> {
+    if actor == creator {
+        return Err(AppError::conflict(
+            "self_review",
+            "a tax profile is accepted or rejected by a finance user other than its creator",
+        ));
+    }
     let (actor, creator) = (actor.to_owned(), creator.to_owned());
     db::transaction(&state.pool, move |conn| {
         let status = if valid { "valid" } else { "rejected" };
