@@ -550,6 +550,7 @@ diesel::table! {
         method -> Text,
         transfer_id -> Nullable<Text>,
         transfer_attempted_at -> Nullable<Timestamp>,
+        reversed_minor -> BigInt,
     }
 }
 

@@ -345,6 +345,25 @@ pub fn payout(
     })
 }
 
+/// Part of a Connect payout's transfer reversed (`amount` of its net): back from the Stripe
+/// balance to the creator's available balance. A full reversal is [`PayoutStep::Returned`].
+pub fn payout_reversal(
+    creator: &str,
+    amount: i64,
+    currency: &Currency,
+) -> Result<Vec<Line>, PostingError> {
+    balanced(vec![
+        Line {
+            account: Account::platform(AccountKind::StripeClearing, currency),
+            amount_minor: amount,
+        },
+        Line {
+            account: Account::creator(AccountKind::CreatorAvailable, creator, currency),
+            amount_minor: -amount,
+        },
+    ])
+}
+
 /// Stripe converting `amount` of clearing in `from` into `settled` in `to` (a EUR charge paid
 /// into a USD balance); negative amounts convert back (a refund of a converted charge). Each
 /// currency balances through its FX account, so clearing per currency is what Stripe holds.

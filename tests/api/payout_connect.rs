@@ -219,28 +219,59 @@ both!(
         let res = outcome(&app, &run_id, &id(&ada_line), "returned", Some("AC04")).await;
         assert_problem(res, StatusCode::CONFLICT, "invalid_transition").await;
 
-        // We reverse Ada's transfer in Stripe: `transfer.reversed` gives the money back, once.
-        let res = app
-            .client
-            .post(format!(
-                "{}v1/transfers/{transfer_id}/reversals",
-                stub.url()
-            ))
-            .bearer_auth("sk_test_kopilka")
-            .send()
-            .await
-            .expect("reverse");
-        assert_eq!(res.status(), StatusCode::OK);
-        let reversed = stub.transfer_reversed_event(&transfer_id);
+        // We reverse Ada's transfer in Stripe, 20.00 first and then the rest: each
+        // `transfer.reversed` gives its part back once, whatever the order they arrive in.
+        let reverse = |amount: Option<&'static str>| {
+            let req = app
+                .client
+                .post(format!(
+                    "{}v1/transfers/{transfer_id}/reversals",
+                    stub.url()
+                ))
+                .bearer_auth("sk_test_kopilka");
+            let req = match amount {
+                Some(a) => req.form(&[("amount", a)]),
+                None => req,
+            };
+            async move {
+                let res = req.send().await.expect("reverse");
+                assert_eq!(res.status(), StatusCode::OK);
+            }
+        };
+        reverse(Some("2000")).await;
+        let partly = stub.transfer_reversed_event(&transfer_id);
         for _ in 0..2 {
-            assert_eq!(deliver(&app, &reversed).await.status(), StatusCode::OK);
+            assert_eq!(deliver(&app, &partly).await.status(), StatusCode::OK);
         }
+        let line = line_for(&lines_of(&app, &run_id).await, &ada);
+        assert_eq!(
+            (&line["state"], &line["reversed_minor"]),
+            (&"paid".into(), &2_000.into())
+        );
+        assert_eq!(owed(&app, &ada, "USD").await, 2_000);
+        assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, 5_000);
+        reverse(None).await;
+        let fully = stub.transfer_reversed_event(&transfer_id);
+        assert_eq!(deliver(&app, &fully).await.status(), StatusCode::OK);
+        // The partial event again, under another id (as if late): nothing moves.
+        let mut late = partly.clone();
+        late["id"] = format!("{}late", partly["id"].as_str().expect("id")).into();
+        assert_eq!(deliver(&app, &late).await.status(), StatusCode::OK);
         let back = line_for(&lines_of(&app, &run_id).await, &ada);
         assert_eq!(back["state"], "returned");
         assert_eq!(back["reason_code"], "transfer_reversed");
+        assert_eq!(back["reversed_minor"], 5_000);
         assert_eq!(owed(&app, &ada, "USD").await, 5_000);
         assert_eq!(balance(&app, "stripe_clearing:platform:USD").await, 8_000);
         assert_money_matches_lines(&app).await;
+        let month = chrono::Utc::now().format("%Y-%m");
+        let s = crate::payouts::statement(
+            &app,
+            &creator_token(&app, &ada),
+            &format!("/v1/creators/me/statements/{month}?currency=USD"),
+        )
+        .await;
+        crate::payouts::assert_ties_out(&s);
         assert_eq!(run_of(&app, &run_id).await["state"], "partially_failed");
 
         // Ada goes back to bank transfer: that redirects her payouts, so it cools off.

@@ -21,4 +21,6 @@ ALTER TABLE payout_lines ADD COLUMN transfer_id TEXT;
 -- When the first transfer attempt was made: a retry more than a day later (when Stripe may have
 -- forgotten the idempotency key) first looks for the transfer that attempt may have made.
 ALTER TABLE payout_lines ADD COLUMN transfer_attempted_at TIMESTAMP;
+-- How much of a Connect line's transfer was reversed so far (and returned to the creator).
+ALTER TABLE payout_lines ADD COLUMN reversed_minor BIGINT NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX payout_lines_transfer ON payout_lines(transfer_id) WHERE transfer_id IS NOT NULL;

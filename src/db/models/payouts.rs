@@ -267,6 +267,8 @@ pub struct Line {
     /// The Stripe transfer that paid a Connect line.
     pub transfer_id: Option<String>,
     pub transfer_attempted_at: Option<NaiveDateTime>,
+    /// How much of a Connect line's transfer was reversed so far.
+    pub reversed_minor: i64,
 }
 
 impl Line {
@@ -390,6 +392,21 @@ impl Line {
         )
         .set(payout_lines::transfer_attempted_at.eq(at))
         .execute(conn)
+    }
+
+    /// Raises the reversed amount of a line to `total` (never lowers it); whether it moved.
+    pub fn reversed_to(conn: &mut DbConn, id: &str, total: i64) -> QueryResult<bool> {
+        let moved = diesel::update(
+            payout_lines::table
+                .find(id)
+                .filter(payout_lines::reversed_minor.lt(total)),
+        )
+        .set((
+            payout_lines::reversed_minor.eq(total),
+            payout_lines::updated_at.eq(to_db(Utc::now())),
+        ))
+        .execute(conn)?;
+        Ok(moved == 1)
     }
 
     pub fn set_transfer(conn: &mut DbConn, id: &str, transfer: &str) -> QueryResult<usize> {

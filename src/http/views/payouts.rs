@@ -68,8 +68,10 @@ pub struct LineView {
     pub destination: DestinationView,
     pub reason_code: Option<String>,
     pub paid_at: Option<DateTime<Utc>>,
-    /// The Stripe transfer that paid a Connect line.
+    /// The Stripe transfer that paid a Connect line, and how much of it was reversed (and
+    /// returned to the creator) so far.
     pub transfer_id: Option<String>,
+    pub reversed_minor: i64,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -98,6 +100,7 @@ impl From<&Line> for LineView {
             reason_code: l.reason_code.clone(),
             paid_at: l.paid_at.map(from_db),
             transfer_id: l.transfer_id.clone(),
+            reversed_minor: l.reversed_minor,
             updated_at: from_db(l.updated_at),
         }
     }

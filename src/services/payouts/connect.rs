@@ -215,31 +215,43 @@ pub fn account_updated(
     Ok(true)
 }
 
-/// Applies `transfer.reversed` (in the event's transaction): a fully reversed transfer of a
-/// paid line returns the money to the creator (the line becomes `returned`, reason
-/// `transfer_reversed`). A partial reversal is audited for finance and moves nothing. Returns
-/// false when the transfer is not one of ours.
+/// Applies `transfer.reversed` (in the event's transaction), by the transfer's cumulative
+/// `amount_reversed`, so partial reversals arriving in any order each move their part once:
+/// a part goes back from the Stripe balance to the creator's available balance; once all of
+/// the line's net is reversed the line is `returned` (reason `transfer_reversed`) and its tax
+/// is released too. Returns false when the transfer is not one of ours.
 pub fn transfer_reversed(conn: &mut DbConn, transfer: &Transfer) -> Result<bool, AppError> {
     let Some(line) = Line::by_transfer(conn, &transfer.id)? else {
         return Ok(false);
     };
-    if !transfer.reversed || transfer.amount_reversed < line.net_minor() {
+    let net = line.net_minor();
+    let total = transfer.amount_reversed.clamp(0, net);
+    let before = line.reversed_minor;
+    if total <= before || !Line::reversed_to(conn, &line.id, total)? {
+        return Ok(true);
+    }
+    let currency = crate::domain::money::Currency::parse(&line.currency)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+    let at = to_db(Utc::now());
+    if total < net {
+        let lines =
+            crate::domain::ledger::payout_reversal(&line.creator_id, total - before, &currency)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        crate::db::models::ledger::post(
+            conn,
+            &format!("payout:reversed:{}:{total}", line.id),
+            &format!("payout line {} partly reversed", line.id),
+            &lines,
+        )?;
         audit(
             conn,
             &line.run_id,
             Some(&line.id),
             "stripe",
             "transfer_partially_reversed",
-            &format!(
-                "{} of {} reversed",
-                transfer.amount_reversed,
-                line.net_minor()
-            ),
+            &format!("{total} of {net} reversed"),
         )?;
-        return Ok(true);
-    }
-    let at = to_db(Utc::now());
-    if Line::move_state(
+    } else if Line::move_state(
         conn,
         &line.id,
         &["paid"],
@@ -247,7 +259,12 @@ pub fn transfer_reversed(conn: &mut DbConn, transfer: &Transfer) -> Result<bool,
         Some("transfer_reversed"),
         at,
     )? {
-        post(conn, PayoutStep::Returned, &line)?;
+        // What earlier partial reversals gave back is not given twice.
+        let rest = Line {
+            amount_minor: line.amount_minor - before,
+            ..line.clone()
+        };
+        post(conn, PayoutStep::Returned, &rest)?;
         audit(
             conn,
             &line.run_id,

@@ -347,6 +347,7 @@ pub async fn create(
                 method: method.to_owned(),
                 transfer_id: None,
                 transfer_attempted_at: None,
+                reversed_minor: 0,
             });
         }
         Line::insert_all(conn, &lines)?;
