@@ -194,6 +194,26 @@ fn error_body(kind: &str, code: Option<&str>, param: Option<&str>, message: &str
     json!({ "error": error })
 }
 
+/// One page of a Stripe list (`limit`, default 10; `starting_after` an id of `matching`).
+fn list_page(matching: &[&Value], query: &Value, url: &str) -> Answer {
+    let limit = query["limit"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10);
+    let start = query["starting_after"]
+        .as_str()
+        .and_then(|a| matching.iter().position(|t| t["id"] == a))
+        .map_or(0, |i| i + 1);
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|t| (*t).clone())
+        .collect();
+    let has_more = matching.len() > start + page.len();
+    Answer::ok(json!({"object": "list", "data": page, "has_more": has_more, "url": url}))
+}
+
 fn stripe_id(prefix: &str, len: usize) -> String {
     format!(
         "{prefix}_{}",
@@ -538,38 +558,18 @@ impl State {
             .as_str()
             .and_then(|t| t.parse::<i64>().ok())
             .unwrap_or(0);
-        let limit = p["limit"]
-            .as_str()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(10);
-        let after = p["starting_after"].as_str();
         let matching: Vec<&Value> = self
             .fees
             .iter()
             .filter(|t| p["type"].as_str().is_none_or(|k| t["type"] == k))
             .filter(|t| t["created"].as_i64().unwrap_or(0) >= since)
             .collect();
-        let start = after
-            .and_then(|a| matching.iter().position(|t| t["id"] == a))
-            .map_or(0, |i| i + 1);
-        let page: Vec<Value> = matching
-            .iter()
-            .skip(start)
-            .take(limit)
-            .map(|t| (*t).clone())
-            .collect();
-        let has_more = matching.len() > start + page.len();
-        Answer::ok(json!({"object": "list", "data": page, "has_more": has_more,
-                          "url": "/v1/balance_transactions"}))
+        list_page(&matching, &p, "/v1/balance_transactions")
     }
 
     /// `GET /v1/transfers` (`transfer_group`, `limit`, `starting_after`), newest first.
     fn list_transfers(&self, query: &[(String, String)]) -> Answer {
         let p = nested(query);
-        let limit = p["limit"]
-            .as_str()
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(10);
         let matching: Vec<&Value> = self
             .transfers
             .iter()
@@ -580,20 +580,7 @@ impl State {
                     .is_none_or(|g| t["transfer_group"] == g)
             })
             .collect();
-        let start = p["starting_after"]
-            .as_str()
-            .and_then(|a| matching.iter().position(|t| t["id"] == a))
-            .map_or(0, |i| i + 1);
-        let page: Vec<Value> = matching
-            .iter()
-            .skip(start)
-            .take(limit)
-            .map(|t| (*t).clone())
-            .collect();
-        let has_more = matching.len() > start + page.len();
-        Answer::ok(
-            json!({"object": "list", "data": page, "has_more": has_more, "url": "/v1/transfers"}),
-        )
+        list_page(&matching, &p, "/v1/transfers")
     }
 
     fn get_transfer(&self, id: &str, part: impl FnOnce(&Value) -> Value) -> Answer {
