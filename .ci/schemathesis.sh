@@ -10,6 +10,7 @@ venv=target/ci-venv
 work=$(mktemp -d)
 port=18080
 export DATABASE_URL="$work/kopilka.db" KOPILKA__HTTP__PORT=$port KOPILKA__STRIPE__WEBHOOK_SECRETS=whsec_schemathesis \
+  KOPILKA__STRIPE__CONNECT_WEBHOOK_SECRETS=whsec_schemathesis_connect \
   KOPILKA__EMAIL__FOLDER="$work/mail" KOPILKA__STRIPE__SYNC_INTERVAL_SECONDS=0
 # Purchases go to localstripe when it runs (CI starts it); without it they answer 503, which
 # schemathesis would count as a server error.
