@@ -18,6 +18,18 @@ pub fn optional_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<
     }
 }
 
+/// A reason staff give for an action (a hold, a review): trimmed, 1-500 characters.
+pub fn reason(text: &str) -> Result<String, crate::error::AppError> {
+    let reason = text.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(crate::error::AppError::unprocessable(
+            "invalid_reason",
+            "reason must be 1-500 characters",
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
 /// Headers a request may carry: below actix's own parser limits (96 headers, a 128 KiB head),
 /// so that a request over ours gets a problem document. Beyond actix's limits its parser
 /// answers 431 before any of our code runs, with an empty body.

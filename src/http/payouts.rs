@@ -177,13 +177,7 @@ async fn hold(
     let creator = path.into_inner();
     idempotency::once(&state.pool, &caller, &req, &body, || async {
         let b: HoldBody = parse_json(&body)?;
-        let reason = b.reason.trim().to_owned();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(AppError::unprocessable(
-                "invalid_reason",
-                "reason must be 1-500 characters",
-            ));
-        }
+        let reason = super::bounds::reason(&b.reason)?;
         let (creator, actor) = (creator.clone(), actor.clone());
         let view = db::transaction(&state.pool, move |conn| {
             if Creator::find(conn, &creator)?.is_none() {

@@ -118,12 +118,12 @@ async fn set_status(
                 ))
             }
         };
-        let reason = b.reason.trim().to_owned();
-        if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control)
-        {
+        let reason = super::bounds::reason(&b.reason)?;
+        // It is shown to the creator on their profile.
+        if reason.chars().any(char::is_control) {
             return Err(AppError::unprocessable(
                 "invalid_reason",
-                "reason must be 1-500 characters without control characters",
+                "reason must be without control characters",
             ));
         }
         let profile = tax::set_status(&state, &actor, &creator, valid, reason).await?;

@@ -23,6 +23,22 @@ pub mod users;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+/// Rows keyed by creator, read `creators` 1,000 at a time (bounded statements, whatever the
+/// number of creators): `load` reads one chunk's rows.
+pub fn by_creator<T>(
+    creators: &[String],
+    mut load: impl FnMut(&[String]) -> diesel::QueryResult<Vec<T>>,
+    creator_of: impl Fn(&T) -> &str,
+) -> diesel::QueryResult<std::collections::BTreeMap<String, T>> {
+    let mut found = std::collections::BTreeMap::new();
+    for chunk in creators.chunks(1000) {
+        for row in load(chunk)? {
+            found.insert(creator_of(&row).to_owned(), row);
+        }
+    }
+    Ok(found)
+}
+
 /// Timestamps are stored as UTC without a zone (the one timestamp type both backends share),
 /// at microsecond precision (PostgreSQL's), so both backends give back what they were given.
 pub fn to_db(t: DateTime<Utc>) -> NaiveDateTime {

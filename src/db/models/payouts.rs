@@ -51,18 +51,16 @@ impl BankAccount {
         conn: &mut DbConn,
         creators: &[String],
     ) -> QueryResult<BTreeMap<String, BankAccount>> {
-        let mut found = BTreeMap::new();
-        // Bounded statements, whatever the number of creators.
-        for chunk in creators.chunks(1000) {
-            for a in payout_bank_accounts::table
-                .filter(payout_bank_accounts::creator_id.eq_any(chunk))
-                .select(BankAccount::as_select())
-                .load(conn)?
-            {
-                found.insert(a.creator_id.clone(), a);
-            }
-        }
-        Ok(found)
+        super::by_creator(
+            creators,
+            |chunk| {
+                payout_bank_accounts::table
+                    .filter(payout_bank_accounts::creator_id.eq_any(chunk))
+                    .select(BankAccount::as_select())
+                    .load(conn)
+            },
+            |a| &a.creator_id,
+        )
     }
 }
 
@@ -148,17 +146,16 @@ impl ConnectAccount {
         conn: &mut DbConn,
         creators: &[String],
     ) -> QueryResult<BTreeMap<String, ConnectAccount>> {
-        let mut found = BTreeMap::new();
-        for chunk in creators.chunks(1000) {
-            for a in payout_connect_accounts::table
-                .filter(payout_connect_accounts::creator_id.eq_any(chunk))
-                .select(ConnectAccount::as_select())
-                .load(conn)?
-            {
-                found.insert(a.creator_id.clone(), a);
-            }
-        }
-        Ok(found)
+        super::by_creator(
+            creators,
+            |chunk| {
+                payout_connect_accounts::table
+                    .filter(payout_connect_accounts::creator_id.eq_any(chunk))
+                    .select(ConnectAccount::as_select())
+                    .load(conn)
+            },
+            |a| &a.creator_id,
+        )
     }
 }
 

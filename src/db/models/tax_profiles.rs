@@ -68,16 +68,15 @@ impl TaxProfile {
         conn: &mut DbConn,
         creators: &[String],
     ) -> QueryResult<BTreeMap<String, TaxProfile>> {
-        let mut found = BTreeMap::new();
-        for chunk in creators.chunks(1000) {
-            for p in creator_tax_profiles::table
-                .filter(creator_tax_profiles::creator_id.eq_any(chunk))
-                .select(TaxProfile::as_select())
-                .load(conn)?
-            {
-                found.insert(p.creator_id.clone(), p);
-            }
-        }
-        Ok(found)
+        super::by_creator(
+            creators,
+            |chunk| {
+                creator_tax_profiles::table
+                    .filter(creator_tax_profiles::creator_id.eq_any(chunk))
+                    .select(TaxProfile::as_select())
+                    .load(conn)
+            },
+            |a| &a.creator_id,
+        )
     }
 }
