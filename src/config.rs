@@ -60,6 +60,9 @@ pub struct PayoutSettings {
     pub cooling_off_hours: i64,
     /// Lines one run may draw.
     pub max_lines: i64,
+    /// Lines (and balances) a run's steps read, check and move at a time: what one step holds
+    /// in memory, whatever the size of the run.
+    pub page_lines: i64,
     /// The least balance paid out, per currency, in minor units.
     pub minimums: std::collections::BTreeMap<String, i64>,
     pub sepa: SepaSettings,
@@ -267,6 +270,9 @@ impl Settings {
         }
         if !(1..=1_000_000).contains(&self.payouts.max_lines) {
             anyhow::bail!("payouts.max_lines must be between 1 and 1000000");
+        }
+        if !(1..=10_000).contains(&self.payouts.page_lines) {
+            anyhow::bail!("payouts.page_lines must be between 1 and 10000");
         }
         let sepa = &self.payouts.sepa;
         if !["pain.001.001.09", "pain.001.001.03"].contains(&sepa.version.as_str()) {

@@ -399,12 +399,30 @@ async fn step(
     .await
 }
 
-/// A file for finance to download: never cached, named after the run.
-fn file_response(content_type: &str, run: &str, extension: &str, body: String) -> HttpResponse {
+/// A file for finance to download: never cached, named after the run, streamed from its spool
+/// a chunk at a time.
+fn file_response(
+    content_type: &str,
+    run: &str,
+    extension: &str,
+    spooled: bank_file::Spooled,
+) -> HttpResponse {
+    use std::io::Read;
     let name: String = run
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect();
+    let chunks = futures_util::stream::try_unfold(spooled.file, |mut file| async move {
+        let (file, chunk) = web::block(move || {
+            let mut chunk = vec![0u8; 64 * 1024];
+            let n = file.read(&mut chunk)?;
+            chunk.truncate(n);
+            Ok::<_, std::io::Error>((file, chunk))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok::<_, std::io::Error>((!chunk.is_empty()).then(|| (web::Bytes::from(chunk), file)))
+    });
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((
@@ -412,7 +430,7 @@ fn file_response(content_type: &str, run: &str, extension: &str, body: String) -
             format!("attachment; filename=\"payout-run-{name}.{extension}\""),
         ))
         .insert_header(("Cache-Control", "no-store"))
-        .body(body)
+        .body(actix_web::body::SizedStream::new(spooled.len, chunks))
 }
 
 async fn bank_file_csv(

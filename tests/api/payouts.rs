@@ -2103,3 +2103,95 @@ both!(
         }
     }
 );
+
+both!(
+    a_run_larger_than_a_page_is_reviewed_approved_filed_and_paid_a_page_at_a_time,
+    |b: Backend| async move {
+        // Two lines per page, so five lines take three pages at every step.
+        let app = spawn_with(Arc::new(TestDb::new(b)), |s| s.payouts.page_lines = 2).await;
+        let mut euros = Vec::new();
+        for i in 0..3 {
+            euros.push(paid_creator(&app, "EUR", 1_000 + i).await);
+        }
+        let dollars = [
+            paid_creator_with(&app, &british("USD"), 2_000).await,
+            paid_creator_with(&app, &british("USD"), 2_001).await,
+        ];
+        let draft = draw(&app).await;
+        let run = id(&draft);
+        assert_eq!(draft["lines_count"], 5, "{draft}");
+        let lines = lines_of(&app, &run).await;
+        assert_eq!(lines.len(), 5);
+
+        // A refund for the creator of the last line (by id, so on the last page) is seen.
+        let last = lines
+            .iter()
+            .max_by_key(|l| l["id"].as_str().map(str::to_owned))
+            .expect("lines");
+        let (who, code) = (
+            last["creator_id"].as_str().expect("creator").to_owned(),
+            last["currency"].as_str().expect("currency").to_owned(),
+        );
+        take_back(&app, &who, &code, 1).await;
+        let res = approve(&app, &fred(&app), &run, &digest_of(&draft)).await;
+        assert_problem(res, StatusCode::CONFLICT, "digest_mismatch").await;
+        let reread = run_of(&app, &run).await;
+        assert_eq!(reread["uncovered_lines"], 1, "{reread}");
+        let res = approve(&app, &fred(&app), &run, &digest_of(&reread)).await;
+        assert_problem(res, StatusCode::CONFLICT, "insufficient_balance").await;
+        assert_eq!(in_transit(&app, "EUR").await + in_transit(&app, "USD").await, 0);
+        assert!(lines_of(&app, &run)
+            .await
+            .iter()
+            .all(|l| l["state"] == "draft"));
+
+        // Covered again: the digest is the first one again, and every page is approved.
+        make_available(&app, &who, &code, 1).await;
+        assert_eq!(digest_of(&run_of(&app, &run).await), digest_of(&draft));
+        approved(&app, &run).await;
+        assert_eq!(in_transit(&app, "EUR").await, -3_003);
+        assert_eq!(in_transit(&app, "USD").await, -4_001);
+        stepped(&app, &run, "send").await;
+
+        // Both files hold every line of their currency, and two downloads are the same bytes.
+        let xml = sepa_file(&app, &run, None).await;
+        assert_eq!(xml, sepa_file(&app, &run, None).await);
+        let found = checked_by_python(&xml, "pain.001.001.09");
+        assert_eq!(found["ctrl_sum"], "30.03", "{found}");
+        let paid_to: BTreeSet<String> = found["transactions"]
+            .as_array()
+            .expect("transactions")
+            .iter()
+            .map(|t| t["end_to_end_id"].as_str().expect("id").to_owned())
+            .collect();
+        let eur_lines: BTreeSet<String> = lines
+            .iter()
+            .filter(|l| l["currency"] == "EUR")
+            .map(|l| l["id"].as_str().expect("id").to_owned())
+            .collect();
+        assert_eq!(paid_to, eur_lines);
+        let rows = bank_rows(&bank_file(&app, &run).await);
+        let mut creators: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+        creators.sort();
+        let mut expected: Vec<&str> = dollars.iter().map(String::as_str).collect();
+        expected.sort();
+        assert_eq!(creators, expected);
+
+        // The bank paid the whole file: all five lines, across the pages.
+        let res = app
+            .post(
+                &format!("/v1/admin/payout-runs/{run}/outcome"),
+                &fay(&app),
+                &json!({"outcome": "paid"}),
+            )
+            .await;
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["moved_lines"], 5, "{body}");
+        assert_eq!(body["run"]["state"], "paid");
+        for c in euros.iter().chain(&dollars) {
+            let code = if euros.contains(c) { "EUR" } else { "USD" };
+            assert_eq!(owed(&app, c, code).await, 0);
+        }
+        assert_money_matches_lines(&app).await;
+    }
+);

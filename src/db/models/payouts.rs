@@ -181,10 +181,21 @@ impl Hold {
         diesel::delete(payout_holds::table.find(creator)).execute(conn)
     }
 
-    pub fn held(conn: &mut DbConn) -> QueryResult<Vec<String>> {
-        payout_holds::table
-            .select(payout_holds::creator_id)
-            .load(conn)
+    /// Which of these creators are on hold.
+    pub fn held_among(
+        conn: &mut DbConn,
+        creators: &[String],
+    ) -> QueryResult<std::collections::HashSet<String>> {
+        let mut held = std::collections::HashSet::new();
+        for chunk in creators.chunks(1000) {
+            held.extend(
+                payout_holds::table
+                    .filter(payout_holds::creator_id.eq_any(chunk))
+                    .select(payout_holds::creator_id)
+                    .load::<String>(conn)?,
+            );
+        }
+        Ok(held)
     }
 }
 
@@ -290,15 +301,6 @@ impl Line {
             .optional()
     }
 
-    /// All lines of a run, by id (bounded by `payouts.max_lines`).
-    pub fn of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
-        payout_lines::table
-            .filter(payout_lines::run_id.eq(run))
-            .order(payout_lines::id)
-            .select(Line::as_select())
-            .load(conn)
-    }
-
     pub fn page(
         conn: &mut DbConn,
         run: &str,
@@ -346,16 +348,29 @@ impl Line {
         Ok(moved == 1)
     }
 
-    /// A run's Connect lines sent but not yet transferred, by id: what processing transfers.
-    pub fn untransferred(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
+    /// A run's Connect lines sent but not yet transferred, by id (the first `limit`): what
+    /// processing transfers.
+    pub fn untransferred(conn: &mut DbConn, run: &str, limit: i64) -> QueryResult<Vec<Line>> {
         payout_lines::table
             .filter(payout_lines::run_id.eq(run))
             .filter(payout_lines::method.eq("stripe_connect"))
             .filter(payout_lines::state.eq("sent"))
             .filter(payout_lines::transfer_id.is_null())
             .order(payout_lines::id)
+            .limit(limit)
             .select(Line::as_select())
             .load(conn)
+    }
+
+    /// How many of a run's Connect lines are sent but not yet transferred.
+    pub fn untransferred_count(conn: &mut DbConn, run: &str) -> QueryResult<i64> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::method.eq("stripe_connect"))
+            .filter(payout_lines::state.eq("sent"))
+            .filter(payout_lines::transfer_id.is_null())
+            .count()
+            .get_result(conn)
     }
 
     /// How many of a run's approved lines are paid by `method`.
@@ -432,25 +447,87 @@ impl Line {
         .execute(conn)
     }
 
-    /// The bank-transfer lines of a run that went to the bank, by id: what its bank file holds.
-    pub fn sent_of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
-        payout_lines::table
+    /// The bank-transfer lines of a run that went to the bank (what its bank files hold) in
+    /// the given states (any when empty), by id after `after`: the next `limit` of them.
+    pub fn sent_page(
+        conn: &mut DbConn,
+        run: &str,
+        states: &[&str],
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<Line>> {
+        let mut q = payout_lines::table
             .filter(payout_lines::run_id.eq(run))
             .filter(payout_lines::method.eq("bank_transfer"))
             .filter(payout_lines::sent_at.is_not_null())
             .order(payout_lines::id)
+            .limit(limit)
             .select(Line::as_select())
-            .load(conn)
+            .into_boxed();
+        if !states.is_empty() {
+            q = q.filter(payout_lines::state.eq_any(states.to_vec()));
+        }
+        if let Some(after) = after {
+            q = q.filter(payout_lines::id.gt(after.to_owned()));
+        }
+        q.load(conn)
     }
 
-    /// A run's draft lines, by id.
-    pub fn drafts_of_run(conn: &mut DbConn, run: &str) -> QueryResult<Vec<Line>> {
+    /// How many of the lines in a run's bank files are in `state`.
+    pub fn sent_in_state(conn: &mut DbConn, run: &str, state: &str) -> QueryResult<i64> {
         payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::method.eq("bank_transfer"))
+            .filter(payout_lines::sent_at.is_not_null())
+            .filter(payout_lines::state.eq(state))
+            .count()
+            .get_result(conn)
+    }
+
+    /// A run's draft lines by id after `after`: the next `limit` of them.
+    pub fn drafts_page(
+        conn: &mut DbConn,
+        run: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> QueryResult<Vec<Line>> {
+        let mut q = payout_lines::table
             .filter(payout_lines::run_id.eq(run))
             .filter(payout_lines::state.eq("draft"))
             .order(payout_lines::id)
+            .limit(limit)
             .select(Line::as_select())
-            .load(conn)
+            .into_boxed();
+        if let Some(after) = after {
+            q = q.filter(payout_lines::id.gt(after.to_owned()));
+        }
+        q.load(conn)
+    }
+
+    /// Whether a draft line of the run pays `creator`.
+    pub fn draft_pays(conn: &mut DbConn, run: &str, creator: &str) -> QueryResult<Option<String>> {
+        payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::state.eq("draft"))
+            .filter(payout_lines::creator_id.eq(creator))
+            .select(payout_lines::id)
+            .first(conn)
+            .optional()
+    }
+
+    /// Cancels a run's draft lines; how many.
+    pub fn cancel_drafts(conn: &mut DbConn, run: &str) -> QueryResult<usize> {
+        let now = to_db(Utc::now());
+        diesel::update(
+            payout_lines::table
+                .filter(payout_lines::run_id.eq(run))
+                .filter(payout_lines::state.eq("draft")),
+        )
+        .set((
+            payout_lines::state.eq("canceled"),
+            payout_lines::updated_at.eq(now),
+        ))
+        .execute(conn)
     }
 
     /// A creator's lines in `currency` that changed in `[from, until)`, by id (at most `limit`).
@@ -546,12 +623,23 @@ impl Line {
             .load(conn)
     }
 
-    /// Creators and currencies in an open line (draft, approved or sent) of any run.
-    pub fn open(conn: &mut DbConn) -> QueryResult<Vec<(String, String)>> {
-        payout_lines::table
-            .filter(payout_lines::state.eq_any(["draft", "approved", "sent"]))
-            .select((payout_lines::creator_id, payout_lines::currency))
-            .load(conn)
+    /// Which of these creators' currencies are in an open line (draft, approved or sent) of
+    /// any run.
+    pub fn open_among(
+        conn: &mut DbConn,
+        creators: &[String],
+    ) -> QueryResult<std::collections::HashSet<(String, String)>> {
+        let mut open = std::collections::HashSet::new();
+        for chunk in creators.chunks(1000) {
+            open.extend(
+                payout_lines::table
+                    .filter(payout_lines::creator_id.eq_any(chunk))
+                    .filter(payout_lines::state.eq_any(["draft", "approved", "sent"]))
+                    .select((payout_lines::creator_id, payout_lines::currency))
+                    .load::<(String, String)>(conn)?,
+            );
+        }
+        Ok(open)
     }
 }
 
@@ -663,13 +751,49 @@ impl AuditEvent {
     }
 }
 
-/// Every creator's available balance per currency (credit positive: what we owe them), from
-/// the entries made before `until` (all when `None`) and every payout posting whenever it was
-/// made: what was already paid out (or is in transit) is never owed again, however early the
-/// cut-off. One grouped statement.
+/// Creators' available accounts by id after `after`, the next `limit`: (id, creator,
+/// currency). A payout run is drawn a page of them at a time.
+pub fn available_accounts_page(
+    conn: &mut DbConn,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<(String, Option<String>, String)>> {
+    let mut q = ledger_accounts::table
+        .filter(ledger_accounts::kind.eq("creator_available"))
+        .order(ledger_accounts::id)
+        .limit(limit)
+        .select((
+            ledger_accounts::id,
+            ledger_accounts::owner_id,
+            ledger_accounts::currency,
+        ))
+        .into_boxed();
+    if let Some(after) = after {
+        q = q.filter(ledger_accounts::id.gt(after.to_owned()));
+    }
+    q.load(conn)
+}
+
+/// The available balance of each of these accounts by (creator, currency) (credit positive:
+/// what we owe them), from the entries made before `until` (all when `None`) and every payout
+/// posting whenever it was made: what was already paid out (or is in transit) is never owed
+/// again, however early the cut-off. One grouped statement per thousand accounts.
 pub fn available_balances(
     conn: &mut DbConn,
     until: Option<NaiveDateTime>,
+    accounts: &[String],
+) -> QueryResult<BTreeMap<(String, String), i64>> {
+    let mut found = BTreeMap::new();
+    for chunk in accounts.chunks(1000) {
+        found.extend(available_balances_of(conn, until, chunk)?);
+    }
+    Ok(found)
+}
+
+fn available_balances_of(
+    conn: &mut DbConn,
+    until: Option<NaiveDateTime>,
+    accounts: &[String],
 ) -> QueryResult<BTreeMap<(String, String), i64>> {
     // Later than any entry when there is no bound (a plain filter keeps one query shape).
     let until = until.unwrap_or_else(|| {
@@ -681,6 +805,7 @@ pub fn available_balances(
         .inner_join(ledger_accounts::table)
         .inner_join(ledger_transactions::table)
         .filter(ledger_accounts::kind.eq("creator_available"))
+        .filter(ledger_entries::account_id.eq_any(accounts))
         .filter(
             ledger_entries::created_at
                 .lt(until)

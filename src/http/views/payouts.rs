@@ -153,8 +153,8 @@ pub struct RunView {
     /// Draft lines the creator's available balance no longer covers, and draft lines held,
     /// cooling off, lacking a required tax profile or withholding at a changed rate now:
     /// approval refuses a run with either.
-    pub uncovered_lines: usize,
-    pub blocked_lines: usize,
+    pub uncovered_lines: i64,
+    pub blocked_lines: i64,
 }
 
 impl From<&RunDetails> for RunView {
@@ -182,8 +182,8 @@ impl From<&RunDetails> for RunView {
             carried: d.carried.iter().map(CarriedView::from).collect(),
             carried_count: d.carried_count,
             lines_count: d.lines_count(),
-            uncovered_lines: d.standings.values().filter(|s| !s.covered).count(),
-            blocked_lines: d.standings.values().filter(|s| s.blocked.is_some()).count(),
+            uncovered_lines: d.uncovered_lines,
+            blocked_lines: d.blocked_lines,
         }
     }
 }

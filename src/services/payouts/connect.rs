@@ -290,8 +290,11 @@ pub async fn transfer_sent(
     run: &str,
 ) -> Result<(usize, bool), AppError> {
     let run_id = run.to_owned();
-    let lines = db::run(&state.pool, move |conn| {
-        Ok(Line::untransferred(conn, &run_id)?)
+    let (lines, waiting) = db::run(&state.pool, move |conn| {
+        Ok((
+            Line::untransferred(conn, &run_id, TRANSFERS_PER_REQUEST as i64)?,
+            Line::untransferred_count(conn, &run_id)?,
+        ))
     })
     .await?;
     if lines.is_empty() {
@@ -299,8 +302,8 @@ pub async fn transfer_sent(
     }
     let stripe = gateway(state)?;
     let hold_days = state.settings.billing.hold_days;
-    let mut left = lines.len();
-    for line in lines.into_iter().take(TRANSFERS_PER_REQUEST) {
+    let mut left = usize::try_from(waiting).unwrap_or(usize::MAX);
+    for line in lines {
         let destination = super::Destination::of(&line)
             .stripe_account
             .unwrap_or_default();

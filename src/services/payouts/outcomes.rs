@@ -153,34 +153,40 @@ pub async fn record_file(
         ));
     }
     let (actor, run) = (actor.to_owned(), run.to_owned());
+    let page_lines = state.settings.payouts.page_lines;
     let hold_days = state.settings.billing.hold_days;
     db::transaction(&state.pool, move |conn| {
         crate::db::models::payouts::Run::find(conn, &run)?
             .ok_or_else(|| AppError::not_found(format!("payout run {run}")))?;
         let (from, _) = outcome.from();
         let to = outcome.state().as_str();
-        let lines = Line::sent_of_run(conn, &run)?;
         let mut moved = 0;
-        for line in lines.iter().filter(|l| from.contains(&l.state.as_str())) {
-            // A line whose own outcome was recorded meanwhile is left as it is.
-            match apply(
-                conn,
-                &actor,
-                line.clone(),
-                outcome,
-                reason_code.as_deref(),
-                hold_days,
-            ) {
-                Ok(_) => moved += 1,
-                Err(AppError::Client {
-                    code: "invalid_transition",
-                    ..
-                }) => {}
-                Err(e) => return Err(e),
+        let mut after: Option<String> = None;
+        loop {
+            let page = Line::sent_page(conn, &run, from, after.as_deref(), page_lines)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for line in page {
+                // A line whose own outcome was recorded meanwhile is left as it is.
+                match apply(
+                    conn,
+                    &actor,
+                    line,
+                    outcome,
+                    reason_code.as_deref(),
+                    hold_days,
+                ) {
+                    Ok(_) => moved += 1,
+                    Err(AppError::Client {
+                        code: "invalid_transition",
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
         // Recording a file's outcome again moves nothing and is no error.
-        if moved == 0 && !lines.iter().any(|l| l.state == to) {
+        if moved == 0 && Line::sent_in_state(conn, &run, to)? == 0 {
             return Err(AppError::conflict(
                 "invalid_state",
                 "no line of the run's bank files can take this outcome",

@@ -2,11 +2,12 @@
 
 use super::{run_state, Destination};
 use crate::app::AppState;
+use crate::config::PayoutSettings;
 use crate::db;
 use crate::db::models::ledger as ledger_db;
 use crate::db::models::payouts::{
-    audit, available_balances, lock_available, BankAccount, Carried, ConnectAccount, Hold, Line,
-    Run,
+    audit, available_accounts_page, available_balances, lock_available, BankAccount, Carried,
+    ConnectAccount, Hold, Line, Run,
 };
 use crate::db::models::tax_profiles::TaxProfile;
 use crate::db::models::{from_db, new_id, to_db};
@@ -18,14 +19,13 @@ use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use diesel::RunQueryDsl;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-/// A run as services hand it to views: its draft lines (what approval concerns), counts and
-/// totals of all its lines (read by the database, so a large run is not loaded whole), and what
-/// it carried.
+/// A run as services hand it to views: where its draft lines stand (what approval concerns),
+/// counts and totals of all its lines (read by the database, so a large run is not loaded
+/// whole), and what it carried.
 pub struct RunDetails {
     pub run: Run,
-    pub drafts: Vec<Line>,
     /// How many lines are in each state.
     pub state_counts: Vec<(String, i64)>,
     /// (currency, lines, amount, withheld) over the lines not canceled.
@@ -33,10 +33,12 @@ pub struct RunDetails {
     /// The first carried balances (see `carried_count` for all).
     pub carried: Vec<Carried>,
     pub carried_count: i64,
-    /// What approving must quote (see [`digest`]).
+    /// What approving must quote (see [`Review`]).
     pub digest: String,
-    /// Where each draft line stands now, by line id.
-    pub standings: BTreeMap<String, Standing>,
+    /// Draft lines their creator's available balance no longer covers.
+    pub uncovered_lines: i64,
+    /// Draft lines something stops being paid now (see [`Standing`]).
+    pub blocked_lines: i64,
 }
 
 impl RunDetails {
@@ -61,25 +63,28 @@ pub struct Standing {
     pub blocked: Option<&'static str>,
 }
 
-/// The standing of each draft line, by line id.
+/// The standing of each line of a page of draft lines, by line id.
 fn standings(
     conn: &mut DbConn,
     rates: &Rates,
-    lines: &[Line],
+    drafts: &[Line],
 ) -> Result<BTreeMap<String, Standing>, AppError> {
-    let drafts: Vec<&Line> = lines.iter().filter(|l| l.state == "draft").collect();
     if drafts.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let balances = available_balances(conn, None)?;
-    let held: HashSet<String> = Hold::held(conn)?.into_iter().collect();
+    let accounts: Vec<String> = drafts
+        .iter()
+        .map(available_account)
+        .collect::<Result<_, _>>()?;
+    let balances = available_balances(conn, None, &accounts)?;
     let creators: Vec<String> = drafts.iter().map(|l| l.creator_id.clone()).collect();
+    let held = Hold::held_among(conn, &creators)?;
     let accounts = BankAccount::all_of(conn, &creators)?;
     let connects = ConnectAccount::all_of(conn, &creators)?;
     let profiles = TaxProfile::all_of(conn, &creators)?;
     let now = Utc::now();
     Ok(drafts
-        .into_iter()
+        .iter()
         .map(|l| {
             let available = balances
                 .get(&(l.creator_id.clone(), l.currency.clone()))
@@ -120,56 +125,122 @@ fn standings(
         .collect())
 }
 
-fn load(conn: &mut DbConn, rates: &Rates, id: &str) -> Result<RunDetails, AppError> {
+/// A run's draft lines read a page at a time, by id: the digest an approval quotes, how many
+/// stand in the way, and the first that does.
+///
+/// The digest is SHA-256 over each draft line (id, creator, currency, amount, withholding,
+/// destination) and where it stands now (covered by the balance; held, cooling off, lacking a
+/// tax profile): an approval quoting it approves exactly what the approver saw. A refund that
+/// leaves a line uncovered, or a hold set since, makes it stale; new earnings do not, so a
+/// large run stays approvable.
+#[derive(Debug, Default)]
+pub struct Review {
+    pub digest: String,
+    pub drafts: i64,
+    pub uncovered: i64,
+    pub blocked: i64,
+    /// The first line (by id) that cannot be paid now: blocked (with why), or not covered.
+    first_problem: Option<(Line, Option<&'static str>)>,
+}
+
+impl Review {
+    /// With `lock`, each page's available accounts are locked before their balances are read
+    /// (approval: nothing may post to them until it commits).
+    fn of(
+        conn: &mut DbConn,
+        settings: &PayoutSettings,
+        run: &str,
+        lock: bool,
+    ) -> Result<Review, AppError> {
+        let mut hash = Sha256::new();
+        let mut review = Review::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = Line::drafts_page(conn, run, after.as_deref(), settings.page_lines)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            if lock {
+                let accounts: Vec<String> = page
+                    .iter()
+                    .map(available_account)
+                    .collect::<Result<_, _>>()?;
+                lock_available(conn, &accounts)?;
+            }
+            let standings = standings(conn, &settings.tax, &page)?;
+            for l in page {
+                let s = standings.get(&l.id).copied().unwrap_or(Standing {
+                    covered: false,
+                    blocked: None,
+                });
+                hash.update(format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    l.id,
+                    l.creator_id,
+                    l.currency,
+                    l.amount_minor,
+                    l.withheld_minor,
+                    l.withholding_rate_bps,
+                    l.destination,
+                    s.covered,
+                    s.blocked.unwrap_or("-"),
+                ));
+                review.drafts += 1;
+                review.uncovered += i64::from(!s.covered);
+                review.blocked += i64::from(s.blocked.is_some());
+                if (s.blocked.is_some() || !s.covered) && review.first_problem.is_none() {
+                    review.first_problem = Some((l, s.blocked));
+                }
+            }
+        }
+        review.digest = hex::encode(hash.finalize());
+        Ok(review)
+    }
+
+    /// Why approval refuses the run, if anything stands in the way.
+    fn refusal(&self) -> Option<AppError> {
+        let (l, blocked) = self.first_problem.as_ref()?;
+        Some(match blocked {
+            Some(why) => AppError::conflict(
+                "payout_blocked",
+                format!(
+                    "line {} cannot be paid now ({why}); cancel the run and draw a new one",
+                    l.id
+                ),
+            ),
+            None => AppError::conflict(
+                "insufficient_balance",
+                format!(
+                    "line {} pays {} but {} has less available now; cancel the run and draw a new one",
+                    l.id, l.amount_minor, l.creator_id
+                ),
+            ),
+        })
+    }
+}
+
+fn load(conn: &mut DbConn, settings: &PayoutSettings, id: &str) -> Result<RunDetails, AppError> {
     let run =
         Run::find(conn, id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
-    let drafts = Line::drafts_of_run(conn, id)?;
     let state_counts = Line::state_counts(conn, id)?;
     let totals = Line::totals_of_run(conn, id)?;
     let carried = Carried::of_run(conn, id, CARRIED_SHOWN)?;
     let carried_count = Carried::count_of_run(conn, id)?;
-    let standings = standings(conn, rates, &drafts)?;
-    let digest = digest(&drafts, &standings);
+    let review = Review::of(conn, settings, id, false)?;
     Ok(RunDetails {
         run,
-        drafts,
         state_counts,
         totals,
         carried,
         carried_count,
-        digest,
-        standings,
+        digest: review.digest,
+        uncovered_lines: review.uncovered,
+        blocked_lines: review.blocked,
     })
 }
 
-/// SHA-256 over the run's draft lines (id, creator, currency, amount, withholding,
-/// destination) and where
-/// each stands now (covered by the balance; held or cooling off): an approval quoting it
-/// approves exactly what the approver saw. A refund that leaves a line uncovered, or a hold
-/// set since, makes it stale; new earnings do not, so a large run stays approvable.
-pub fn digest(lines: &[Line], standings: &BTreeMap<String, Standing>) -> String {
-    let mut hash = Sha256::new();
-    for l in lines.iter().filter(|l| l.state == "draft") {
-        let s = standings.get(&l.id);
-        hash.update(format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-            l.id,
-            l.creator_id,
-            l.currency,
-            l.amount_minor,
-            l.withheld_minor,
-            l.withholding_rate_bps,
-            l.destination,
-            s.is_some_and(|s| s.covered),
-            s.and_then(|s| s.blocked).unwrap_or("-"),
-        ));
-    }
-    hex::encode(hash.finalize())
-}
-
 pub async fn get(state: &AppState, id: &str) -> Result<RunDetails, AppError> {
-    let (id, rates) = (id.to_owned(), state.settings.payouts.tax);
-    db::run(&state.pool, move |conn| load(conn, &rates, &id)).await
+    let (id, settings) = (id.to_owned(), state.settings.payouts.clone());
+    db::run(&state.pool, move |conn| load(conn, &settings, &id)).await
 }
 
 /// How a creator is paid: through their Connect account when they chose it, else to their
@@ -231,6 +302,111 @@ fn carried_reason(
     })
 }
 
+/// The lines and carried balances of a page of creators' available accounts (`drawn` lines
+/// are already in the run).
+fn draw_page(
+    conn: &mut DbConn,
+    settings: &PayoutSettings,
+    run: &Run,
+    page: &[(String, Option<String>, String)],
+    drawn: i64,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Line>, Vec<Carried>), AppError> {
+    let ids: Vec<String> = page.iter().map(|(id, _, _)| id.clone()).collect();
+    let as_of = available_balances(conn, Some(run.cutoff), &ids)?;
+    let current = available_balances(conn, None, &ids)?;
+    let creators: Vec<String> = page
+        .iter()
+        .filter_map(|(_, owner, _)| owner.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let held = Hold::held_among(conn, &creators)?;
+    let open = Line::open_among(conn, &creators)?;
+    let accounts = BankAccount::all_of(conn, &creators)?;
+    let connects = ConnectAccount::all_of(conn, &creators)?;
+    let profiles = TaxProfile::all_of(conn, &creators)?;
+    let (mut lines, mut carried) = (Vec::new(), Vec::new());
+    for ((creator, currency), then) in &as_of {
+        let available = (*then).min(
+            current
+                .get(&(creator.clone(), currency.clone()))
+                .copied()
+                .unwrap_or(0),
+        );
+        if available == 0 {
+            continue;
+        }
+        let payee = Payee::of(accounts.get(creator), connects.get(creator));
+        let rate = super::tax::rate_of(&settings.tax, profiles.get(creator), now);
+        let mut reason = carried_reason(
+            available,
+            settings.minimum(currency),
+            held.contains(creator),
+            open.contains(&(creator.clone(), currency.clone())),
+            payee.blocked(currency, now),
+            rate,
+        );
+        if reason.is_none() && drawn + lines.len() as i64 >= settings.max_lines {
+            reason = Some("run_full");
+        }
+        let (method, destination) = match (&payee, reason) {
+            (Payee::Bank(a), None) => (
+                "bank_transfer",
+                Destination {
+                    holder_name: a.holder_name.clone(),
+                    iban: a.iban.clone(),
+                    bic: a.bic.clone(),
+                    town: a.town.clone(),
+                    country: a.country.clone(),
+                    stripe_account: None,
+                },
+            ),
+            (Payee::Connect(c), None) => (
+                "stripe_connect",
+                Destination {
+                    stripe_account: Some(c.account_id.clone()),
+                    ..Destination::default()
+                },
+            ),
+            (_, reason) => {
+                carried.push(Carried {
+                    run_id: run.id.clone(),
+                    creator_id: creator.clone(),
+                    currency: currency.clone(),
+                    available_minor: available,
+                    reason: reason.unwrap_or("no_bank_account").to_owned(),
+                });
+                continue;
+            }
+        };
+        let rate = rate.unwrap_or(0);
+        lines.push(Line {
+            // The line's id is its SEPA `EndToEndId`: at most 35 characters of SEPA's
+            // Latin set, which has `-` but no `_`.
+            id: format!("pl-{}", uuid::Uuid::new_v4().simple()),
+            run_id: run.id.clone(),
+            creator_id: creator.clone(),
+            currency: currency.clone(),
+            amount_minor: available,
+            state: "draft".into(),
+            destination: serde_json::to_string(&destination)
+                .map_err(|e| AppError::Internal(e.into()))?,
+            reason_code: None,
+            sent_at: None,
+            updated_at: to_db(now),
+            withheld_minor: withheld(available, rate),
+            withholding_rate_bps: i32::from(rate),
+            paid_at: None,
+            method: method.to_owned(),
+            transfer_id: None,
+            transfer_attempted_at: None,
+            reversed_minor: 0,
+        });
+    }
+    Ok((lines, carried))
+}
+
 /// Draws a run as of `cutoff`: a line for each creator and currency whose available balance
 /// (as of the cutoff, and never more than now) reaches the minimum and may be paid; every
 /// other non-zero balance is carried with its reason.
@@ -248,19 +424,6 @@ pub async fn create(
             diesel::sql_query("SELECT pg_advisory_xact_lock(7411000)").execute(c)?;
         }
         let now = Utc::now();
-        let as_of = available_balances(conn, Some(to_db(cutoff)))?;
-        let current = available_balances(conn, None)?;
-        let held: HashSet<String> = Hold::held(conn)?.into_iter().collect();
-        let open: HashSet<(String, String)> = Line::open(conn)?.into_iter().collect();
-        let creators: Vec<String> = as_of
-            .keys()
-            .map(|(c, _)| c.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let accounts = BankAccount::all_of(conn, &creators)?;
-        let connects = ConnectAccount::all_of(conn, &creators)?;
-        let profiles = TaxProfile::all_of(conn, &creators)?;
         let run = Run {
             id: new_id("prun"),
             cutoff: to_db(cutoff),
@@ -272,86 +435,20 @@ pub async fn create(
         diesel::insert_into(crate::db::schema::payout_runs::table)
             .values(&run)
             .execute(conn)?;
-        let (mut lines, mut carried) = (Vec::new(), Vec::new());
-        for ((creator, currency), then) in &as_of {
-            let available = (*then).min(
-                current
-                    .get(&(creator.clone(), currency.clone()))
-                    .copied()
-                    .unwrap_or(0),
-            );
-            if available == 0 {
-                continue;
-            }
-            let payee = Payee::of(accounts.get(creator), connects.get(creator));
-            let rate = super::tax::rate_of(&settings.tax, profiles.get(creator), now);
-            let mut reason = carried_reason(
-                available,
-                settings.minimum(currency),
-                held.contains(creator),
-                open.contains(&(creator.clone(), currency.clone())),
-                payee.blocked(currency, now),
-                rate,
-            );
-            if reason.is_none() && lines.len() as i64 >= settings.max_lines {
-                reason = Some("run_full");
-            }
-            let (method, destination) = match (&payee, reason) {
-                (Payee::Bank(a), None) => (
-                    "bank_transfer",
-                    Destination {
-                        holder_name: a.holder_name.clone(),
-                        iban: a.iban.clone(),
-                        bic: a.bic.clone(),
-                        town: a.town.clone(),
-                        country: a.country.clone(),
-                        stripe_account: None,
-                    },
-                ),
-                (Payee::Connect(c), None) => (
-                    "stripe_connect",
-                    Destination {
-                        stripe_account: Some(c.account_id.clone()),
-                        ..Destination::default()
-                    },
-                ),
-                (_, reason) => {
-                    carried.push(Carried {
-                        run_id: run.id.clone(),
-                        creator_id: creator.clone(),
-                        currency: currency.clone(),
-                        available_minor: available,
-                        reason: reason.unwrap_or("no_bank_account").to_owned(),
-                    });
-                    continue;
-                }
+        let (mut drawn, mut carried) = (0, 0);
+        let mut after: Option<String> = None;
+        loop {
+            let accounts = available_accounts_page(conn, after.as_deref(), settings.page_lines)?;
+            let Some((last, _, _)) = accounts.last() else {
+                break;
             };
-            let rate = rate.unwrap_or(0);
-            lines.push(Line {
-                // The line's id is its SEPA `EndToEndId`: at most 35 characters of SEPA's
-                // Latin set, which has `-` but no `_`.
-                id: format!("pl-{}", uuid::Uuid::new_v4().simple()),
-                run_id: run.id.clone(),
-                creator_id: creator.clone(),
-                currency: currency.clone(),
-                amount_minor: available,
-                state: "draft".into(),
-                destination: serde_json::to_string(&destination)
-                    .map_err(|e| AppError::Internal(e.into()))?,
-                reason_code: None,
-                sent_at: None,
-                updated_at: to_db(now),
-                withheld_minor: withheld(available, rate),
-                withholding_rate_bps: i32::from(rate),
-                paid_at: None,
-                method: method.to_owned(),
-                transfer_id: None,
-                transfer_attempted_at: None,
-                reversed_minor: 0,
-            });
+            after = Some(last.clone());
+            let (lines, carry) = draw_page(conn, &settings, &run, &accounts, drawn, now)?;
+            Line::insert_all(conn, &lines)?;
+            Carried::insert_all(conn, &carry)?;
+            drawn += lines.len() as i64;
+            carried += carry.len();
         }
-        Line::insert_all(conn, &lines)?;
-        Carried::insert_all(conn, &carried)?;
         audit(
             conn,
             &run.id,
@@ -359,13 +456,11 @@ pub async fn create(
             &actor,
             "create",
             &format!(
-                "cut-off {}; {} lines, {} carried",
+                "cut-off {}; {drawn} lines, {carried} carried",
                 cutoff.to_rfc3339(),
-                lines.len(),
-                carried.len()
             ),
         )?;
-        load(conn, &settings.tax, &run.id)
+        load(conn, &settings, &run.id)
     })
     .await
 }
@@ -381,7 +476,7 @@ pub async fn approve(
     quoted: &str,
 ) -> Result<RunDetails, AppError> {
     let (actor, id, quoted) = (actor.to_owned(), id.to_owned(), quoted.to_owned());
-    let rates = state.settings.payouts.tax;
+    let settings = state.settings.payouts.clone();
     db::transaction(&state.pool, move |conn| {
         let run = Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
         if run.created_by == actor {
@@ -390,52 +485,41 @@ pub async fn approve(
                 "a payout run is approved by a finance user other than the one who drew it",
             ));
         }
-        let drafts = Line::drafts_of_run(conn, &id)?;
-        if drafts.is_empty() {
-            return Err(AppError::conflict("invalid_state", "the run has no draft lines to approve"));
-        }
-        if let Some(own) = drafts.iter().find(|l| l.creator_id == actor) {
+        if let Some(own) = Line::draft_pays(conn, &id, &actor)? {
             return Err(AppError::conflict(
                 "self_payment",
-                format!("line {} pays the approver; another finance user approves this run", own.id),
+                format!("line {own} pays the approver; another finance user approves this run"),
             ));
         }
-        let accounts: Vec<String> = drafts.iter().map(available_account).collect::<Result<_, _>>()?;
-        lock_available(conn, &accounts)?;
-        let standings = standings(conn, &rates, &drafts)?;
-        if digest(&drafts, &standings) != quoted {
+        let review = Review::of(conn, &settings, &id, true)?;
+        if review.drafts == 0 {
+            return Err(AppError::conflict("invalid_state", "the run has no draft lines to approve"));
+        }
+        if review.digest != quoted {
             return Err(AppError::conflict(
                 "digest_mismatch",
                 "the run's lines, or where they stand (balances, holds), changed since this digest was read; read the run again",
             ));
         }
-        for l in &drafts {
-            let Some(s) = standings.get(&l.id) else { continue };
-            if let Some(why) = s.blocked {
-                return Err(AppError::conflict(
-                    "payout_blocked",
-                    format!("line {} cannot be paid now ({why}); cancel the run and draw a new one", l.id),
-                ));
-            }
-            if !s.covered {
-                return Err(AppError::conflict(
-                    "insufficient_balance",
-                    format!(
-                        "line {} pays {} but {} has less available now; cancel the run and draw a new one",
-                        l.id, l.amount_minor, l.creator_id
-                    ),
-                ));
-            }
+        if let Some(refusal) = review.refusal() {
+            return Err(refusal);
         }
-        for l in &drafts {
-            if !Line::move_state(conn, &l.id, &["draft"], "approved", None, to_db(Utc::now()))? {
-                return Err(AppError::conflict("invalid_state", format!("line {} is no longer a draft", l.id)));
+        // The accounts stay locked: page by page, each line moves into transit.
+        let mut after: Option<String> = None;
+        loop {
+            let page = Line::drafts_page(conn, &id, after.as_deref(), settings.page_lines)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for l in &page {
+                if !Line::move_state(conn, &l.id, &["draft"], "approved", None, to_db(Utc::now()))? {
+                    return Err(AppError::conflict("invalid_state", format!("line {} is no longer a draft", l.id)));
+                }
+                post(conn, PayoutStep::Approved, l)?;
             }
-            post(conn, PayoutStep::Approved, l)?;
         }
         Run::approved(conn, &id, &actor)?;
-        audit(conn, &id, None, &actor, "approve", &format!("digest {quoted}; {} lines", drafts.len()))?;
-        load(conn, &rates, &id)
+        audit(conn, &id, None, &actor, "approve", &format!("digest {quoted}; {} lines", review.drafts))?;
+        load(conn, &settings, &id)
     })
     .await
 }
@@ -489,18 +573,10 @@ pub(super) fn post(conn: &mut DbConn, step: PayoutStep, line: &Line) -> Result<(
 /// Cancels a run's draft lines (nothing has moved yet).
 pub async fn cancel(state: &AppState, actor: &str, id: &str) -> Result<RunDetails, AppError> {
     let (actor, id) = (actor.to_owned(), id.to_owned());
-    let rates = state.settings.payouts.tax;
+    let settings = state.settings.payouts.clone();
     db::transaction(&state.pool, move |conn| {
         Run::find(conn, &id)?.ok_or_else(|| AppError::not_found(format!("payout run {id}")))?;
-        let mut canceled = 0;
-        for l in Line::of_run(conn, &id)?
-            .iter()
-            .filter(|l| l.state == "draft")
-        {
-            if Line::move_state(conn, &l.id, &["draft"], "canceled", None, to_db(Utc::now()))? {
-                canceled += 1;
-            }
-        }
+        let canceled = Line::cancel_drafts(conn, &id)?;
         if canceled == 0 {
             return Err(AppError::conflict(
                 "invalid_state",
@@ -515,7 +591,7 @@ pub async fn cancel(state: &AppState, actor: &str, id: &str) -> Result<RunDetail
             "cancel",
             &format!("{canceled} lines"),
         )?;
-        load(conn, &rates, &id)
+        load(conn, &settings, &id)
     })
     .await
 }
@@ -537,7 +613,7 @@ pub async fn send(state: &AppState, actor: &str, id: &str) -> Result<RunDetails,
             ));
         }
         let sent = Line::send_approved(conn, &run)?;
-        let waiting = Line::untransferred(conn, &run)?.len();
+        let waiting = Line::untransferred_count(conn, &run)?;
         if sent == 0 && waiting == 0 {
             return Err(AppError::conflict(
                 "invalid_state",
