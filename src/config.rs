@@ -32,6 +32,17 @@ pub struct Settings {
     pub email: EmailSettings,
     pub packs: PackSettings,
     pub payouts: PayoutSettings,
+    pub accounting: AccountingSettings,
+}
+
+/// How the ledger reaches finance's books (`[accounting]`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct AccountingSettings {
+    /// The general-ledger code each account kind is booked to in `journal.csv`; kinds may
+    /// share a code (their amounts are then netted on one line).
+    pub gl_codes: std::collections::BTreeMap<String, String>,
+    /// Entries `ledger.csv` reads per query while it streams (what one export holds at once).
+    pub export_page_entries: i64,
 }
 
 /// Sticker packs: where their images live, how many a pack holds, what they cost.
@@ -270,6 +281,20 @@ impl Settings {
         }
         if !(1..=1_000_000).contains(&self.payouts.max_lines) {
             anyhow::bail!("payouts.max_lines must be between 1 and 1000000");
+        }
+        for kind in crate::domain::ledger::AccountKind::ALL {
+            let code = self.accounting.gl_codes.get(kind.as_str());
+            if !code.is_some_and(|c| {
+                !c.is_empty() && c.len() <= 32 && c.bytes().all(|b| b.is_ascii_graphic())
+            }) {
+                anyhow::bail!(
+                    "accounting.gl_codes.{} must be a code of 1-32 printable ASCII characters",
+                    kind.as_str()
+                );
+            }
+        }
+        if !(1..=10_000).contains(&self.accounting.export_page_entries) {
+            anyhow::bail!("accounting.export_page_entries must be between 1 and 10000");
         }
         if !(1..=10_000).contains(&self.payouts.page_lines) {
             anyhow::bail!("payouts.page_lines must be between 1 and 10000");

@@ -30,6 +30,19 @@ pub enum AccountKind {
 }
 
 impl AccountKind {
+    pub const ALL: [AccountKind; 10] = [
+        Self::StripeClearing,
+        Self::StripeFees,
+        Self::PlatformRevenue,
+        Self::CreatorPending,
+        Self::CreatorAvailable,
+        Self::Payouts,
+        Self::PayoutsInTransit,
+        Self::BankClearing,
+        Self::TaxWithheld,
+        Self::FxConversion,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::StripeClearing => "stripe_clearing",

@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O here.
 
 pub mod bank_accounts;
+pub mod csv;
 pub mod entitlements;
 pub mod ledger;
 pub mod limits;

@@ -11,6 +11,7 @@ mod bounds;
 mod creator_packs;
 mod earnings;
 mod entitlements;
+mod exports;
 mod health;
 mod moderation;
 mod payouts;
@@ -57,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
                 .configure(admin_holdings::routes)
                 .configure(admin_refunds::routes)
                 .configure(payouts::routes)
+                .configure(exports::routes)
                 .configure(statements::routes)
                 .configure(tax::routes)
                 // No default service here: resources would inherit it and answer 404 where

@@ -9,6 +9,7 @@ pub mod changes;
 pub mod creators;
 pub mod emails;
 pub mod entitlements;
+pub mod exports;
 pub mod grants;
 pub mod hand_made;
 pub mod idempotency;

@@ -323,6 +323,8 @@ fn rows() -> Vec<Row> {
         .of(&[Owner])
         .body(|_| json!({"status": "valid", "reason": "matrix"})),
         row("GET", "/v1/admin/tax/creator-totals", FINANCE).query("year=2025"),
+        row("GET", "/v1/admin/exports/ledger.csv", FINANCE).query("from=2026-01-01&to=2026-01-31"),
+        row("GET", "/v1/admin/exports/journal.csv", FINANCE).query("from=2026-01-01&to=2026-01-31"),
         // Support.
         row("GET", "/v1/admin/users/{id}", SUPPORT).of(&[Owner]),
         row("POST", "/v1/admin/grants", SUPPORT).body(

@@ -16,6 +16,7 @@ mod database_loss;
 mod emails;
 mod entitlements;
 mod errors;
+mod exports;
 mod fees;
 mod idempotency;
 mod ledger;

@@ -2139,7 +2139,10 @@ both!(
         assert_eq!(reread["uncovered_lines"], 1, "{reread}");
         let res = approve(&app, &fred(&app), &run, &digest_of(&reread)).await;
         assert_problem(res, StatusCode::CONFLICT, "insufficient_balance").await;
-        assert_eq!(in_transit(&app, "EUR").await + in_transit(&app, "USD").await, 0);
+        assert_eq!(
+            in_transit(&app, "EUR").await + in_transit(&app, "USD").await,
+            0
+        );
         assert!(lines_of(&app, &run)
             .await
             .iter()

@@ -70,6 +70,7 @@ fn make_venv() -> PathBuf {
                     "sepaxml==2.7.*",
                     "lxml==6.*",
                     "python-dateutil==2.*",
+                    "pandas==2.*",
                 ])
                 .status()
                 .map(|s| s.success())

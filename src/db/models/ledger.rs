@@ -195,3 +195,84 @@ pub fn amount_in(conn: &mut DbConn, source_key: &str, kind: &str) -> QueryResult
         .load(conn)?;
     Ok(amounts.iter().sum())
 }
+
+/// An entry as the ledger export shows it, with its transaction and account.
+#[derive(Debug, Queryable)]
+pub struct ExportedEntry {
+    pub id: String,
+    pub created_at: NaiveDateTime,
+    pub transaction_id: String,
+    pub source_key: String,
+    pub description: String,
+    pub account_id: String,
+    pub kind: String,
+    pub owner_id: Option<String>,
+    pub currency: String,
+    pub amount_minor: i64,
+}
+
+/// Entries made in `[from, to)` (of one account, if given) by time then id, after the
+/// (time, id) cursor: the next `limit`.
+pub fn entries_page(
+    conn: &mut DbConn,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+    account: Option<&str>,
+    after: Option<&(NaiveDateTime, String)>,
+    limit: i64,
+) -> QueryResult<Vec<ExportedEntry>> {
+    let mut q = ledger_entries::table
+        .inner_join(ledger_transactions::table)
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_entries::created_at.ge(from))
+        .filter(ledger_entries::created_at.lt(to))
+        .order((ledger_entries::created_at, ledger_entries::id))
+        .limit(limit)
+        .select((
+            ledger_entries::id,
+            ledger_entries::created_at,
+            ledger_entries::transaction_id,
+            ledger_transactions::source_key,
+            ledger_transactions::description,
+            ledger_entries::account_id,
+            ledger_accounts::kind,
+            ledger_accounts::owner_id,
+            ledger_entries::currency,
+            ledger_entries::amount_minor,
+        ))
+        .into_boxed();
+    if let Some(account) = account {
+        q = q.filter(ledger_entries::account_id.eq(account.to_owned()));
+    }
+    if let Some((at, id)) = after {
+        q = q.filter(
+            ledger_entries::created_at
+                .gt(*at)
+                .or(ledger_entries::created_at
+                    .eq(*at)
+                    .and(ledger_entries::id.gt(id.clone()))),
+        );
+    }
+    q.load(conn)
+}
+
+/// What the entries made in `[from, to)` add up to per account kind and currency: (kind,
+/// currency, sum), by kind then currency.
+pub fn sums_by_kind(
+    conn: &mut DbConn,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+) -> QueryResult<Vec<(String, String, i64)>> {
+    ledger_entries::table
+        .inner_join(ledger_accounts::table)
+        .filter(ledger_entries::created_at.ge(from))
+        .filter(ledger_entries::created_at.lt(to))
+        .group_by((ledger_accounts::kind, ledger_accounts::currency))
+        .order((ledger_accounts::kind, ledger_accounts::currency))
+        .select((
+            ledger_accounts::kind,
+            ledger_accounts::currency,
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CAST(COALESCE(SUM(ledger_entries.amount_minor), 0) AS BIGINT)",
+            ),
+        ))
+        .load(conn)
+}

@@ -9,6 +9,7 @@ use crate::config::PayoutSettings;
 use crate::db;
 use crate::db::models::payouts::{audit, Line, Run};
 use crate::db::DbConn;
+use crate::domain::csv::text as field;
 use crate::domain::money::decimal;
 use crate::error::AppError;
 use sha2::{Digest, Sha256};
@@ -18,22 +19,6 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 /// Columns, in order; they only ever grow (at the end).
 pub const COLUMNS: &str =
     "line_id,creator_id,holder_name,iban,bic,town,country,currency,amount_minor,amount";
-
-/// One CSV field: quoted when it holds a comma, a quote or a line break; a leading `=`, `+`,
-/// `-`, `@`, tab or CR is prefixed with `'` so a spreadsheet never runs it as a formula
-/// (free text only: the amount columns are written as numbers).
-pub(super) fn field(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text
-    }
-}
 
 /// One CSV row of a line, with its line break.
 fn row(l: &Line) -> Result<String, AppError> {
@@ -233,17 +218,4 @@ pub async fn download(
         Ok(file)
     })
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_that_a_spreadsheet_would_run_is_neutralized_and_quoted() {
-        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(field("-1"), "'-1");
-        assert_eq!(field("Müller, Söhne"), "\"Müller, Söhne\"");
-        assert_eq!(field("plain"), "plain");
-    }
 }

@@ -353,7 +353,7 @@ pub fn csv(s: &Statement) -> String {
         out.push_str(&format!(
             "{section},{item},{reference},{amount},{},{}\r\n",
             s.currency,
-            super::bank_file::field(detail)
+            crate::domain::csv::text(detail)
         ));
     };
     row("balance", "opening", &s.month, s.opening_minor, "");
