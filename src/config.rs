@@ -285,10 +285,13 @@ impl Settings {
         for kind in crate::domain::ledger::AccountKind::ALL {
             let code = self.accounting.gl_codes.get(kind.as_str());
             if !code.is_some_and(|c| {
-                !c.is_empty() && c.len() <= 32 && c.bytes().all(|b| b.is_ascii_graphic())
+                !c.is_empty()
+                    && c.len() <= 32
+                    && c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._/".contains(&b))
             }) {
                 anyhow::bail!(
-                    "accounting.gl_codes.{} must be a code of 1-32 printable ASCII characters",
+                    "accounting.gl_codes.{} must be a code of 1-32 ASCII letters, digits, '.', '_' or '/'",
                     kind.as_str()
                 );
             }

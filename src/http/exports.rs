@@ -93,6 +93,7 @@ async fn journal(
     caller.staff(Role::Finance)?;
     let q = query.into_inner();
     let period = Period::parse(&q.from, &q.to)?;
+    period.require_over(chrono::Utc::now())?;
     let name = format!("journal-{}-{}.csv", period.from, period.to);
     csv(
         name,

@@ -63,6 +63,25 @@ impl Period {
         Ok(Period { from, to })
     }
 
+    /// Refuses a period that is not over: its last day ended, and postings stamped in it have
+    /// committed (`SETTLED_AFTER_MINUTES`). A journal is imported once per external id, so it
+    /// is only ever made of days that can no longer change.
+    pub fn require_over(self, now: chrono::DateTime<chrono::Utc>) -> Result<(), AppError> {
+        let settled = start(next(self.to)).and_utc()
+            + chrono::Duration::minutes(crate::db::models::ledger::SETTLED_AFTER_MINUTES);
+        if settled > now {
+            return Err(AppError::unprocessable(
+                "period_not_over",
+                format!(
+                    "the journal covers days that are over: to is at most yesterday (UTC), and \
+                     a day can be exported from {} minutes after it ended",
+                    crate::db::models::ledger::SETTLED_AFTER_MINUTES
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// `[from 00:00, the day after to 00:00)` in UTC, as stored.
     fn bounds(self) -> (NaiveDateTime, NaiveDateTime) {
         (start(self.from), start(next(self.to)))

@@ -5,7 +5,7 @@
 use crate::both;
 use crate::helpers::{assert_problem, spawn, spawn_with, Backend, TestApp, TestDb};
 use crate::payouts::{currency, fay, make_available};
-use chrono::Utc;
+use chrono::{NaiveDate, NaiveDateTime, Utc};
 use kopilka::domain::ledger::creator_sale;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -18,12 +18,34 @@ const JAPANESE: &str = "スタンプの売上";
 
 /// Posts a sale (all the creator's) under its own description.
 async fn sale_described(app: &TestApp, creator: &str, code: &str, amount: i64, description: &str) {
+    sale_at(
+        app,
+        creator,
+        code,
+        amount,
+        description,
+        Utc::now().naive_utc(),
+    )
+    .await;
+}
+
+/// Posts a sale (all the creator's) stamped `at`.
+async fn sale_at(
+    app: &TestApp,
+    creator: &str,
+    code: &str,
+    amount: i64,
+    description: &str,
+    at: NaiveDateTime,
+) {
     let pool = kopilka::db::connect(&app.db.url, 1).expect("connect");
     let lines = creator_sale(amount, 0, &currency(code), creator, 10_000).expect("sale");
     let description = description.to_owned();
     kopilka::db::transaction(&pool, move |c| {
         let key = format!("exports-test:{}", uuid::Uuid::new_v4().simple());
-        kopilka::db::models::ledger::post(c, &key, &description, &lines)?;
+        let id = format!("ltx_{}", uuid::Uuid::new_v4().simple());
+        let at = kopilka::db::models::to_db(at.and_utc());
+        kopilka::db::models::ledger::post_unseen_at(c, &id, &key, &description, &lines, at)?;
         Ok(())
     })
     .await
@@ -167,63 +189,79 @@ both!(
     the_journal_balances_each_day_and_currency_on_the_configured_gl_codes,
     |b: Backend| async move {
         let app = spawn(b).await;
-        some_history(&app).await;
         let today = Utc::now().date_naive();
+        let days: Vec<NaiveDate> = [3, 1]
+            .iter()
+            .map(|n| today - chrono::Days::new(*n))
+            .collect();
+        let noon = |d: NaiveDate| d.and_hms_opt(12, 0, 0).expect("noon");
+        sale_at(&app, "cr-ada", "EUR", 1_234, "sale", noon(days[0])).await;
+        sale_at(&app, "cr-ben", "JPY", 500, JAPANESE, noon(days[0])).await;
+        sale_at(&app, "cr-ada", "USD", 999, FORMULA, noon(days[1])).await;
+        let late = days[1].and_hms_opt(23, 59, 59).expect("late");
+        sale_at(&app, "cr-ben", "JPY", 1_000, "sale", late).await;
+        // Today is not over: in no journal yet.
+        make_available(&app, "cr-cy", "EUR", 700).await;
+
+        let yesterday = days[1];
         let from = today - chrono::Days::new(40);
-        let path = format!("/v1/admin/exports/journal.csv?from={from}&to={today}");
+        let path = format!("/v1/admin/exports/journal.csv?from={from}&to={yesterday}");
         let file = export(&app, &path).await;
         let found = checked("journal", &file);
         let journals = found["journals"].as_object().expect("journals");
-        let names: Vec<&String> = journals.keys().collect();
-        assert_eq!(
-            names,
-            ["EUR", "JPY", "USD"]
-                .iter()
-                .map(|c| format!("kopilka-{today}-{c}"))
-                .collect::<Vec<_>>()
-                .iter()
-                .collect::<Vec<_>>(),
-            "{found}"
-        );
+        let names: Vec<String> = journals.keys().cloned().collect();
+        let expected_names: Vec<String> = [(0, "EUR"), (0, "JPY"), (1, "JPY"), (1, "USD")]
+            .iter()
+            .map(|(d, c)| format!("kopilka-{}-{c}", days[*d]))
+            .collect();
+        assert_eq!(names, expected_names, "{found}");
         // Each GL line is the day's net of the accounts of its kinds, read from the ledger
-        // export (another path through the entries).
-        let ledger = checked(
-            "ledger",
-            &export(
-                &app,
-                &format!("/v1/admin/exports/ledger.csv?from={today}&to={today}"),
-            )
-            .await,
-        );
+        // export of that day (another path through the entries).
         let codes = &app.settings.accounting.gl_codes;
-        let mut expected: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-        for (account, sum) in ledger["sums"].as_object().expect("sums") {
-            let kind = account.split(':').next().expect("kind");
-            let code = account.rsplit(':').next().expect("currency");
-            *expected
-                .entry(format!("kopilka-{today}-{code}"))
-                .or_default()
-                .entry(codes[kind].clone())
-                .or_default() += sum.as_i64().expect("sum");
+        for day in &days {
+            let path = format!("/v1/admin/exports/ledger.csv?from={day}&to={day}");
+            let ledger = checked("ledger", &export(&app, &path).await);
+            let mut expected: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+            for (account, sum) in ledger["sums"].as_object().expect("sums") {
+                let kind = account.split(':').next().expect("kind");
+                let code = account.rsplit(':').next().expect("currency");
+                *expected
+                    .entry(format!("kopilka-{day}-{code}"))
+                    .or_default()
+                    .entry(codes[kind].clone())
+                    .or_default() += sum.as_i64().expect("sum");
+            }
+            assert!(!expected.is_empty());
+            for (journal, lines) in &expected {
+                let got: BTreeMap<String, i64> =
+                    serde_json::from_value(journals[journal]["lines"].clone()).expect("lines");
+                let want: BTreeMap<String, i64> = lines
+                    .iter()
+                    .filter(|(_, n)| **n != 0)
+                    .map(|(c, n)| (c.clone(), *n))
+                    .collect();
+                assert_eq!(got, want, "{journal}");
+            }
         }
-        for (journal, lines) in &expected {
-            let got: BTreeMap<String, i64> =
-                serde_json::from_value(journals[journal]["lines"].clone()).expect("lines");
-            let want: BTreeMap<String, i64> = lines
-                .iter()
-                .filter(|(_, n)| **n != 0)
-                .map(|(c, n)| (c.clone(), *n))
-                .collect();
-            assert_eq!(got, want, "{journal}");
-        }
-        // Stable: the same bytes again, and the same lines over a shorter period.
+        // Stable: the same bytes again, and the same over a shorter period around the days.
         assert_eq!(export(&app, &path).await, file);
-        let short = export(
-            &app,
-            &format!("/v1/admin/exports/journal.csv?from={today}&to={today}"),
-        )
-        .await;
-        assert_eq!(short, file, "days without entries add nothing");
+        let short = format!(
+            "/v1/admin/exports/journal.csv?from={}&to={yesterday}",
+            days[0]
+        );
+        assert_eq!(
+            export(&app, &short).await,
+            file,
+            "days without entries add nothing"
+        );
+        // A period that is not over yet is refused.
+        let res = app
+            .get(
+                &format!("/v1/admin/exports/journal.csv?from={yesterday}&to={today}"),
+                &fay(&app),
+            )
+            .await;
+        assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY, "period_not_over").await;
     }
 );
 

@@ -47,7 +47,18 @@ pub fn post_unseen(
     description: &str,
     lines: &[Line],
 ) -> QueryResult<()> {
-    let now = to_db(Utc::now());
+    post_unseen_at(conn, id, source_key, description, lines, to_db(Utc::now()))
+}
+
+/// [`post_unseen`], stamped `now` (tests and seeds give the past).
+pub fn post_unseen_at(
+    conn: &mut DbConn,
+    id: &str,
+    source_key: &str,
+    description: &str,
+    lines: &[Line],
+    now: NaiveDateTime,
+) -> QueryResult<()> {
     // One statement for the entries, whatever their number (webhooks post at Stripe's pace);
     // an account is opened by its first entry (see the ledger migrations).
     let entries: Vec<_> = lines
@@ -244,7 +255,9 @@ pub fn entries_page(
         q = q.filter(ledger_entries::account_id.eq(account.to_owned()));
     }
     if let Some((at, id)) = after {
-        q = q.filter(
+        // The first filter lets the (created_at, id) index seek to the cursor; the second
+        // skips what is behind it at that very time.
+        q = q.filter(ledger_entries::created_at.ge(*at)).filter(
             ledger_entries::created_at
                 .gt(*at)
                 .or(ledger_entries::created_at

@@ -774,56 +774,120 @@ pub fn available_accounts_page(
     q.load(conn)
 }
 
+/// Which available accounts a balance read covers: these ids, or (a draw's page) every id from
+/// the first to the last in the database's own order.
+#[derive(Clone, Copy)]
+pub enum Accounts<'a> {
+    Listed(&'a [String]),
+    Between(&'a str, &'a str),
+}
+
 /// The available balance of each of these accounts by (creator, currency) (credit positive:
 /// what we owe them), from the entries made before `until` (all when `None`) and every payout
 /// posting whenever it was made: what was already paid out (or is in transit) is never owed
-/// again, however early the cut-off. One grouped statement per thousand accounts.
+/// again, however early the cut-off. A thousand listed accounts per statement, each read by
+/// index (entries and accounts alike).
 pub fn available_balances(
     conn: &mut DbConn,
     until: Option<NaiveDateTime>,
-    accounts: &[String],
+    accounts: Accounts,
 ) -> QueryResult<BTreeMap<(String, String), i64>> {
     let mut found = BTreeMap::new();
-    for chunk in accounts.chunks(1000) {
-        found.extend(available_balances_of(conn, until, chunk)?);
+    let mut add = |rows: Vec<(Option<String>, String, i64)>| {
+        for (owner, currency, sum) in rows {
+            if let Some(owner) = owner {
+                *found.entry((owner, currency)).or_insert(0) -= sum;
+            }
+        }
+    };
+    match accounts {
+        Accounts::Listed(ids) => {
+            for chunk in ids.chunks(1000) {
+                add(balance_rows(conn, until, Accounts::Listed(chunk), false)?);
+                if until.is_some() {
+                    add(balance_rows(conn, until, Accounts::Listed(chunk), true)?);
+                }
+            }
+        }
+        range => {
+            add(balance_rows(conn, until, range, false)?);
+            if until.is_some() {
+                add(balance_rows(conn, until, range, true)?);
+            }
+        }
     }
     Ok(found)
 }
 
-fn available_balances_of(
+/// Keeps a balance query to the accounts asked for, on entries and accounts alike (so both are
+/// read by index).
+macro_rules! only_accounts {
+    ($q:expr, $accounts:expr) => {
+        match $accounts {
+            Accounts::Listed(ids) => $q
+                .filter(ledger_entries::account_id.eq_any(ids.to_vec()))
+                .filter(ledger_accounts::id.eq_any(ids.to_vec())),
+            Accounts::Between(first, last) => $q
+                .filter(ledger_entries::account_id.ge(first.to_owned()))
+                .filter(ledger_entries::account_id.le(last.to_owned()))
+                .filter(ledger_accounts::id.ge(first.to_owned()))
+                .filter(ledger_accounts::id.le(last.to_owned())),
+        }
+    };
+}
+
+/// The sum per (creator, currency) column of a balance query.
+type BalanceRow = (Option<String>, String, i64);
+
+fn summed() -> diesel::expression::SqlLiteral<diesel::sql_types::BigInt> {
+    diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "CAST(COALESCE(SUM(ledger_entries.amount_minor), 0) AS BIGINT)",
+    )
+}
+
+/// Sums per (creator, currency) of the accounts' entries made before `until` (all when
+/// `None`), or with `payouts_since`, of the payout postings made since `until`: two statements
+/// rather than one with an `OR`, so the first never joins the ledger's transactions.
+fn balance_rows(
     conn: &mut DbConn,
     until: Option<NaiveDateTime>,
-    accounts: &[String],
-) -> QueryResult<BTreeMap<(String, String), i64>> {
-    // Later than any entry when there is no bound (a plain filter keeps one query shape).
-    let until = until.unwrap_or_else(|| {
-        chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
-            .unwrap_or(chrono::NaiveDate::MAX)
-            .and_time(chrono::NaiveTime::MIN)
-    });
-    let rows: Vec<(Option<String>, String, i64)> = ledger_entries::table
+    accounts: Accounts,
+    payouts_since: bool,
+) -> QueryResult<Vec<BalanceRow>> {
+    let group = (ledger_accounts::owner_id, ledger_accounts::currency);
+    if payouts_since {
+        let Some(until) = until else {
+            return Ok(Vec::new());
+        };
+        let q = ledger_entries::table
+            .inner_join(ledger_accounts::table)
+            .inner_join(ledger_transactions::table)
+            .filter(ledger_accounts::kind.eq("creator_available"))
+            .filter(ledger_entries::created_at.ge(until))
+            .filter(ledger_transactions::source_key.like("payout:%"))
+            .group_by(group)
+            .select((
+                ledger_accounts::owner_id,
+                ledger_accounts::currency,
+                summed(),
+            ))
+            .into_boxed();
+        return only_accounts!(q, accounts).load(conn);
+    }
+    let mut q = ledger_entries::table
         .inner_join(ledger_accounts::table)
-        .inner_join(ledger_transactions::table)
         .filter(ledger_accounts::kind.eq("creator_available"))
-        .filter(ledger_entries::account_id.eq_any(accounts))
-        .filter(
-            ledger_entries::created_at
-                .lt(until)
-                .or(ledger_transactions::source_key.like("payout:%")),
-        )
-        .group_by((ledger_accounts::owner_id, ledger_accounts::currency))
+        .group_by(group)
         .select((
             ledger_accounts::owner_id,
             ledger_accounts::currency,
-            diesel::dsl::sql::<diesel::sql_types::BigInt>(
-                "CAST(COALESCE(SUM(ledger_entries.amount_minor), 0) AS BIGINT)",
-            ),
+            summed(),
         ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(owner, currency, sum)| owner.map(|o| ((o, currency), -sum)))
-        .collect())
+        .into_boxed();
+    if let Some(until) = until {
+        q = q.filter(ledger_entries::created_at.lt(until));
+    }
+    only_accounts!(q, accounts).load(conn)
 }
 
 /// Locks the creators' available accounts (PostgreSQL; SQLite's writer already excludes every

@@ -166,7 +166,7 @@ fn write_sepa(
         writer.line(l)
     })?;
     writer.finish()?;
-    if (again.count, again.total) != (summary.count, summary.total) {
+    if !again.same_as(&summary) {
         return Err(AppError::conflict(
             "run_changed",
             "the run's lines changed while its file was written; download it again",

@@ -6,8 +6,8 @@ use crate::config::PayoutSettings;
 use crate::db;
 use crate::db::models::ledger as ledger_db;
 use crate::db::models::payouts::{
-    audit, available_accounts_page, available_balances, lock_available, BankAccount, Carried,
-    ConnectAccount, Hold, Line, Run,
+    audit, available_accounts_page, available_balances, lock_available, Accounts, BankAccount,
+    Carried, ConnectAccount, Hold, Line, Run,
 };
 use crate::db::models::tax_profiles::TaxProfile;
 use crate::db::models::{from_db, new_id, to_db};
@@ -76,7 +76,7 @@ fn standings(
         .iter()
         .map(available_account)
         .collect::<Result<_, _>>()?;
-    let balances = available_balances(conn, None, &accounts)?;
+    let balances = available_balances(conn, None, Accounts::Listed(&accounts))?;
     let creators: Vec<String> = drafts.iter().map(|l| l.creator_id.clone()).collect();
     let held = Hold::held_among(conn, &creators)?;
     let accounts = BankAccount::all_of(conn, &creators)?;
@@ -312,9 +312,13 @@ fn draw_page(
     drawn: i64,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Line>, Vec<Carried>), AppError> {
-    let ids: Vec<String> = page.iter().map(|(id, _, _)| id.clone()).collect();
-    let as_of = available_balances(conn, Some(run.cutoff), &ids)?;
-    let current = available_balances(conn, None, &ids)?;
+    // The page is in the database's order of ids, so its first and last bound it.
+    let (Some((first, _, _)), Some((last, _, _))) = (page.first(), page.last()) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let range = Accounts::Between(first, last);
+    let as_of = available_balances(conn, Some(run.cutoff), range)?;
+    let current = available_balances(conn, None, range)?;
     let creators: Vec<String> = page
         .iter()
         .filter_map(|(_, owner, _)| owner.clone())
@@ -504,8 +508,9 @@ pub async fn approve(
         if let Some(refusal) = review.refusal() {
             return Err(refusal);
         }
-        // The accounts stay locked: page by page, each line moves into transit.
-        let mut after: Option<String> = None;
+        // The accounts stay locked: page by page, each line moves into transit. Every line
+        // reviewed must move (a cancel may have come between): else nothing does.
+        let (mut after, mut moved): (Option<String>, i64) = (None, 0);
         loop {
             let page = Line::drafts_page(conn, &id, after.as_deref(), settings.page_lines)?;
             let Some(last) = page.last() else { break };
@@ -515,7 +520,14 @@ pub async fn approve(
                     return Err(AppError::conflict("invalid_state", format!("line {} is no longer a draft", l.id)));
                 }
                 post(conn, PayoutStep::Approved, l)?;
+                moved += 1;
             }
+        }
+        if moved != review.drafts {
+            return Err(AppError::conflict(
+                "invalid_state",
+                "the run's draft lines changed while it was approved (canceled?); read the run again",
+            ));
         }
         Run::approved(conn, &id, &actor)?;
         audit(conn, &id, None, &actor, "approve", &format!("digest {quoted}; {} lines", review.drafts))?;

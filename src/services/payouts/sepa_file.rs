@@ -69,6 +69,12 @@ impl Summary {
         Ok(true)
     }
 
+    /// Whether two readings found the same lines.
+    pub fn same_as(&self, other: &Summary) -> bool {
+        (self.count, self.total, self.first_sent, self.ids())
+            == (other.count, other.total, other.first_sent, other.ids())
+    }
+
     fn ids(&self) -> (String, String) {
         let hex = hex::encode(self.ids.clone().finalize());
         (format!("M{}", &hex[..34]), format!("P{}", &hex[..34]))
