@@ -11,6 +11,9 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use std::collections::BTreeMap;
 
+// A draw reads the open lines of a page of accounts' creators by subquery.
+diesel::allow_tables_to_appear_in_same_query!(payout_lines, ledger_accounts);
+
 #[derive(Clone, Debug, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = payout_bank_accounts)]
 pub struct BankAccount {
@@ -623,23 +626,28 @@ impl Line {
             .load(conn)
     }
 
-    /// Which of these creators' currencies are in an open line (draft, approved or sent) of
-    /// any run.
-    pub fn open_among(
+    /// Which creators and currencies of the available accounts from `first` to `last` (ids,
+    /// in the database's order: a draw's page) are in an open line (draft, approved or sent) of
+    /// any run. The creators are a subquery, not a bound list, so the lines are probed by hash
+    /// whatever the planner believes of a table the draw is filling.
+    pub fn open_among_accounts(
         conn: &mut DbConn,
-        creators: &[String],
+        first: &str,
+        last: &str,
     ) -> QueryResult<std::collections::HashSet<(String, String)>> {
-        let mut open = std::collections::HashSet::new();
-        for chunk in creators.chunks(1000) {
-            open.extend(
-                payout_lines::table
-                    .filter(payout_lines::creator_id.eq_any(chunk))
-                    .filter(payout_lines::state.eq_any(["draft", "approved", "sent"]))
-                    .select((payout_lines::creator_id, payout_lines::currency))
-                    .load::<(String, String)>(conn)?,
-            );
-        }
-        Ok(open)
+        let creators = ledger_accounts::table
+            .filter(ledger_accounts::kind.eq("creator_available"))
+            .filter(ledger_accounts::id.ge(first.to_owned()))
+            .filter(ledger_accounts::id.le(last.to_owned()))
+            .filter(ledger_accounts::owner_id.is_not_null())
+            .select(ledger_accounts::owner_id.assume_not_null());
+        Ok(payout_lines::table
+            .filter(payout_lines::creator_id.eq_any(creators))
+            .filter(payout_lines::state.eq_any(["draft", "approved", "sent"]))
+            .select((payout_lines::creator_id, payout_lines::currency))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect())
     }
 }
 

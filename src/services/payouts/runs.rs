@@ -326,7 +326,7 @@ fn draw_page(
         .into_iter()
         .collect();
     let held = Hold::held_among(conn, &creators)?;
-    let open = Line::open_among(conn, &creators)?;
+    let open = Line::open_among_accounts(conn, first, last)?;
     let accounts = BankAccount::all_of(conn, &creators)?;
     let connects = ConnectAccount::all_of(conn, &creators)?;
     let profiles = TaxProfile::all_of(conn, &creators)?;
