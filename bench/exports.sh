@@ -2,7 +2,7 @@
 # The export benchmark: ledger.csv over HTTP for ENTRIES ledger entries on PostgreSQL against
 # psql's \copy of the same columns, formatting and order in the same run, and the service's
 # peak RSS while exporting a tenth of them, then all of them.
-# Usage: bash bench/exports.sh  (ENTRIES=1000000 by default)
+# Usage: bash bench/exports.sh  (ENTRIES=1000000 by default). Written 2026-11-28, not yet run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENTRIES=${ENTRIES:-1000000}
