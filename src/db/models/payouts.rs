@@ -436,18 +436,24 @@ impl Line {
 
     /// Approved lines of a run become sent, now; how many.
     pub fn send_approved(conn: &mut DbConn, run: &str) -> QueryResult<usize> {
+        Self::move_all(conn, run, "approved", "sent")
+    }
+
+    /// Every line of a run in state `from` moves to `to`, now (and is sent now, if `to` is
+    /// `sent`); how many.
+    fn move_all(conn: &mut DbConn, run: &str, from: &str, to: &str) -> QueryResult<usize> {
         let now = to_db(Utc::now());
-        diesel::update(
-            payout_lines::table
-                .filter(payout_lines::run_id.eq(run))
-                .filter(payout_lines::state.eq("approved")),
-        )
-        .set((
-            payout_lines::state.eq("sent"),
-            payout_lines::sent_at.eq(now),
-            payout_lines::updated_at.eq(now),
-        ))
-        .execute(conn)
+        let lines = payout_lines::table
+            .filter(payout_lines::run_id.eq(run))
+            .filter(payout_lines::state.eq(from));
+        let moved = (payout_lines::state.eq(to), payout_lines::updated_at.eq(now));
+        if to == "sent" {
+            diesel::update(lines)
+                .set((moved, payout_lines::sent_at.eq(now)))
+                .execute(conn)
+        } else {
+            diesel::update(lines).set(moved).execute(conn)
+        }
     }
 
     /// The bank-transfer lines of a run that went to the bank (what its bank files hold) in
@@ -520,17 +526,7 @@ impl Line {
 
     /// Cancels a run's draft lines; how many.
     pub fn cancel_drafts(conn: &mut DbConn, run: &str) -> QueryResult<usize> {
-        let now = to_db(Utc::now());
-        diesel::update(
-            payout_lines::table
-                .filter(payout_lines::run_id.eq(run))
-                .filter(payout_lines::state.eq("draft")),
-        )
-        .set((
-            payout_lines::state.eq("canceled"),
-            payout_lines::updated_at.eq(now),
-        ))
-        .execute(conn)
+        Self::move_all(conn, run, "draft", "canceled")
     }
 
     /// A creator's lines in `currency` that changed in `[from, until)`, by id (at most `limit`).
