@@ -2,7 +2,7 @@
 # The export benchmark: ledger.csv over HTTP for ENTRIES ledger entries on PostgreSQL against
 # psql's \copy of the same columns, formatting and order in the same run, and the service's
 # peak RSS while exporting a tenth of them, then all of them.
-# Usage: bash bench/exports.sh  (ENTRIES=1000000 by default). Written 2026-11-28, not yet run.
+# Usage: bash bench/exports.sh  (ENTRIES=1000000 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENTRIES=${ENTRIES:-1000000}
@@ -21,12 +21,12 @@ DATABASE_URL="$PG/$DB" $bin/kopilka migrate >/dev/null
 # ENTRIES/2 balanced sales over DAYS days from 2026-01-01 (an even spread), each a debit of
 # Stripe clearing and a credit of one of 1,000 creators' pending accounts. Seeded in SQL with
 # the ledger's row triggers off (the rows balance by construction).
-psql -q "$PG/$DB" <<SQL
+psql -q -v ON_ERROR_STOP=1 "$PG/$DB" <<SQL
 SET session_replication_role = replica;
 INSERT INTO ledger_accounts (id, kind, owner_id, currency, created_at)
-  SELECT 'creator_pending:cr-' || i || ':EUR', 'creator_pending', 'cr-' || i, 'EUR', '2026-01-01'
+  SELECT 'creator_pending:cr-' || i || ':EUR', 'creator_pending', 'cr-' || i, 'EUR', timestamp '2026-01-01'
   FROM generate_series(1, 1000) i
-  UNION ALL SELECT 'stripe_clearing:platform:EUR', 'stripe_clearing', NULL, 'EUR', '2026-01-01';
+  UNION ALL SELECT 'stripe_clearing:platform:EUR', 'stripe_clearing', NULL, 'EUR', timestamp '2026-01-01';
 CREATE TEMP TABLE s AS
   SELECT i, timestamp '2026-01-01' + (i * interval '1 second' * ($DAYS * 86400 / ($ENTRIES / 2))) AS at,
          100 + i % 9900 AS amount
