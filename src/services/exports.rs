@@ -145,25 +145,27 @@ pub fn ledger_csv(
                 }
                 Cursor::After(after) => (String::new(), Some(after)),
             };
-            let page = db::run(&pool, move |conn| {
-                Ok(entries_page(
+            // Formatted where it is read, on the blocking thread, not the server's.
+            let (out, next) = db::run(&pool, move |conn| {
+                let page = entries_page(
                     conn,
                     period.bounds(),
                     account.as_deref(),
                     after.as_ref(),
                     page_size,
-                )?)
+                )?;
+                for e in &page {
+                    ledger_row(&mut out, e);
+                }
+                let next = match page.last() {
+                    Some(last) if page.len() as i64 == page_size => {
+                        Cursor::After((last.created_at, last.id.clone()))
+                    }
+                    _ => Cursor::Done,
+                };
+                Ok((out, next))
             })
             .await?;
-            for e in &page {
-                ledger_row(&mut out, e);
-            }
-            let next = match page.last() {
-                Some(last) if page.len() as i64 == page_size => {
-                    Cursor::After((last.created_at, last.id.clone()))
-                }
-                _ => Cursor::Done,
-            };
             Ok(Some((bytes::Bytes::from(out), next)))
         }
     })
@@ -245,19 +247,16 @@ pub fn journal_csv(
                 .checked_add_days(Days::new(JOURNAL_DAYS - 1))
                 .unwrap_or(period.to)
                 .min(period.to);
-            let days = db::run(&pool, move |conn| {
-                let mut days = Vec::new();
+            let out = db::run(&pool, move |conn| {
                 let mut day = first;
                 while day <= last {
-                    days.push((day, sums_by_kind(conn, (start(day), start(next(day))))?));
+                    let sums = sums_by_kind(conn, (start(day), start(next(day))))?;
+                    journal_rows(&mut out, &gl_codes, day, &sums)?;
                     day = next(day);
                 }
-                Ok(days)
+                Ok(out)
             })
             .await?;
-            for (day, sums) in &days {
-                journal_rows(&mut out, &gl_codes, *day, sums)?;
-            }
             let next = if last < period.to {
                 Cursor::After(next(last))
             } else {

@@ -68,6 +68,7 @@ fn standings(
     conn: &mut DbConn,
     rates: &Rates,
     drafts: &[Line],
+    lock: bool,
 ) -> Result<BTreeMap<String, Standing>, AppError> {
     if drafts.is_empty() {
         return Ok(BTreeMap::new());
@@ -76,6 +77,9 @@ fn standings(
         .iter()
         .map(available_account)
         .collect::<Result<_, _>>()?;
+    if lock {
+        lock_available(conn, &accounts)?;
+    }
     let balances = available_balances(conn, None, Accounts::Listed(&accounts))?;
     let creators: Vec<String> = drafts.iter().map(|l| l.creator_id.clone()).collect();
     let held = Hold::held_among(conn, &creators)?;
@@ -159,14 +163,7 @@ impl Review {
             let page = Line::drafts_page(conn, run, after.as_deref(), settings.page_lines)?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.clone());
-            if lock {
-                let accounts: Vec<String> = page
-                    .iter()
-                    .map(available_account)
-                    .collect::<Result<_, _>>()?;
-                lock_available(conn, &accounts)?;
-            }
-            let standings = standings(conn, &settings.tax, &page)?;
+            let standings = standings(conn, &settings.tax, &page, lock)?;
             for l in page {
                 let s = standings.get(&l.id).copied().unwrap_or(Standing {
                     covered: false,
